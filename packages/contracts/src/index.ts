@@ -1,0 +1,7 @@
+export * from './common.js'
+export * from './checks.js'
+export * from './users.js'
+export * from './auth.js'
+export * from './events.js'
+export * from './directory.js'
+export * from './audit.js'
