@@ -1,0 +1,58 @@
+import envSchema from 'env-schema'
+import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox'
+
+/** Environment every service reads; a service extends it with its own keys via `serviceConfigSchema`. */
+export const BaseConfigProperties = {
+  HOST: Type.String({ default: '127.0.0.1' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' }
+  ),
+  DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/roster' }),
+  DB_SCHEMA: Type.String({ pattern: '^([a-z_][a-z0-9_]{0,62})?$', default: '', description: 'empty: the service name' }),
+  DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
+  NATS_URL: Type.String({ default: 'nats://127.0.0.1:4222' }),
+  NATS_PREFIX: Type.String({ pattern: '^([A-Za-z0-9_-]{1,32})?$', default: '' }),
+  ROSTER_TIME_ZONE: Type.String({ default: 'Asia/Shanghai' }),
+  IDENTITY_URL: Type.String({ default: 'http://127.0.0.1:3001' }),
+  REVOCATION_TTL_SECONDS: Type.Integer({ minimum: 60, default: 7 * 24 * 3600 }),
+  OUTBOX_POLL_MS: Type.Integer({ minimum: 10, maximum: 60000, default: 1000 }),
+  CONSUMER_MAX_DELIVER: Type.Integer({ minimum: 1, maximum: 100, default: 5 }),
+  TRUST_PROXY: Type.String({
+    default: '127.0.0.1/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16',
+    description: 'addresses whose X-Forwarded-For is believed (the gateway)'
+  })
+}
+
+export const BaseConfigSchema = Type.Object(BaseConfigProperties)
+export type BaseConfig = Static<typeof BaseConfigSchema>
+
+export function serviceConfigSchema<P extends TProperties>(properties: P) {
+  return Type.Object({ ...BaseConfigProperties, ...properties })
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/**
+ * Reads the environment once, validating and coercing it; `overrides` (tests) win over the environment.
+ * A bad value stops start-up with a message naming the variable.
+ */
+export function loadConfig<T extends TObject>(
+  schema: T,
+  overrides: Partial<Static<T>> = {},
+  env: NodeJS.ProcessEnv = process.env
+): Static<T> {
+  const data: Record<string, unknown> = {}
+  for (const key of Object.keys(schema.properties)) {
+    if (env[key] !== undefined && env[key] !== '') data[key] = env[key]
+  }
+  Object.assign(data, overrides)
+  try {
+    return envSchema<Static<T>>({ schema, data, dotenv: false })
+  } catch (error) {
+    throw new ConfigError(`invalid configuration: ${(error as Error).message}`)
+  }
+}

@@ -1,0 +1,160 @@
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
+import { ApiError, FieldErrors, NotFoundError, ValidationError } from '../errors.js'
+import { message, negotiateLanguage, type Lang } from '../messages.js'
+import { fieldErrorsFromAjv } from '../validation.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    lang: Lang
+  }
+}
+
+const METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']
+
+function send(request: FastifyRequest, reply: FastifyReply, error: ApiError) {
+  const level = error.statusCode >= 500 ? 'error' : 'info'
+  request.log[level]({ status: error.statusCode, key: error.key }, 'request failed')
+  if (error.statusCode === 401) reply.header('www-authenticate', 'Bearer realm="api"')
+  for (const [name, value] of Object.entries(error.headers)) reply.header(name, value)
+  return reply.code(error.statusCode).send(error.body(request.lang))
+}
+
+/** Maps what Fastify itself throws (parsing, validation, limits) onto the API's errors. */
+function toApiError(error: FastifyError, request: FastifyRequest): ApiError | null {
+  if (error instanceof ApiError) return error
+  if (error.validation) {
+    if (error.validationContext === 'params') return new NotFoundError()
+    return new ValidationError(fieldErrorsFromAjv(error.validation as any).tree)
+  }
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError(413, 'payload_too_large', { limit: 1048576 })
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError(415, 'unsupported_media_type', { media_type: request.headers['content-type'] ?? '' })
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new JsonParseError('bad Content-Length')
+  }
+  if (error instanceof SyntaxError || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    return new JsonParseError(error.message)
+  }
+  if (isUnavailable(error)) return new ApiError(503, 'service_unavailable')
+  if (BAD_VALUE_CODES.has(String((error as { code?: unknown }).code))) return new ValidationError({ non_field_errors: [{ key: 'invalid' }] })
+  if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+    return new ApiError(error.statusCode, 'invalid')
+  }
+  return null
+}
+
+// The database (or another dependency) cannot be reached: a 503 the client may retry, not a 500.
+// Values PostgreSQL refuses (NUL in text, bad encoding) are the client's fault: 400.
+const BAD_VALUE_CODES = new Set(['22021', '22P05'])
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006'])
+
+function isUnavailable(error: FastifyError): boolean {
+  const code = String((error as { code?: unknown }).code ?? '')
+  return UNAVAILABLE_CODES.has(code) || /Timeout acquiring a connection|Connection terminated/i.test(error.message ?? '')
+}
+
+function findNulls(value: unknown, path: string[], errors: FieldErrors): void {
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) errors.add(path.length ? path : ['non_field_errors'], 'null_characters')
+  } else if (value && typeof value === 'object') {
+    for (const [key, child] of Object.entries(value)) findNulls(child, [...path, key], errors)
+  }
+}
+
+/** A body that is not JSON: `detail` as DRF says it, and `non_field_errors` for the field-error shape. */
+class JsonParseError extends ApiError {
+  constructor(private readonly reason: string) {
+    super(400, 'parse_error', { reason })
+  }
+
+  override body(lang: Lang) {
+    const text = message('parse_error', lang, { reason: this.reason })
+    return { detail: text, non_field_errors: [text] }
+  }
+}
+
+/**
+ * Every error leaves the service in the DRF shape of the API contract, in the client's language;
+ * 4xx are logged at info and 5xx at error, each with the request id. Also: `405` for a known path with
+ * another method, and an empty JSON body read as `{}` (so a client learns which fields are required).
+ */
+export const errorsPlugin = fp(
+  async function errors(app: FastifyInstance, options: { parseBodies?: boolean } = {}) {
+    app.decorateRequest('lang', 'zh')
+    app.addHook('onRequest', async (request) => {
+      request.lang = negotiateLanguage(request.headers['accept-language'])
+    })
+
+    // The gateway passes bodies through untouched; services parse them.
+    if (options.parseBodies !== false) {
+      // JSON only: any other content type is a 415.
+      app.removeContentTypeParser('text/plain')
+      const jsonParser = app.getDefaultJsonParser('error', 'error')
+      app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+        const text = body as string
+        if (text.trim() === '') return done(null, {})
+        return jsonParser(request, text, (error, parsed) => {
+          if (error || !text.includes('\\u0000')) return done(error, parsed)
+          // PostgreSQL cannot store NUL in text: refuse it here, field by field, as DRF does.
+          const errors = new FieldErrors()
+          findNulls(parsed, [], errors)
+          return errors.empty ? done(null, parsed) : done(new ValidationError(errors.tree) as unknown as FastifyError, undefined)
+        })
+      })
+      // A body-carrying request without a body is validated as `{}`, as DRF does.
+      app.addHook('preValidation', async (request) => {
+        if (request.body === undefined && ['POST', 'PUT', 'PATCH'].includes(request.method)) request.body = {}
+      })
+    }
+
+    app.setErrorHandler(function handleError(error: FastifyError, request, reply) {
+      const apiError = toApiError(error, request)
+      if (apiError) return send(request, reply, apiError)
+      request.log.error({ err: error }, 'unhandled error')
+      return reply.code(500).send({ detail: message('server_error', request.lang) })
+    })
+
+    app.setNotFoundHandler(function notFound(request, reply) {
+      return send(request, reply, new NotFoundError())
+    })
+
+    // Fastify answers 404 for a known path with another method; the API wants 405.
+    const methodsByUrl = new Map<string, Set<string>>()
+    app.addHook('onRoute', (route) => {
+      if (route.url.includes('*')) return
+      const methods = Array.isArray(route.method) ? route.method : [route.method]
+      const set = methodsByUrl.get(route.url) ?? new Set<string>()
+      methods.forEach((m) => set.add(m))
+      methodsByUrl.set(route.url, set)
+    })
+    app.decorate('registerMethodNotAllowed', function registerMethodNotAllowed(this: FastifyInstance) {
+      for (const [url, known] of methodsByUrl) {
+        if (!url.startsWith('/api/')) continue
+        const missing = METHODS.filter((m) => !known.has(m) && !(m === 'HEAD' && known.has('GET')))
+        if (missing.length === 0) continue
+        const allow = [...known].filter((m) => m !== 'HEAD').join(', ')
+        this.route({
+          method: missing,
+          url,
+          schema: { hide: true },
+          config: { access: 'public' },
+          handler: async (request, reply) => {
+            reply.header('allow', allow)
+            return send(request, reply, new ApiError(405, 'method_not_allowed', { method: request.method }))
+          }
+        })
+      }
+    })
+  },
+  { name: 'roster-errors' }
+)
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Adds `405` answers for the methods a known `/api` path lacks; call once after all routes. */
+    registerMethodNotAllowed(): void
+  }
+}

@@ -1,0 +1,147 @@
+import AjvModule from 'ajv'
+import formatsModule from 'ajv-formats'
+import type { FastifySchema, FastifySchemaCompiler } from 'fastify'
+import type { FieldCheck } from '@roster/contracts'
+import { FieldErrors } from './errors.js'
+import { isMessageKey, type MessageKey } from './messages.js'
+
+/** What the kit needs of an Ajv error; Ajv runs with `allErrors` and `verbose`. */
+interface AjvErrorLike {
+  keyword: string
+  instancePath: string
+  params: Record<string, any>
+  data?: unknown
+  parentSchema?: Record<string, any>
+}
+
+interface AjvLike {
+  addKeyword(definition: Record<string, unknown>): unknown
+  addFormat(name: string, format: unknown): unknown
+}
+
+// The WHATWG "valid e-mail address" grammar, which is what browsers accept in <input type=email>.
+const EMAIL =
+  /^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+$/
+
+/**
+ * An Ajv plugin adding the kit's keywords: `x-check` runs a named check from `checks` (so checks that a
+ * schema cannot express are reported with every other field error), `x-messages` names the message
+ * for a failed keyword, `email-or-empty` is a format.
+ */
+export function rosterAjvPlugin(ajv: AjvLike, options: { checks?: Record<string, FieldCheck> } = {}) {
+  const checks = options.checks ?? {}
+  ajv.addKeyword({ keyword: 'x-messages', schemaType: 'object' })
+  ajv.addKeyword({
+    keyword: 'x-check',
+    schemaType: 'string',
+    errors: true,
+    validate: function runCheck(name: string, data: unknown) {
+      const check = checks[name]
+      if (!check) return true
+      const key = check(data)
+      if (key === null) return true
+      ;(runCheck as any).errors = [{ keyword: 'x-check', message: key, params: { key } }]
+      return false
+    }
+  })
+  ajv.addFormat('email-or-empty', { type: 'string', validate: (s: string) => s === '' || EMAIL.test(s) })
+  ajv.addFormat('email', { type: 'string', validate: (s: string) => EMAIL.test(s) })
+  return ajv
+}
+
+function datatypeOf(data: unknown): string {
+  if (data === null) return 'null'
+  if (Array.isArray(data)) return 'list'
+  if (typeof data === 'object') return 'dict'
+  if (typeof data === 'number') return Number.isInteger(data) ? 'int' : 'float'
+  if (typeof data === 'boolean') return 'bool'
+  return 'str'
+}
+
+function typeMessage(expected: string, data: unknown): [MessageKey, Record<string, unknown>?] {
+  if (data === null) return ['null']
+  switch (expected) {
+    case 'object':
+      return ['invalid_object', { datatype: datatypeOf(data) }]
+    case 'array':
+      return ['not_a_list', { datatype: datatypeOf(data) }]
+    case 'integer':
+      return ['invalid_integer']
+    case 'number':
+      return ['invalid_number']
+    case 'boolean':
+      return ['invalid_boolean']
+    default:
+      return ['invalid_string']
+  }
+}
+
+function messageFor(error: AjvErrorLike): [MessageKey, Record<string, unknown>?] {
+  const custom = error.parentSchema?.['x-messages']?.[error.keyword]
+  if (typeof custom === 'string' && isMessageKey(custom)) return [custom]
+  switch (error.keyword) {
+    case 'required':
+      return ['required']
+    case 'type':
+      return typeMessage(String(error.params.type).split(',')[0], error.data)
+    case 'minLength':
+      return error.params.limit === 1 ? ['blank'] : ['min_length', { limit: error.params.limit }]
+    case 'maxLength':
+      return ['max_length', { limit: error.params.limit }]
+    case 'minimum':
+    case 'exclusiveMinimum':
+      return ['min_value', { limit: error.params.limit }]
+    case 'maximum':
+    case 'exclusiveMaximum':
+      return ['max_value', { limit: error.params.limit }]
+    case 'enum':
+      return ['invalid_choice', { input: typeof error.data === 'object' ? JSON.stringify(error.data) : error.data }]
+    case 'format':
+      if (String(error.params.format).startsWith('email')) return ['invalid_email']
+      if (error.params.format === 'date-time') return ['invalid_datetime']
+      return ['invalid']
+    case 'x-check':
+      return isMessageKey(error.params.key) ? [error.params.key] : ['invalid']
+    default:
+      return ['invalid']
+  }
+}
+
+function pathOf(error: AjvErrorLike): string[] {
+  const parts = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+  if (error.keyword === 'required') parts.push(String(error.params.missingProperty))
+  return parts
+}
+
+/** Turns Ajv errors into DRF field errors: one message per field, nested objects nested. */
+export function fieldErrorsFromAjv(errors: AjvErrorLike[]): FieldErrors {
+  const out = new FieldErrors()
+  for (const error of errors) {
+    const path = pathOf(error)
+    if (path.length === 0) path.push('non_field_errors')
+    if (out.has(path)) continue
+    const [key, params] = messageFor(error)
+    out.add(path, key, params)
+  }
+  return out
+}
+
+/**
+ * Validators for a service. Bodies are JSON and are checked as sent: no type coercion, so `null` is
+ * reported as null (coercion would silently turn it into `""`, `0` or `false`). Query strings and path
+ * parameters are text and are coerced to the schema's types.
+ */
+export function validatorCompiler(checks: Record<string, FieldCheck>): FastifySchemaCompiler<FastifySchema> {
+  const make = (coerceTypes: false | 'array') => {
+    const ajv = new AjvModule.default({ allErrors: true, verbose: true, coerceTypes, useDefaults: true, removeAdditional: false, strict: false })
+    formatsModule.default(ajv)
+    rosterAjvPlugin(ajv as unknown as AjvLike, { checks })
+    return ajv
+  }
+  const body = make(false)
+  const text = make('array')
+  return ({ schema, httpPart }) => (httpPart === 'body' ? body : text).compile(schema as object) as any
+}
