@@ -1,0 +1,67 @@
+import type { EntityManager } from '@mikro-orm/postgresql'
+import { UserEntity } from './entities/index.js'
+import type { Passwords } from './domain/passwords.js'
+import type { ServiceApp } from '@roster/service-kit'
+
+/**
+ * Creates the admin if no user has that username, or makes an existing one an active admin. The
+ * password of an existing account is left as it is unless `resetPassword` is set.
+ */
+export async function ensureAdmin(
+  app: ServiceApp,
+  em: EntityManager,
+  passwords: Passwords,
+  username: string,
+  password: string,
+  resetPassword = false
+): Promise<{ id: number; created: boolean }> {
+  try {
+    return await upsertAdmin(app, em, passwords, username, password, resetPassword)
+  } catch (error) {
+    // Replicas starting together race to create the same admin; the loser finds it made.
+    if ((error as { code?: string }).code !== '23505') throw error
+    return upsertAdmin(app, em.fork(), passwords, username, password, resetPassword)
+  }
+}
+
+async function upsertAdmin(
+  app: ServiceApp,
+  em: EntityManager,
+  passwords: Passwords,
+  username: string,
+  password: string,
+  resetPassword: boolean
+): Promise<{ id: number; created: boolean }> {
+  const [row] = await em.getConnection().execute<{ id: number }[]>('select id from app_user where lower(username) = lower(?)', [username])
+  const created = !row
+  const hash = created || resetPassword ? await passwords.hash(password) : null
+  const id = await em.transactional(async (tem) => {
+    const t = tem as EntityManager
+    let user = row ? await t.findOneOrFail(UserEntity, { id: row.id }) : null
+    if (!user) {
+      user = t.create(UserEntity, {
+        username,
+        email: '',
+        password: hash!,
+        isStaff: true,
+        isActive: true,
+        dateJoined: new Date(),
+        lastLogin: null
+      })
+    } else {
+      user.isStaff = true
+      user.isActive = true
+      if (hash) user.password = hash
+    }
+    await t.flush()
+    await app.outbox.emit(t, created ? 'identity.user.created' : 'identity.user.updated', {
+      user_id: user.id,
+      username: user.username,
+      is_staff: true,
+      is_active: true,
+      actor: null
+    })
+    return user.id
+  })
+  return { id, created }
+}

@@ -1,0 +1,200 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { EntityManager } from '@mikro-orm/postgresql'
+import { Type } from '@sinclair/typebox'
+import { IdSchema, ListHeadersDescription, PaginationQuerySchema, PkParamsSchema } from '@roster/contracts'
+import {
+  FieldErrors,
+  LIST_HEADERS,
+  NotFoundError,
+  assertSelfOrAdmin,
+  message,
+  pageOf,
+  parsePk,
+  setPageHeaders
+} from '@roster/service-kit'
+import { usersPage } from '../../domain/users.js'
+
+const errorRef = Type.Ref('Detail')
+const fieldErrors = Type.Ref('FieldErrors')
+const userList = { type: 'array', items: Type.Ref('User'), headers: LIST_HEADERS }
+
+const MembersBodySchema = Type.Object({
+  users: Type.Array(IdSchema, { minItems: 1, maxItems: 1000, description: 'ids of the users to add' })
+})
+const MemberParamsSchema = Type.Object({
+  pk: PkParamsSchema.properties.pk,
+  user_pk: Type.String({ pattern: '^[0-9]{1,10}$' })
+})
+
+/**
+ * Group memberships (owned by identity, as Django's `User.groups` was) and the user lists of groups and
+ * occupations: local queries over identity's replica of the directory.
+ */
+export const membershipRoutes: FastifyPluginAsyncTypebox = async function membershipRoutes(app) {
+  const { replica, config } = app.identity
+  const tz = config.ROSTER_TIME_ZONE
+
+  async function requireGroup(em: EntityManager, id: number) {
+    if (!(await replica.groupExists(em, id))) throw new NotFoundError()
+  }
+
+  app.get(
+    '/api/groups/:pk/users/',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['groups'],
+        summary: "a group's members (admin)",
+        description: `Full user representations, id ascending. ${ListHeadersDescription}`,
+        params: PkParamsSchema,
+        querystring: PaginationQuerySchema,
+        response: { 200: userList, 401: errorRef, 403: errorRef, 404: errorRef }
+      }
+    },
+    async function listMembers(request, reply) {
+      const id = parsePk(request.params.pk)
+      await requireGroup(request.em, id)
+      const page = pageOf(request.query)
+      return usersPage(request, reply, { memberOf: id }, page, tz)
+    }
+  )
+
+  app.post(
+    '/api/groups/:pk/users/',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['groups'],
+        summary: 'add members to a group (admin)',
+        description: 'Users already in the group are left as they are. Answers the members, as the member list does.',
+        params: PkParamsSchema,
+        body: MembersBodySchema,
+        response: { 200: userList, 400: fieldErrors, 401: errorRef, 403: errorRef, 404: errorRef }
+      }
+    },
+    async function addMembers(request, reply) {
+      const id = parsePk(request.params.pk)
+      const { em } = request
+      await requireGroup(em, id)
+      const wanted = [...new Set(request.body.users)]
+      // Knex would spread a JS array into a list; a PostgreSQL array literal binds as one value.
+      const wantedArray = `{${wanted.join(',')}}`
+      const found = await em.getConnection().execute<{ id: number }[]>(`select id from app_user where id = any(?::int[])`, [wantedArray])
+      const known = new Set(found.map((r) => r.id))
+      const errors = new FieldErrors()
+      for (const userId of wanted) if (!known.has(userId)) errors.add('users', 'does_not_exist', { input: userId })
+      errors.throwIfAny()
+
+      await em.transactional(async (tem) => {
+        const t = tem as EntityManager
+        const added = await t
+          .getConnection()
+          .execute<{ user_id: number }[]>(
+            `insert into membership (group_id, user_id) select ?, unnest(?::int[])
+             on conflict do nothing returning user_id`,
+            [id, wantedArray],
+            'all',
+            t.getTransactionContext()
+          )
+        for (const row of added) {
+          await app.outbox.emit(t, 'identity.membership.added', { group_id: id, user_id: row.user_id, actor: request.caller!.userId })
+        }
+      })
+      const page = pageOf({})
+      return usersPage(request, reply, { memberOf: id }, page, tz)
+    }
+  )
+
+  app.delete(
+    '/api/groups/:pk/users/:user_pk/',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['groups'],
+        summary: 'remove a member from a group (admin)',
+        params: MemberParamsSchema,
+        response: { 200: errorRef, 401: errorRef, 403: errorRef, 404: errorRef }
+      }
+    },
+    async function removeMember(request) {
+      const groupId = parsePk(request.params.pk)
+      const userId = parsePk(request.params.user_pk)
+      const { em } = request
+      const removed = await em.transactional(async (tem) => {
+        const t = tem as EntityManager
+        const result = await t
+          .getConnection()
+          .execute<{ affectedRows: number }>(
+            'delete from membership where group_id = ? and user_id = ?',
+            [groupId, userId],
+            'run',
+            t.getTransactionContext()
+          )
+        if (result.affectedRows === 0) return false
+        await app.outbox.emit(t, 'identity.membership.removed', { group_id: groupId, user_id: userId, actor: request.caller!.userId })
+        return true
+      })
+      if (!removed) throw new NotFoundError()
+      return { detail: message('deleted', request.lang) }
+    }
+  )
+
+  app.get(
+    '/api/users/:pk/groups/',
+    {
+      schema: {
+        tags: ['users'],
+        summary: 'the groups a user belongs to (self or admin)',
+        description: `Each group flattened with its profile: \`{id, name, location, contact_phone}\`, id ascending. ${ListHeadersDescription}`,
+        params: PkParamsSchema,
+        querystring: PaginationQuerySchema,
+        response: {
+          200: { type: 'array', items: Type.Ref('UserGroupRow'), headers: LIST_HEADERS },
+          401: errorRef,
+          403: errorRef,
+          404: errorRef
+        }
+      }
+    },
+    async function groupsOfUser(request, reply) {
+      const id = parsePk(request.params.pk)
+      assertSelfOrAdmin(request, id)
+      const { em } = request
+      const exists = await em.getConnection().execute('select 1 from app_user where id = ?', [id])
+      if (exists.length === 0) throw new NotFoundError()
+      const page = pageOf(request.query)
+      const connection = em.getConnection()
+      const from = `from membership m join group_replica g on g.id = m.group_id and not g.deleted where m.user_id = ?`
+      const [rows, [count]] = await Promise.all([
+        connection.execute<{ id: number; name: string; location: string | null; contact_phone: string | null }[]>(
+          `select g.id, g.name, g.location, g.contact_phone ${from} order by g.id limit ? offset ?`,
+          [id, page.limit, page.offset]
+        ),
+        connection.execute<{ total: string }[]>(`select count(*) as total ${from}`, [id])
+      ])
+      setPageHeaders(request, reply, Number(count.total), page)
+      return rows
+    }
+  )
+
+  app.get(
+    '/api/occupations/:pk/users/',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['occupations'],
+        summary: 'users whose profile has this occupation (admin)',
+        description: `Full user representations, id ascending. ${ListHeadersDescription}`,
+        params: PkParamsSchema,
+        querystring: PaginationQuerySchema,
+        response: { 200: userList, 401: errorRef, 403: errorRef, 404: errorRef }
+      }
+    },
+    async function usersOfOccupation(request, reply) {
+      const id = parsePk(request.params.pk)
+      if (!(await replica.occupationExists(request.em, id))) throw new NotFoundError()
+      const page = pageOf(request.query)
+      return usersPage(request, reply, { occupation: id }, page, tz)
+    }
+  )
+}

@@ -1,0 +1,270 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import type { EntityManager } from '@mikro-orm/postgresql'
+import { Type } from '@sinclair/typebox'
+import {
+  PkParamsSchema,
+  UserCreateBodySchema,
+  UserListQuerySchema,
+  UserPatchBodySchema,
+  UserUpdateBodySchema,
+  ListHeadersDescription,
+  type ProfileInput,
+  type ProfilePatch,
+  type UserPatchBody
+} from '@roster/contracts'
+import {
+  ApiError,
+  FieldErrors,
+  LIST_HEADERS,
+  NotFoundError,
+  assertSelfOrAdmin,
+  isUniqueViolation,
+  message,
+  pageOf,
+  parsePk
+} from '@roster/service-kit'
+import { ProfileEntity, UserEntity, type ProfileRow } from '../../entities/index.js'
+import { applyProfile, emailTaken, loadUsers, renderUser, usernameTaken, usersPage } from '../../domain/users.js'
+import type { Revoked } from '../../domain/sessions.js'
+
+const tags = ['users']
+const userRef = Type.Ref('User')
+const errorRef = Type.Ref('Detail')
+const fieldErrors = Type.Ref('FieldErrors')
+const PROFILE_REQUIRED = ['name', 'gender', 'age', 'identify_id'] as const
+
+export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(app) {
+  const { config, passwords, sessions, replica } = app.identity
+  const tz = config.ROSTER_TIME_ZONE
+
+  async function checkOccupation(em: EntityManager, errors: FieldErrors, profile: ProfileInput | ProfilePatch | null | undefined) {
+    const occupation = profile?.occupation
+    if (occupation === undefined || occupation === null) return
+    if (!(await replica.occupationExists(em, occupation))) errors.add(['profile', 'occupation'], 'does_not_exist', { input: occupation })
+  }
+
+  app.post(
+    '/api/users/',
+    {
+      config: { access: 'public' },
+      schema: {
+        tags,
+        summary: 'register a user',
+        description: 'Anyone may register. `profile` is optional; its `name_pinyin` is computed from `name`.',
+        security: [],
+        body: UserCreateBodySchema,
+        response: { 200: userRef, 400: fieldErrors }
+      }
+    },
+    async function register(request) {
+      const { body, em } = request
+      const errors = new FieldErrors()
+      if (await usernameTaken(em, body.username)) errors.add('username', 'username_taken')
+      if (body.email && (await emailTaken(em, body.email))) errors.add('email', 'email_taken')
+      await checkOccupation(em, errors, body.profile as ProfileInput | null | undefined)
+      errors.throwIfAny()
+
+      const hash = await passwords.hash(body.password)
+      try {
+        const { user, profile } = await em.transactional(async (tem) => {
+          const user = tem.create(UserEntity, {
+            username: body.username,
+            email: body.email ?? '',
+            password: hash,
+            isStaff: false,
+            isActive: true,
+            dateJoined: new Date(),
+            lastLogin: null
+          })
+          await tem.flush()
+          let profile: ProfileRow | null = null
+          if (body.profile) {
+            const fields = applyProfile({ user: user.id, creator: request.caller?.userId ?? user.id, modifier: null }, body.profile)
+            profile = tem.create(ProfileEntity, { phone: '', address: '', occupation: null, ...fields } as ProfileRow)
+          }
+          await app.outbox.emit(tem as EntityManager, 'identity.user.created', {
+            user_id: user.id,
+            username: user.username,
+            is_staff: user.isStaff,
+            is_active: user.isActive,
+            actor: request.caller?.userId ?? user.id
+          })
+          return { user, profile }
+        })
+        return renderUser(user, profile, tz)
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error
+        const detail = (error as { constraint?: string }).constraint ?? ''
+        throw new FieldErrors().add(detail.includes('email') ? 'email' : 'username', detail.includes('email') ? 'email_taken' : 'username_taken')
+          .throwIfAny() as never
+      }
+    }
+  )
+
+  app.get(
+    '/api/users/',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'list users (admin)',
+        description: `Id ascending. ${ListHeadersDescription} \`search\` matches username, name, name pinyin, pinyin initials (\`zs\` for 张三) and phone.`,
+        querystring: UserListQuerySchema,
+        response: { 200: { type: 'array', items: userRef, headers: LIST_HEADERS }, 400: fieldErrors, 401: errorRef, 403: errorRef }
+      }
+    },
+    async function listUsers(request, reply) {
+      const page = pageOf(request.query)
+      return usersPage(request, reply, request.query, page, tz)
+    }
+  )
+
+  app.get(
+    '/api/users/:pk/',
+    {
+      schema: {
+        tags,
+        summary: 'one user (self or admin)',
+        params: PkParamsSchema,
+        response: { 200: userRef, 401: errorRef, 403: errorRef, 404: errorRef }
+      }
+    },
+    async function getUser(request) {
+      const id = parsePk(request.params.pk)
+      assertSelfOrAdmin(request, id)
+      const [user] = await loadUsers(request.em, [id], tz)
+      if (!user) throw new NotFoundError()
+      return user
+    }
+  )
+
+  async function update(request: FastifyRequest<{ Params: { pk: string }; Body: UserPatchBody }>, replace: boolean) {
+    const id = parsePk(request.params.pk)
+    const caller = assertSelfOrAdmin(request, id)
+    const { em, body } = request
+    const user = await em.findOne(UserEntity, { id })
+    if (!user) throw new NotFoundError()
+    const existing = await em.findOne(ProfileEntity, { user: id })
+
+    const errors = new FieldErrors()
+    if (body.email !== undefined && body.email !== user.email && (await emailTaken(em, body.email, id))) {
+      errors.add('email', 'email_taken')
+    }
+    let newHash: string | null = null
+    if (body.password !== undefined && !(await passwords.verify(body.password, user.password))) {
+      if (caller.userId === id) {
+        if (body.old_password === undefined) errors.add('old_password', 'required')
+        else if (!(await passwords.verify(body.old_password, user.password))) errors.add('old_password', 'old_password_wrong')
+      }
+      if (!errors.has('old_password')) newHash = await passwords.hash(body.password)
+    }
+    const profileInput = body.profile ?? undefined
+    if (profileInput && !existing && !replace) {
+      for (const field of PROFILE_REQUIRED) if (profileInput[field] === undefined) errors.add(['profile', field], 'required')
+    }
+    await checkOccupation(em, errors, profileInput)
+    errors.throwIfAny()
+
+    const staffChange = caller.isStaff && body.is_staff !== undefined && body.is_staff !== user.isStaff
+    const activeChange = caller.isStaff && body.is_active !== undefined && body.is_active !== user.isActive
+    const revoked: Revoked[] = await em.transactional(async (tem) => {
+      const t = tem as EntityManager
+      if (body.email !== undefined) user.email = body.email
+      if (newHash) user.password = newHash
+      if (staffChange) user.isStaff = body.is_staff!
+      if (activeChange) user.isActive = body.is_active!
+      if (profileInput) {
+        if (existing) {
+          if (replace) Object.assign(existing, { phone: '', address: '', occupation: null })
+          applyProfile(existing, profileInput)
+          existing.modifier = caller.userId
+          existing.modifyTime = new Date()
+        } else {
+          const fields = applyProfile({ user: id, creator: caller.userId, modifier: null }, profileInput)
+          t.create(ProfileEntity, { phone: '', address: '', occupation: null, ...fields } as ProfileRow)
+        }
+      } else if (existing && (newHash || body.email !== undefined)) {
+        existing.modifier = caller.userId
+      }
+      let ended: Revoked[] = []
+      if (activeChange && !user.isActive) ended = await sessions.revoke(t, { userId: id })
+      else if (staffChange) ended = await sessions.revoke(t, { userId: id })
+      else if (newHash) ended = await sessions.revoke(t, { userId: id, except: caller.userId === id ? caller.sid : undefined })
+      await t.flush()
+      await app.outbox.emit(t, 'identity.user.updated', {
+        user_id: id,
+        username: user.username,
+        is_staff: user.isStaff,
+        is_active: user.isActive,
+        actor: caller.userId
+      })
+      return ended
+    })
+    sessions.afterCommit(revoked)
+    const [rendered] = await loadUsers(em.fork(), [id], tz)
+    return rendered
+  }
+
+  const updateResponses = { 200: userRef, 400: fieldErrors, 401: errorRef, 403: errorRef, 404: errorRef }
+  app.put(
+    '/api/users/:pk/',
+    {
+      schema: {
+        tags,
+        summary: 'replace a user (self or admin)',
+        description:
+          'Replaces `email`, `password` (absent keeps it) and `profile` (absent or null keeps it). Changing your own ' +
+          'password needs `old_password` and ends your other sessions. Only an admin changes `is_staff` / `is_active`.',
+        params: PkParamsSchema,
+        body: UserUpdateBodySchema,
+        response: updateResponses
+      }
+    },
+    (request) => update(request as any, true)
+  )
+  app.patch(
+    '/api/users/:pk/',
+    {
+      schema: {
+        tags,
+        summary: 'change some fields of a user (self or admin)',
+        params: PkParamsSchema,
+        body: UserPatchBodySchema,
+        response: updateResponses
+      }
+    },
+    (request) => update(request as any, false)
+  )
+
+  app.delete(
+    '/api/users/:pk/',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'delete a user (admin)',
+        description: 'Deletes the user and profile, ends its sessions and removes its memberships; log history stays.',
+        params: PkParamsSchema,
+        response: { 200: errorRef, 401: errorRef, 403: errorRef, 404: errorRef }
+      }
+    },
+    async function deleteUser(request) {
+      const id = parsePk(request.params.pk)
+      const caller = request.caller!
+      if (caller.userId === id) throw new ApiError(403, 'cannot_delete_self')
+      const { em } = request
+      const user = await em.findOne(UserEntity, { id })
+      if (!user) throw new NotFoundError()
+      const revoked = await em.transactional(async (tem) => {
+        const t = tem as EntityManager
+        const ended = await sessions.revoke(t, { userId: id })
+        await t.nativeDelete(UserEntity, { id })
+        await app.outbox.emit(t, 'identity.user.deleted', { user_id: id, username: user.username, actor: caller.userId })
+        return ended
+      })
+      sessions.afterCommit(revoked)
+      return { detail: message('deleted', request.lang) }
+    }
+  )
+}

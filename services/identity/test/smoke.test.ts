@@ -1,0 +1,31 @@
+import t from 'tap'
+import { eventually } from '@roster/service-kit/testing'
+import { build, ADMIN, login, bearer, SEED_PROFILE } from './helper.js'
+
+t.test('register, login, read self', async (t) => {
+  const app = await build(t)
+  const res = await app.inject({ method: 'POST', url: '/api/users/', payload: { username: 'test1', password: 'password1', email: 'email1@test.com', profile: { ...SEED_PROFILE, name: '张三' } } })
+  t.equal(res.statusCode, 200, res.body)
+  const user = res.json()
+  t.equal(user.profile.name_pinyin, 'zhangsan')
+  const tokens = await login(app, 'test1', 'password1')
+  const me = await app.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })
+  t.equal(me.statusCode, 200, me.body)
+  const admin = await login(app, ADMIN.username, ADMIN.password)
+  const list = await app.inject({ method: 'GET', url: '/api/users/?search=zs', headers: bearer(admin.access) })
+  t.equal(list.statusCode, 200, list.body)
+  t.equal(list.json().length, 1)
+  const out = await app.inject({ method: 'GET', url: '/api/auth/logout/', headers: bearer(tokens.access) })
+  t.equal(out.statusCode, 200, out.body)
+  const again = await app.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })
+  t.equal(again.statusCode, 401, again.body)
+})
+
+t.test('a commit that queued events wakes the outbox relay: no polling needed', async (t) => {
+  const app = await build(t, { OUTBOX_POLL_MS: 60_000 })
+  await app.inject({ method: 'POST', url: '/api/users/', payload: { username: 'woken', password: 'password1' } })
+  const published = async () =>
+    (await app.orm.em.fork().getConnection().execute(`select count(*)::int as n from outbox_event where published_at is null`))[0].n === 0
+  await eventually(published, { timeoutMs: 2000 })
+  t.pass('published well before the 60 s poll')
+})
