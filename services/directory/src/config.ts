@@ -1,0 +1,11 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { loadConfig, serviceConfigSchema } from '@roster/service-kit'
+
+export const DirectoryConfigSchema = serviceConfigSchema({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3002 })
+})
+export type DirectoryConfig = Static<typeof DirectoryConfigSchema>
+
+export function readConfig(overrides: Partial<DirectoryConfig> = {}): DirectoryConfig {
+  return loadConfig(DirectoryConfigSchema, overrides)
+}

@@ -1,0 +1,42 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { EVENTS, PkParamsSchema } from '@roster/contracts'
+import { NotFoundError, parsePk } from '@roster/service-kit'
+import { GroupEntity, GroupProfileEntity, OccupationEntity } from '../entities/index.js'
+import { groupFact } from '../domain/groups.js'
+import { occupationFact } from '../domain/occupations.js'
+
+/**
+ * Read-through for replicas downstream (identity): the same fact `directory.*` events carry, or 404.
+ * Paths are contracts' `INTERNAL_PATHS`; the gateway never routes them.
+ */
+export const internalRoutes: FastifyPluginAsyncTypebox = async function internalRoutes(app) {
+  const notFound = Type.Ref('Detail')
+
+  app.get(
+    '/internal/occupations/:pk',
+    {
+      config: { access: 'public' },
+      schema: { hide: true, params: PkParamsSchema, response: { 200: EVENTS['directory.occupation.created'], 404: notFound } }
+    },
+    async function occupationFactRoute(request) {
+      const occupation = await request.em.findOne(OccupationEntity, { id: parsePk(request.params.pk) })
+      if (!occupation) throw new NotFoundError()
+      return occupationFact(occupation)
+    }
+  )
+
+  app.get(
+    '/internal/groups/:pk',
+    {
+      config: { access: 'public' },
+      schema: { hide: true, params: PkParamsSchema, response: { 200: EVENTS['directory.group.created'], 404: notFound } }
+    },
+    async function groupFactRoute(request) {
+      const id = parsePk(request.params.pk)
+      const group = await request.em.findOne(GroupEntity, { id })
+      if (!group) throw new NotFoundError()
+      return groupFact(group, await request.em.findOne(GroupProfileEntity, { group: id }))
+    }
+  )
+}

@@ -1,0 +1,183 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import type { EntityManager } from '@mikro-orm/postgresql'
+import { LockMode } from '@mikro-orm/core'
+import { Type } from '@sinclair/typebox'
+import {
+  ListHeadersDescription,
+  OccupationBodySchema,
+  OccupationListQuerySchema,
+  OccupationPatchBodySchema,
+  PkParamsSchema,
+  type PkParams,
+  type OccupationPatchBody
+} from '@roster/contracts'
+import { FieldErrors, LIST_HEADERS, NotFoundError, message, pageOf, parsePk, setPageHeaders } from '@roster/service-kit'
+import { OccupationEntity } from '../../entities/index.js'
+import { occupationFact, renderOccupation } from '../../domain/occupations.js'
+import { likePattern } from '@roster/service-kit'
+import { cleanName, nameTaken, uniqueNameError, withUniqueName } from '../../domain/names.js'
+
+/** What PUT and PATCH share of a request. */
+type WriteRequest<B> = Pick<FastifyRequest, 'caller' | 'em'> & { params: PkParams; body: B }
+
+const tags = ['occupations']
+const occupationRef = Type.Ref('Occupation')
+const errorRef = Type.Ref('Detail')
+const fieldErrors = Type.Ref('FieldErrors')
+
+/** Occupations. Reads are for any user, writes for admins; every write emits its event through the outbox. */
+export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupationRoutes(app) {
+  app.get(
+    '/api/occupations/',
+    {
+      schema: {
+        tags,
+        summary: 'list occupations',
+        description: `Id ascending. ${ListHeadersDescription} \`search\` matches a substring of the name, case-insensitively.`,
+        querystring: OccupationListQuerySchema,
+        response: { 200: { type: 'array', items: occupationRef, headers: LIST_HEADERS }, 400: fieldErrors, 401: errorRef }
+      }
+    },
+    async function listOccupations(request, reply) {
+      const page = pageOf(request.query)
+      const { search } = request.query
+      const where = search ? { name: { $ilike: likePattern(search) } } : {}
+      const [rows, total] = await request.em.findAndCount(OccupationEntity, where, {
+        orderBy: { id: 'asc' },
+        limit: page.limit,
+        offset: page.offset
+      })
+      setPageHeaders(request, reply, total, page)
+      return rows.map(renderOccupation)
+    }
+  )
+
+  app.post(
+    '/api/occupations/',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'create an occupation (admin)',
+        description: '`name` is unique (case-insensitive).',
+        body: OccupationBodySchema,
+        response: { 200: occupationRef, 400: fieldErrors, 401: errorRef, 403: errorRef }
+      }
+    },
+    async function createOccupation(request) {
+      const { em, body } = request
+      const errors = new FieldErrors()
+      const name = cleanName(errors, body.name)
+      errors.throwIfAny()
+      if (await nameTaken(em, 'occupation', name)) throw uniqueNameError()
+      const occupation = await withUniqueName(() =>
+        em.transactional(async (tem) => {
+          const t = tem as EntityManager
+          const occupation = t.create(OccupationEntity, { name, version: 1 })
+          await t.flush()
+          await app.outbox.emit(t, 'directory.occupation.created', occupationFact(occupation))
+          return occupation
+        })
+      )
+      return renderOccupation(occupation)
+    }
+  )
+
+  app.get(
+    '/api/occupations/:pk/',
+    {
+      schema: {
+        tags,
+        summary: 'one occupation',
+        params: PkParamsSchema,
+        response: { 200: occupationRef, 401: errorRef, 404: errorRef }
+      }
+    },
+    async function getOccupation(request) {
+      const occupation = await request.em.findOne(OccupationEntity, { id: parsePk(request.params.pk) })
+      if (!occupation) throw new NotFoundError()
+      return renderOccupation(occupation)
+    }
+  )
+
+  async function update(request: WriteRequest<OccupationPatchBody>) {
+    const id = parsePk(request.params.pk)
+    const { em, body } = request
+    const errors = new FieldErrors()
+    const name = body.name === undefined ? undefined : cleanName(errors, body.name)
+    errors.throwIfAny()
+    const occupation = await withUniqueName(() =>
+      em.transactional(async (tem) => {
+        const t = tem as EntityManager
+        // The row lock orders concurrent writers, so versions and their events go out in the order of the changes.
+        const occupation = await t.findOne(OccupationEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
+        if (!occupation) throw new NotFoundError()
+        if (name !== undefined) {
+          if (await nameTaken(t, 'occupation', name, id)) throw uniqueNameError()
+          occupation.name = name
+        }
+        occupation.version += 1
+        await t.flush()
+        await app.outbox.emit(t, 'directory.occupation.updated', occupationFact(occupation))
+        return occupation
+      })
+    )
+    return renderOccupation(occupation)
+  }
+
+  const updateResponses = { 200: occupationRef, 400: fieldErrors, 401: errorRef, 403: errorRef, 404: errorRef }
+  app.put(
+    '/api/occupations/:pk/',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'replace an occupation (admin)',
+        params: PkParamsSchema,
+        body: OccupationBodySchema,
+        response: updateResponses
+      }
+    },
+    (request) => update(request as WriteRequest<OccupationPatchBody>)
+  )
+  app.patch(
+    '/api/occupations/:pk/',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'change some fields of an occupation (admin)',
+        params: PkParamsSchema,
+        body: OccupationPatchBodySchema,
+        response: updateResponses
+      }
+    },
+    (request) => update(request as WriteRequest<OccupationPatchBody>)
+  )
+
+  app.delete(
+    '/api/occupations/:pk/',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'delete an occupation (admin)',
+        description: 'Users holding it get `profile.occupation = null` from the identity service on the event.',
+        params: PkParamsSchema,
+        response: { 200: errorRef, 401: errorRef, 403: errorRef, 404: errorRef }
+      }
+    },
+    async function deleteOccupation(request) {
+      const id = parsePk(request.params.pk)
+      await request.em.transactional(async (tem) => {
+        const t = tem as EntityManager
+        const occupation = await t.findOne(OccupationEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
+        if (!occupation) throw new NotFoundError()
+        await t.nativeDelete(OccupationEntity, { id })
+        await app.outbox.emit(t, 'directory.occupation.deleted', { occupation_id: id, version: occupation.version + 1 })
+      })
+      return { detail: message('deleted', request.lang) }
+    }
+  )
+}
