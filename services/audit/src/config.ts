@@ -1,0 +1,17 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { loadConfig, serviceConfigSchema } from '@roster/service-kit'
+
+export const AuditConfigSchema = serviceConfigSchema({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3003 }),
+  IDENTITY_READ_THROUGH_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    maximum: 30000,
+    default: 2000,
+    description: 'how long to wait for identity when asking whether an unknown user id exists'
+  })
+})
+export type AuditConfig = Static<typeof AuditConfigSchema>
+
+export function readConfig(overrides: Partial<AuditConfig> = {}): AuditConfig {
+  return loadConfig(AuditConfigSchema, overrides)
+}

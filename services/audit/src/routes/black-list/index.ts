@@ -1,0 +1,220 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FilterQuery } from '@mikro-orm/core'
+import type { EntityManager } from '@mikro-orm/postgresql'
+import { Type } from '@sinclair/typebox'
+import {
+  BlackListCreateBodySchema,
+  BlackListPatchBodySchema,
+  BlackListQuerySchema,
+  BlackListUpdateBodySchema,
+  ListHeadersDescription,
+  PkParamsSchema,
+  type BlackListCreateBody,
+  type BlackListEntry
+} from '@roster/contracts'
+import { FieldErrors, LIST_HEADERS, fieldErrorsFromAjv, NotFoundError, formatTime, message, pageOf, parsePk, setPageHeaders } from '@roster/service-kit'
+import { BlackListEntity, type BlackListRow } from '../../entities/index.js'
+
+const tags = ['black-list']
+const entryRef = Type.Ref('BlackListEntry')
+const errorRef = Type.Ref('Detail')
+const fieldErrors = Type.Ref('FieldErrors')
+const ACTIVE_PATIENT_INDEX = 'black_list_active_patient_uq'
+
+function isActiveListingViolation(error: unknown): boolean {
+  const e = error as { code?: string; constraint?: string }
+  return e?.code === '23505' && (e.constraint === undefined || e.constraint === ACTIVE_PATIENT_INDEX)
+}
+
+function renderEntry(row: BlackListRow, timeZone: string): BlackListEntry {
+  return {
+    id: row.id,
+    patient: row.patient,
+    join_time: formatTime(row.joinTime, timeZone),
+    is_delete: row.isDelete,
+    reason: row.reason,
+    creator: row.creator
+  }
+}
+
+/**
+ * `reason` as DRF's CharField takes it: surrounding white space trimmed, then not blank, and no NUL
+ * (which PostgreSQL text cannot hold).
+ */
+function cleanReason(reason: string, errors: FieldErrors): string {
+  const trimmed = reason.trim()
+  if (trimmed === '') errors.add('reason', 'blank')
+  else if (trimmed.includes('\u0000')) errors.add('reason', 'null_characters')
+  return trimmed
+}
+
+const alreadyListed = () => new FieldErrors().add('patient', 'already_blacklisted')
+
+export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackListRoutes(app) {
+  const { config, knownUsers } = app.audit
+  const tz = config.ROSTER_TIME_ZONE
+
+  app.get(
+    '/api/black-list/',
+    {
+      schema: {
+        tags,
+        summary: 'list blacklisted patients',
+        description:
+          'Entries still in force, newest first (`join_time`, then `id`, descending); `?include_deleted=true` adds removed ' +
+          `ones, \`?patient=<id>\` answers whether one patient is listed. ${ListHeadersDescription}`,
+        querystring: BlackListQuerySchema,
+        response: { 200: { type: 'array', items: entryRef, headers: LIST_HEADERS }, 400: fieldErrors, 401: errorRef }
+      }
+    },
+    async function listEntries(request, reply) {
+      const { patient, include_deleted } = request.query
+      const page = pageOf(request.query)
+      const where: FilterQuery<BlackListRow> = {}
+      if (!include_deleted) where.isDelete = 0
+      if (patient !== undefined) where.patient = patient
+      const [rows, total] = await request.em.findAndCount(BlackListEntity, where, {
+        orderBy: { joinTime: 'desc', id: 'desc' },
+        limit: page.limit,
+        offset: page.offset
+      })
+      setPageHeaders(request, reply, total, page)
+      return rows.map((row) => renderEntry(row, tz))
+    }
+  )
+
+  app.post(
+    '/api/black-list/',
+    {
+      config: { access: 'admin' },
+      attachValidation: true,
+      schema: {
+        tags,
+        summary: 'blacklist a patient (admin)',
+        description: '`patient` must be an existing user that is not already listed; a removed entry does not count.',
+        body: BlackListCreateBodySchema,
+        response: { 200: entryRef, 400: fieldErrors, 401: errorRef, 403: errorRef, 503: errorRef }
+      }
+    },
+    async function addEntry(request) {
+      const { em } = request
+      // The body's schema errors and the patient's checks are reported together, as DRF does.
+      const errors = request.validationError ? fieldErrorsFromAjv((request.validationError as any).validation ?? []) : new FieldErrors()
+      const body = request.body as Partial<Record<keyof BlackListCreateBody, unknown>>
+      const reason = typeof body?.reason === 'string' && !errors.has('reason') ? cleanReason(body.reason, errors) : ''
+      const patient = body?.patient
+      if (typeof patient === 'number' && !errors.has('patient')) {
+        if (!(await knownUsers.exists(em, patient))) errors.add('patient', 'does_not_exist', { input: patient })
+        else if ((await em.count(BlackListEntity, { patient, isDelete: 0 })) > 0) errors.add('patient', 'already_blacklisted')
+      }
+      errors.throwIfAny()
+      const entry = em.create(BlackListEntity, {
+        patient: patient as number,
+        reason,
+        creator: request.caller!.userId,
+        isDelete: 0,
+        joinTime: new Date()
+      })
+      try {
+        await em.flush()
+      } catch (error) {
+        // Two admins listing the same patient at once: the partial unique index lets one through.
+        if (isActiveListingViolation(error)) alreadyListed().throwIfAny()
+        throw error
+      }
+      return renderEntry(entry, tz)
+    }
+  )
+
+  app.get(
+    '/api/black-list/:pk/',
+    {
+      schema: {
+        tags,
+        summary: 'one blacklist entry',
+        description: 'Removed entries are shown too, with `is_delete: 1`.',
+        params: PkParamsSchema,
+        response: { 200: entryRef, 401: errorRef, 404: errorRef }
+      }
+    },
+    async function getEntry(request) {
+      const entry = await request.em.findOne(BlackListEntity, { id: parsePk(request.params.pk) })
+      if (!entry) throw new NotFoundError()
+      return renderEntry(entry, tz)
+    }
+  )
+
+  async function changeReason(em: EntityManager, pk: string, reason: string | undefined) {
+    const entry = await em.findOne(BlackListEntity, { id: parsePk(pk) })
+    if (!entry) throw new NotFoundError()
+    if (reason !== undefined) {
+      const errors = new FieldErrors()
+      entry.reason = cleanReason(reason, errors)
+      errors.throwIfAny()
+      await em.flush()
+    }
+    return renderEntry(entry, tz)
+  }
+
+  const updateResponses = { 200: entryRef, 400: fieldErrors, 401: errorRef, 403: errorRef, 404: errorRef }
+  app.put(
+    '/api/black-list/:pk/',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'replace the reason of an entry (admin)',
+        description: 'Only `reason` changes; `patient` and the other fields are ignored.',
+        params: PkParamsSchema,
+        body: BlackListUpdateBodySchema,
+        response: updateResponses
+      }
+    },
+    async function replaceEntry(request) {
+      return changeReason(request.em, request.params.pk, request.body.reason)
+    }
+  )
+  app.patch(
+    '/api/black-list/:pk/',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'change the reason of an entry (admin)',
+        description: 'Only `reason` changes; without it nothing does.',
+        params: PkParamsSchema,
+        body: BlackListPatchBodySchema,
+        response: updateResponses
+      }
+    },
+    async function patchEntry(request) {
+      return changeReason(request.em, request.params.pk, request.body.reason)
+    }
+  )
+
+  app.delete(
+    '/api/black-list/:pk/',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'remove a patient from the blacklist (admin)',
+        description:
+          'Soft: `is_delete` becomes 1 and the entry stays (see `include_deleted`). Removing a removed entry changes nothing ' +
+          'and answers 200 again. The patient may be listed again afterwards.',
+        params: PkParamsSchema,
+        response: { 200: errorRef, 401: errorRef, 403: errorRef, 404: errorRef }
+      }
+    },
+    async function removeEntry(request) {
+      const { em } = request
+      const entry = await em.findOne(BlackListEntity, { id: parsePk(request.params.pk) })
+      if (!entry) throw new NotFoundError()
+      if (entry.isDelete === 0) {
+        entry.isDelete = 1
+        await em.flush()
+      }
+      return { detail: message('deleted', request.lang) }
+    }
+  )
+}

@@ -1,0 +1,93 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { ListHeadersDescription, PkParamsSchema, UserLogListQuerySchema, UserLogsOfUserQuerySchema } from '@roster/contracts'
+import { LIST_HEADERS, NotFoundError, PermissionDeniedError, assertSelfOrAdmin, pageOf, parsePk, setPageHeaders } from '@roster/service-kit'
+import { UserLogEntity } from '../../entities/index.js'
+import { listUserLogs, renderUserLog } from '../../domain/user-logs.js'
+import { restoreOffsetSign, timeBounds } from '../time-bounds.js'
+
+const tags = ['user-logs']
+const logRef = Type.Ref('UserLog')
+const errorRef = Type.Ref('Detail')
+const fieldErrors = Type.Ref('FieldErrors')
+const listOfLogs = { type: 'array', items: logRef, headers: LIST_HEADERS } as const
+
+const LIST_RULES =
+  'Newest first (`operate_time`, then `id`, descending). Logins (0) and logouts (1) are listed; failed attempts (2) ' +
+  'only with `?operation=2`. `since` / `until` are inclusive RFC 3339 times (send `+` as `%2B`).'
+
+/** User logs are read-only: they are written by the `IDENTITY` consumer alone. */
+export const userLogRoutes: FastifyPluginAsyncTypebox = async function userLogRoutes(app) {
+  const { config, knownUsers } = app.audit
+  const tz = config.ROSTER_TIME_ZONE
+
+  app.get(
+    '/api/user-logs/',
+    {
+      config: { access: 'admin' },
+      preValidation: restoreOffsetSign,
+      schema: {
+        tags,
+        summary: 'list login and logout records (admin)',
+        description: `${LIST_RULES} ${ListHeadersDescription}`,
+        querystring: UserLogListQuerySchema,
+        response: { 200: listOfLogs, 400: fieldErrors, 401: errorRef, 403: errorRef }
+      }
+    },
+    async function listLogs(request, reply) {
+      const { user, operation } = request.query
+      const page = pageOf(request.query)
+      const { rows, total } = await listUserLogs(request.em, { user, operation, ...timeBounds(request.query) }, page)
+      setPageHeaders(request, reply, total, page)
+      return rows.map((row) => renderUserLog(row, tz))
+    }
+  )
+
+  app.get(
+    '/api/user-logs/:pk/',
+    {
+      schema: {
+        tags,
+        summary: 'one record (admin, or the user it belongs to)',
+        description: 'Another user gets 403 whether or not the record exists.',
+        params: PkParamsSchema,
+        response: { 200: logRef, 401: errorRef, 403: errorRef, 404: errorRef }
+      }
+    },
+    async function getLog(request) {
+      const id = parsePk(request.params.pk)
+      const caller = request.caller!
+      const row = await request.em.findOne(UserLogEntity, { id })
+      if (!caller.isStaff && (!row || row.user !== caller.userId)) throw new PermissionDeniedError()
+      if (!row) throw new NotFoundError()
+      return renderUserLog(row, tz)
+    }
+  )
+
+  app.get(
+    '/api/users/:pk/user-logs/',
+    {
+      preValidation: restoreOffsetSign,
+      schema: {
+        tags,
+        summary: "one user's login and logout records (self or admin)",
+        description:
+          `${LIST_RULES} ${ListHeadersDescription} An unknown user is 404; a deleted user's history stays readable by admins.`,
+        params: PkParamsSchema,
+        querystring: UserLogsOfUserQuerySchema,
+        response: { 200: listOfLogs, 400: fieldErrors, 401: errorRef, 403: errorRef, 404: errorRef, 503: errorRef }
+      }
+    },
+    async function listLogsOfUser(request, reply) {
+      const id = parsePk(request.params.pk)
+      const caller = assertSelfOrAdmin(request, id)
+      const bounds = timeBounds(request.query)
+      // The caller's own id needs no look-up: its token proves the user exists.
+      if (caller.userId !== id && !(await knownUsers.hasHistory(request.em, id))) throw new NotFoundError()
+      const page = pageOf(request.query)
+      const { rows, total } = await listUserLogs(request.em, { user: id, operation: request.query.operation, ...bounds }, page)
+      setPageHeaders(request, reply, total, page)
+      return rows.map((row) => renderUserLog(row, tz))
+    }
+  )
+}
