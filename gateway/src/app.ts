@@ -1,0 +1,141 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import replyFrom from '@fastify/reply-from'
+import cors from '@fastify/cors'
+import rateLimit from '@fastify/rate-limit'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import {
+  ApiError,
+  NotFoundError,
+  ThrottledError,
+  authPlugin,
+  errorsPlugin,
+  healthPlugin,
+  jwksKeyResolver,
+  metricsPlugin,
+  natsPlugin,
+  revocationPlugin,
+  serverOptions
+} from '@roster/service-kit'
+import type { GatewayConfig } from './config.js'
+import { upstreamOf, type Upstream } from './routing.js'
+import { MergedDocs } from './openapi.js'
+
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']
+
+function trustProxy(config: GatewayConfig): string[] | false {
+  const list = config.TRUSTED_PROXIES.split(',').map((s) => s.trim()).filter(Boolean)
+  return list.length > 0 ? list : false
+}
+
+/**
+ * The only public entry: verifies tokens (so a revoked or forged token stops here), sets the client
+ * address and request id for the services, routes each `/api` path to the service that owns it, rate
+ * limits, and serves the merged OpenAPI document with Swagger UI.
+ */
+export async function buildApp(config: GatewayConfig, options: { logger?: FastifyServerOptions['logger'] } = {}): Promise<FastifyInstance> {
+  const upstreams: Record<Upstream, string> = {
+    identity: config.IDENTITY_URL,
+    directory: config.DIRECTORY_URL,
+    audit: config.AUDIT_URL
+  }
+  const app = Fastify({ ...serverOptions('gateway', config.LOG_LEVEL, options.logger), trustProxy: trustProxy(config) })
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  try {
+    await app.register(errorsPlugin, { parseBodies: false })
+    await app.register(healthPlugin)
+    await app.register(metricsPlugin, { service: 'gateway' })
+    await app.register(cors, {
+      origin: config.CORS_ORIGINS === '*' ? '*' : config.CORS_ORIGINS.split(',').map((s) => s.trim()),
+      exposedHeaders: ['x-total-count', 'link', 'x-request-id', 'retry-after']
+    })
+    if (config.RATE_LIMIT_MAX > 0) {
+      await app.register(rateLimit, {
+        max: config.RATE_LIMIT_MAX,
+        timeWindow: 60_000,
+        errorResponseBuilder: (_request, context) => new ThrottledError(context.ttl / 1000)
+      })
+    }
+
+    const docs = new MergedDocs(upstreams, app.log)
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.0.3',
+        info: {
+          title: 'Roster API',
+          description:
+            'The user module of a hospital information system: users and authentication (identity), groups and ' +
+            'occupations (directory), login/logout log and patient blacklist (audit). Errors use the Django REST ' +
+            'Framework shape; messages are Chinese by default and English with `Accept-Language: en`.',
+          version: '0.1.0'
+        },
+        components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+        security: [{ bearerAuth: [] }],
+        tags: [
+          { name: 'auth', description: 'log in, refresh, log out; the JWKS that verifies tokens (identity service)' },
+          { name: 'users', description: 'registration, profiles, a user’s groups (identity service)' },
+          { name: 'groups', description: 'groups with their profiles (directory service) and members (identity service)' },
+          { name: 'occupations', description: 'occupations (directory service) and their holders (identity service)' },
+          { name: 'user-logs', description: 'login and logout records, written from events (audit service)' },
+          { name: 'black-list', description: 'the patient blacklist (audit service)' }
+        ]
+      }
+    })
+    await app.register(swaggerUi, {
+      routePrefix: '/docs',
+      transformSpecification: (spec) => docs.merge(spec as any) as any
+    })
+    const refresher = setInterval(() => void docs.refresh(), 15_000)
+    refresher.unref()
+    app.addHook('onReady', async () => {
+      await docs.refresh()
+    })
+    app.addHook('onClose', async () => clearInterval(refresher))
+
+    await app.register(natsPlugin, { url: config.NATS_URL, prefix: config.NATS_PREFIX, name: 'gateway' })
+    await app.register(revocationPlugin, { ttlSeconds: config.REVOCATION_TTL_SECONDS })
+    await app.register(authPlugin, { resolveKey: jwksKeyResolver(config.IDENTITY_URL) })
+    await app.register(replyFrom, {
+      undici: { connections: 128, pipelining: 1, keepAliveTimeout: 60_000 },
+      http: undefined,
+      disableRequestLogging: true
+    } as any)
+    await app.register(async function proxy(scope) {
+      // Bodies pass through as streams: the service that owns the path parses and limits them.
+      scope.removeAllContentTypeParsers()
+      scope.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
+      scope.all(
+        '/api/*',
+        { config: { access: 'public' }, schema: { hide: true } },
+        async function forward(request, reply) {
+          const path = request.url.split('?')[0]
+          const upstream = upstreamOf(path)
+          if (!upstream) throw new NotFoundError()
+          return reply.from(upstreams[upstream] + request.url, {
+            timeout: config.UPSTREAM_TIMEOUT_MS,
+            rewriteRequestHeaders: (_req, headers) => {
+              const out: Record<string, string | string[] | undefined> = { ...headers }
+              for (const name of HOP_BY_HOP) delete out[name]
+              out['x-forwarded-for'] = request.ip
+              out['x-forwarded-host'] = request.host
+              out['x-forwarded-proto'] = request.protocol
+              out['x-request-id'] = request.id
+              return out as any
+            },
+            onError: (reply, { error }) => {
+              request.log.error({ err: error, upstream }, 'upstream failed')
+              reply.code(503).send({ detail: new ApiError(503, 'service_unavailable').body(request.lang).detail })
+            }
+          })
+        }
+      )
+    })
+  } catch (error) {
+    await app.close().catch(() => undefined)
+    throw error
+  }
+  return app
+}

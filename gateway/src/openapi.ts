@@ -1,0 +1,48 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { upstreamOf, type Upstream } from './routing.js'
+
+type Doc = { paths?: Record<string, unknown>; components?: { schemas?: Record<string, unknown> }; tags?: { name: string }[] }
+
+/**
+ * The merged OpenAPI document: each service's `/docs/json`, keeping only the `/api` paths the gateway
+ * routes to that service, with component schemas merged. Refreshed in the background so `/docs/json`
+ * never waits on a service.
+ */
+export class MergedDocs {
+  private docs = new Map<Upstream, Doc>()
+
+  constructor(
+    private readonly upstreams: Record<Upstream, string>,
+    private readonly log: FastifyBaseLogger
+  ) {}
+
+  async refresh(): Promise<void> {
+    await Promise.all(
+      (Object.entries(this.upstreams) as [Upstream, string][]).map(async ([name, base]) => {
+        try {
+          const response = await fetch(new URL('/docs/json', base), { signal: AbortSignal.timeout(2000) })
+          if (response.ok) this.docs.set(name, (await response.json()) as Doc)
+        } catch (error) {
+          this.log.debug({ err: error, upstream: name }, 'could not fetch OpenAPI document')
+        }
+      })
+    )
+  }
+
+  merge(own: Doc): Doc {
+    const merged = structuredClone(own)
+    merged.paths = Object.fromEntries(Object.entries(merged.paths ?? {}).filter(([path]) => !path.startsWith('/api')))
+    merged.components ??= {}
+    merged.components.schemas ??= {}
+    const tags = new Map((merged.tags ?? []).map((t) => [t.name, t]))
+    for (const [name, doc] of this.docs) {
+      for (const [path, item] of Object.entries(doc.paths ?? {})) {
+        if (upstreamOf(path.replace(/\{[^}]+\}/g, '1')) === name) merged.paths[path] = item
+      }
+      Object.assign(merged.components.schemas, doc.components?.schemas ?? {})
+      for (const tag of doc.tags ?? []) tags.set(tag.name, tag)
+    }
+    merged.tags = [...tags.values()]
+    return merged
+  }
+}

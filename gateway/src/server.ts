@@ -1,0 +1,6 @@
+import { run } from '@roster/service-kit'
+import { buildApp } from './app.js'
+import { readConfig } from './config.js'
+
+const config = readConfig()
+await run(() => buildApp(config), config.HOST, config.PORT)

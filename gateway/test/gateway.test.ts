@@ -1,0 +1,165 @@
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { buildApp as buildIdentity } from '../../services/identity/src/app.js'
+import { testConfig, ADMIN } from '../../services/identity/test/helper.js'
+import { isolate } from '@roster/service-kit/testing'
+import { buildApp } from '../src/app.js'
+import { readConfig } from '../src/config.js'
+import { upstreamOf } from '../src/routing.js'
+
+t.test('routing follows ownership', async (t) => {
+  t.equal(upstreamOf('/api/users/'), 'identity')
+  t.equal(upstreamOf('/api/users/7/'), 'identity')
+  t.equal(upstreamOf('/api/users/7/groups/'), 'identity')
+  t.equal(upstreamOf('/api/users/7/user-logs/'), 'audit')
+  t.equal(upstreamOf('/api/users/7/user-logs'), 'audit')
+  t.equal(upstreamOf('/api/auth/refresh/'), 'identity')
+  t.equal(upstreamOf('/api/groups/'), 'directory')
+  t.equal(upstreamOf('/api/groups/3/'), 'directory')
+  t.equal(upstreamOf('/api/groups/3/users/'), 'identity')
+  t.equal(upstreamOf('/api/groups/3/users/9/'), 'identity')
+  t.equal(upstreamOf('/api/occupations/3/users/'), 'identity')
+  t.equal(upstreamOf('/api/occupations/3/'), 'directory')
+  t.equal(upstreamOf('/api/user-logs/'), 'audit')
+  t.equal(upstreamOf('/api/black-list/5/'), 'audit')
+  t.equal(upstreamOf('/api/usersx/'), null)
+  t.equal(upstreamOf('/api/'), null)
+})
+
+async function system(t: { after(fn: () => unknown): void }, overrides: Record<string, unknown> = {}) {
+  const iso = await isolate(t)
+  const identity = await buildIdentity(testConfig(iso))
+  t.after(() => identity.close())
+  await identity.listen({ host: '127.0.0.1', port: 0 })
+  const identityUrl = `http://127.0.0.1:${(identity.server.address() as any).port}`
+  const gateway = await buildApp(
+    readConfig({
+      IDENTITY_URL: identityUrl,
+      DIRECTORY_URL: 'http://127.0.0.1:9',
+      AUDIT_URL: 'http://127.0.0.1:9',
+      NATS_URL: iso.NATS_URL,
+      NATS_PREFIX: iso.NATS_PREFIX,
+      LOG_LEVEL: 'silent',
+      ...overrides
+    })
+  )
+  t.after(() => gateway.close())
+  await gateway.ready()
+  return { identity, gateway }
+}
+
+async function loginThrough(gateway: FastifyInstance, username: string, password: string, headers: Record<string, string> = {}) {
+  const res = await gateway.inject({ method: 'POST', url: '/api/auth/', payload: { username, password }, headers })
+  if (res.statusCode !== 200) throw new Error(`${res.statusCode} ${res.body}`)
+  return res.json() as { access: string; refresh: string }
+}
+
+t.test('proxies to identity with the client address and request id it set itself', async (t) => {
+  const { identity, gateway } = await system(t)
+  const reg = await gateway.inject({
+    method: 'POST',
+    url: '/api/users',
+    payload: { username: 'viagw', password: 'password1' },
+    headers: { 'x-request-id': 'req-123' }
+  })
+  t.equal(reg.statusCode, 200, reg.body)
+  t.equal(reg.headers['x-request-id'], 'req-123')
+
+  await loginThrough(gateway, 'viagw', 'password1', { 'x-forwarded-for': '6.6.6.6', 'user-agent': 'tap-agent' })
+  const [session] = await identity.orm.em.fork().getConnection().execute('select ip, user_agent from session')
+  t.equal(session.ip, '127.0.0.1', 'a client X-Forwarded-For is not believed')
+  t.equal(session.user_agent, 'tap-agent')
+
+  const generated = await gateway.inject({ method: 'GET', url: '/api/auth/jwks/' })
+  t.equal(generated.statusCode, 200)
+  t.match(generated.headers['x-request-id'], /^[0-9a-f-]{36}$/)
+})
+
+t.test('a trusted proxy in front of the gateway may name the client', async (t) => {
+  const { identity, gateway } = await system(t, { TRUSTED_PROXIES: '127.0.0.1' })
+  await gateway.inject({ method: 'POST', url: '/api/users/', payload: { username: 'behindlb', password: 'password1' } })
+  await loginThrough(gateway, 'behindlb', 'password1', { 'x-forwarded-for': '203.0.113.9' })
+  const [session] = await identity.orm.em.fork().getConnection().execute('select ip from session')
+  t.equal(session.ip, '203.0.113.9')
+})
+
+t.test('tokens are verified at the gateway, revocation included', async (t) => {
+  const { gateway } = await system(t)
+  const admin = await loginThrough(gateway, ADMIN.username, ADMIN.password)
+  const ok = await gateway.inject({ method: 'GET', url: '/api/users/', headers: { authorization: `Bearer ${admin.access}` } })
+  t.equal(ok.statusCode, 200)
+  t.ok(ok.headers['x-total-count'])
+
+  const forged = admin.access.slice(0, -4) + 'AAAA'
+  const bad = await gateway.inject({ method: 'GET', url: '/api/users/', headers: { authorization: `Bearer ${forged}` } })
+  t.equal(bad.statusCode, 401)
+  t.same(bad.json(), { detail: 'Given token not valid for any token type', code: 'token_not_valid' })
+  t.equal(bad.headers['www-authenticate'], 'Bearer realm="api"')
+
+  const out = await gateway.inject({ method: 'POST', url: '/api/auth/logout/', headers: { authorization: `Bearer ${admin.access}` } })
+  t.equal(out.statusCode, 200)
+  t.same(out.json(), { detail: '成功登出！' })
+  const after = await gateway.inject({ method: 'GET', url: '/api/users/', headers: { authorization: `Bearer ${admin.access}` } })
+  t.equal(after.statusCode, 401)
+})
+
+t.test('errors at the edge keep the API shape', async (t) => {
+  const { gateway } = await system(t)
+  const unknown = await gateway.inject({ method: 'GET', url: '/api/nothing-here/' })
+  t.equal(unknown.statusCode, 404)
+  t.same(unknown.json(), { detail: '未找到。' })
+
+  const big = await gateway.inject({
+    method: 'POST',
+    url: '/api/users/',
+    payload: JSON.stringify({ username: 'x', password: 'y'.repeat(1100 * 1024) }),
+    headers: { 'content-type': 'application/json' }
+  })
+  t.equal(big.statusCode, 413)
+  t.ok(big.json().detail)
+
+  const notJson = await gateway.inject({
+    method: 'POST',
+    url: '/api/users/',
+    payload: '{not json',
+    headers: { 'content-type': 'application/json' }
+  })
+  t.equal(notJson.statusCode, 400)
+
+  const form = await gateway.inject({ method: 'POST', url: '/api/users/', payload: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+  t.equal(form.statusCode, 415)
+
+  const down = await gateway.inject({ method: 'GET', url: '/api/groups/' })
+  t.equal(down.statusCode, 503, 'an unreachable service is a 503 in the API shape')
+  t.ok(down.json().detail)
+})
+
+t.test('merged OpenAPI and Swagger UI', async (t) => {
+  const { gateway } = await system(t)
+  const doc = await gateway.inject({ method: 'GET', url: '/docs/json' })
+  t.equal(doc.statusCode, 200)
+  const json = doc.json()
+  t.ok(json.paths['/api/users/'], 'identity paths are merged')
+  t.ok(json.paths['/api/auth/'])
+  t.ok(json.components.schemas.User)
+  const ui = await gateway.inject({ method: 'GET', url: '/docs/' })
+  t.equal(ui.statusCode, 200)
+  t.match(ui.body, /swagger/i)
+  for (const path of ['/health', '/ready', '/metrics']) {
+    const res = await gateway.inject({ method: 'GET', url: path })
+    t.equal(res.statusCode, 200, path)
+  }
+})
+
+t.test('the flood guard answers 429 with Retry-After in the API shape', async (t) => {
+  const { gateway } = await system(t, { RATE_LIMIT_MAX: 3 })
+  const codes: number[] = []
+  let last
+  for (let i = 0; i < 4; i++) {
+    last = await gateway.inject({ method: 'GET', url: '/api/auth/jwks/' })
+    codes.push(last.statusCode)
+  }
+  t.same(codes, [200, 200, 200, 429])
+  t.ok(Number(last!.headers['retry-after']) > 0)
+  t.match(last!.json(), { detail: /请求超过了限速/ })
+})
