@@ -1,0 +1,360 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { choosePort, findFreePort, isPortFree, localUrl, LOOPBACK } from './ports.js'
+import { forEachLine, guardChild, hasExited, OutputTail, pollUntil, terminate, type OutputStream } from './processes.js'
+
+export const SERVICE_NAMES = ['identity', 'directory', 'audit', 'gateway'] as const
+export type ServiceName = (typeof SERVICE_NAMES)[number]
+export type BackendName = Exclude<ServiceName, 'gateway'>
+export const BACKEND_NAMES: readonly BackendName[] = ['identity', 'directory', 'audit']
+
+/** The repository root, the working directory every service is started in. */
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+export const SERVICE_DIRS: Readonly<Record<ServiceName, string>> = {
+  identity: 'services/identity',
+  directory: 'services/directory',
+  audit: 'services/audit',
+  gateway: 'gateway'
+}
+
+export const DEFAULT_PORTS: Readonly<Record<ServiceName, number>> = {
+  identity: 3001,
+  directory: 3002,
+  audit: 3003,
+  gateway: 8080
+}
+
+/** The variable through which the others find a service. */
+export const URL_VARIABLES: Readonly<Record<BackendName, string>> = {
+  identity: 'IDENTITY_URL',
+  directory: 'DIRECTORY_URL',
+  audit: 'AUDIT_URL'
+}
+
+export type Env = Readonly<Record<string, string | undefined>>
+export type LogSink = (service: ServiceName, line: string, stream: OutputStream) => void
+
+export interface StartSystemOptions {
+  /** Repository root (default: the one holding this file). */
+  rootDir?: string
+  /** What to run (default: all four). Backends start together, the gateway once they are ready. */
+  services?: readonly ServiceName[]
+  /**
+   * Environment shared by every process: DATABASE_URL, NATS_URL, NATS_PREFIX, LOG_LEVEL, ...
+   * A key set to `undefined` is removed from what the children inherit.
+   */
+  env?: Env
+  /** Extra environment for one process (say, the identity key and admin for `identity`). */
+  serviceEnv?: Partial<Record<ServiceName, Env>>
+  /** DB_SCHEMA per backend; default the service's own name. */
+  dbSchema?: Partial<Record<BackendName, string>> | ((service: BackendName) => string)
+  /** Pass this process's environment on to the children (default true). */
+  inheritEnv?: boolean
+  /** Interface every process binds (default 127.0.0.1). */
+  host?: string
+  /** Port per process (default 3001/3002/3003/8080); 0 means a free port picked now. */
+  ports?: Partial<Record<ServiceName, number>>
+  /**
+   * When a requested port is taken: pick a free one (true, or for the listed services)
+   * or fail before starting anything (false, default).
+   */
+  portFallback?: boolean | readonly ServiceName[]
+  /** true: write each child's lines to this process's stdout/stderr prefixed with its name; or a sink of your own. */
+  pipeLogs?: boolean | LogSink
+  /** The launcher's own notices (a skipped service, an unexpected exit). Default: stderr. */
+  log?: (message: string) => void
+  /** Called when a child exits without being asked to. */
+  onExit?: (service: ServiceName, code: number | null, signal: NodeJS.Signals | null) => void
+  readyTimeoutMs?: number
+  stopTimeoutMs?: number
+  /**
+   * Start each child in its own process group (default true) so that a terminal's Ctrl-C
+   * reaches only the launcher, which then stops them in order; they are still signalled
+   * if this process exits without stopping them.
+   */
+  detached?: boolean
+}
+
+export interface StopServiceOptions {
+  /** Default SIGTERM; SIGKILL simulates a crash. */
+  signal?: NodeJS.Signals
+  /** Wait this long before SIGKILL (default: the system's stopTimeoutMs). */
+  timeoutMs?: number
+}
+
+export interface RunningSystem {
+  /** The gateway's URL, or undefined when the gateway was not started. */
+  readonly gatewayUrl: string | undefined
+  /** URL of every process that was started (skipped ones are absent). */
+  readonly urls: Readonly<Partial<Record<ServiceName, string>>>
+  readonly services: readonly ServiceName[]
+  /** Requested but not started because `<dir>/src/server.ts` does not exist. */
+  readonly skipped: readonly ServiceName[]
+  isRunning(service: ServiceName): boolean
+  /** The last lines a process wrote (both streams, oldest first). */
+  output(service: ServiceName): string[]
+  /** Stops the gateway, then the backends: SIGTERM, then SIGKILL after the timeout. */
+  stop(): Promise<void>
+  stopService(service: ServiceName, options?: StopServiceOptions): Promise<void>
+  /** Starts a stopped service again, on the same port and with the same environment, and waits until it is ready. */
+  startService(service: ServiceName): Promise<void>
+}
+
+export class ServiceStartError extends Error {
+  constructor(
+    readonly service: ServiceName,
+    reason: string,
+    readonly output: readonly string[]
+  ) {
+    super(
+      `${service} ${reason}\nLast output of ${service}:\n${output.length === 0 ? '  (none)' : output.map((l) => `  ${l}`).join('\n')}`
+    )
+    this.name = 'ServiceStartError'
+  }
+}
+
+export class PortInUseError extends Error {
+  constructor(
+    readonly service: ServiceName,
+    readonly port: number
+  ) {
+    super(`${service} cannot listen on port ${port}: it is taken by another process. Stop that process or choose another port.`)
+    this.name = 'PortInUseError'
+  }
+}
+
+const COLORS: Readonly<Record<ServiceName, string>> = {
+  identity: '\u001b[36m',
+  directory: '\u001b[35m',
+  audit: '\u001b[33m',
+  gateway: '\u001b[32m'
+}
+
+function prefixingSink(): LogSink {
+  const width = Math.max(...SERVICE_NAMES.map((name) => name.length))
+  return (service, line, stream) => {
+    const out = stream === 'stderr' ? process.stderr : process.stdout
+    const label = service.padEnd(width)
+    out.write(out.isTTY ? `${COLORS[service]}${label} |\u001b[0m ${line}\n` : `${label} | ${line}\n`)
+  }
+}
+
+function cleanEnv(env: Record<string, string | undefined>): Record<string, string> {
+  const result: Record<string, string> = {}
+  for (const [key, value] of Object.entries(env)) if (value !== undefined) result[key] = value
+  return result
+}
+
+interface Slot {
+  name: ServiceName
+  port: number
+  url: string
+  env: Record<string, string>
+  output: OutputTail
+  child?: ChildProcess
+  stopping: boolean
+}
+
+/**
+ * Starts the requested services and the gateway as child processes
+ * (`node --import tsx <dir>/src/server.ts`, cwd = repository root), each once its
+ * `/ready` answers 200. On any failure everything already started is stopped again.
+ */
+export async function startSystem(options: StartSystemOptions = {}): Promise<RunningSystem> {
+  const rootDir = options.rootDir ?? REPO_ROOT
+  const host = options.host ?? LOOPBACK
+  const log = options.log ?? ((message: string) => process.stderr.write(`[roster] ${message}\n`))
+  const sink: LogSink | undefined = options.pipeLogs === true ? prefixingSink() : options.pipeLogs || undefined
+  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000
+  const stopTimeoutMs = options.stopTimeoutMs ?? 10_000
+  const detached = options.detached ?? true
+  const requested = SERVICE_NAMES.filter((name) => (options.services ?? SERVICE_NAMES).includes(name))
+
+  const wanted: ServiceName[] = []
+  const skipped: ServiceName[] = []
+  for (const name of requested) {
+    const entry = join(rootDir, SERVICE_DIRS[name], 'src', 'server.ts')
+    if (existsSync(entry)) wanted.push(name)
+    else {
+      skipped.push(name)
+      log(`skipping ${name}: ${join(SERVICE_DIRS[name], 'src', 'server.ts')} does not exist`)
+    }
+  }
+
+  const ports = new Map<ServiceName, number>()
+  const taken = new Set<number>()
+  for (const name of wanted) {
+    const preferred = options.ports?.[name] ?? DEFAULT_PORTS[name]
+    let port = preferred
+    const fallback = Array.isArray(options.portFallback) ? options.portFallback.includes(name) : options.portFallback === true
+    if (preferred === 0 || fallback) {
+      port = (await choosePort(preferred, host)).port
+      // Two services picking "any free port" back to back can be handed the same one.
+      while (taken.has(port)) port = await findFreePort(host)
+    } else if (!(await isPortFree(preferred, host))) {
+      throw new PortInUseError(name, preferred)
+    }
+    if (port !== preferred && preferred !== 0) log(`${name}: port ${preferred} is taken, using ${port}`)
+    taken.add(port)
+    ports.set(name, port)
+  }
+
+  const sharedEnv = options.env ?? {}
+  const urlEnv: Record<string, string> = {}
+  for (const name of BACKEND_NAMES) {
+    const port = ports.get(name)
+    const variable = URL_VARIABLES[name]
+    // A skipped service keeps whatever URL the caller gave (it may run elsewhere), else its default.
+    urlEnv[variable] =
+      port !== undefined ? localUrl(host, port) : (sharedEnv[variable] ?? localUrl(LOOPBACK, DEFAULT_PORTS[name]))
+  }
+
+  const schemaOf = (name: BackendName): string => {
+    const override = typeof options.dbSchema === 'function' ? options.dbSchema(name) : options.dbSchema?.[name]
+    return override ?? options.serviceEnv?.[name]?.DB_SCHEMA ?? name
+  }
+
+  const slots = new Map<ServiceName, Slot>()
+  for (const name of wanted) {
+    const port = ports.get(name) ?? DEFAULT_PORTS[name]
+    const env = cleanEnv({
+      ...(options.inheritEnv === false ? {} : process.env),
+      ...sharedEnv,
+      ...urlEnv,
+      ...options.serviceEnv?.[name],
+      // A schema inherited from the caller's shell must not put every service in one schema.
+      DB_SCHEMA: name === 'gateway' ? options.serviceEnv?.gateway?.DB_SCHEMA : schemaOf(name),
+      HOST: host,
+      PORT: String(port)
+    })
+    slots.set(name, { name, port, url: localUrl(host, port), env, output: new OutputTail(), stopping: false })
+  }
+
+  const spawnService = (slot: Slot): ChildProcess => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(SERVICE_DIRS[slot.name], 'src', 'server.ts')], {
+      cwd: rootDir,
+      env: slot.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached
+    })
+    slot.child = child
+    slot.stopping = false
+    guardChild(child)
+    for (const stream of ['stdout', 'stderr'] as const) {
+      forEachLine(child[stream], (line) => {
+        slot.output.push(line, stream)
+        sink?.(slot.name, line, stream)
+      })
+    }
+    child.once('error', (error) => slot.output.push(`could not be run: ${error.message}`, 'stderr'))
+    child.once('exit', (code, signal) => {
+      if (slot.stopping) return
+      log(`${slot.name} exited unexpectedly (${code !== null ? `code ${code}` : `signal ${signal}`})`)
+      options.onExit?.(slot.name, code, signal)
+    })
+    return child
+  }
+
+  const waitReady = async (slot: Slot, child: ChildProcess): Promise<void> => {
+    let lastAnswer = 'no answer'
+    let spawnFailed = false
+    child.once('error', () => (spawnFailed = true))
+    const ready = await pollUntil(
+      async () => {
+        try {
+          const response = await fetch(`${slot.url}/ready`, { signal: AbortSignal.timeout(2_000) })
+          await response.body?.cancel()
+          lastAnswer = `answered ${response.status}`
+          return response.status === 200
+        } catch (error) {
+          lastAnswer = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message
+          return false
+        }
+      },
+      { timeoutMs: readyTimeoutMs, intervalMs: 100, stop: () => spawnFailed || hasExited(child) }
+    )
+    if (ready) return
+    const tail = slot.output.lines(40)
+    if (spawnFailed || hasExited(child)) {
+      const how =
+        child.exitCode !== null
+          ? `code ${child.exitCode}`
+          : child.signalCode !== null
+            ? `signal ${child.signalCode}`
+            : 'a spawn error'
+      throw new ServiceStartError(slot.name, `exited with ${how} before ${slot.url}/ready answered 200.`, tail)
+    }
+    slot.stopping = true
+    await terminate(child, { timeoutMs: stopTimeoutMs })
+    throw new ServiceStartError(
+      slot.name,
+      `was not ready within ${readyTimeoutMs} ms: ${slot.url}/ready last ${lastAnswer.startsWith('answered') ? lastAnswer : `failed (${lastAnswer})`}.`,
+      tail
+    )
+  }
+
+  const startSlot = async (slot: Slot): Promise<void> => {
+    if (slot.child !== undefined && !hasExited(slot.child)) throw new Error(`${slot.name} is already running`)
+    await waitReady(slot, spawnService(slot))
+  }
+
+  const stopSlot = async (slot: Slot, stopOptions: StopServiceOptions = {}): Promise<void> => {
+    const child = slot.child
+    if (child === undefined || hasExited(child)) return
+    slot.stopping = true
+    await terminate(child, { signal: stopOptions.signal ?? 'SIGTERM', timeoutMs: stopOptions.timeoutMs ?? stopTimeoutMs })
+  }
+
+  const stopAll = async (): Promise<void> => {
+    const gateway = slots.get('gateway')
+    if (gateway !== undefined) await stopSlot(gateway)
+    await Promise.all([...slots.values()].filter((slot) => slot.name !== 'gateway').map((slot) => stopSlot(slot)))
+  }
+
+  const backends = [...slots.values()].filter((slot) => slot.name !== 'gateway')
+  const results = await Promise.allSettled(backends.map(startSlot))
+  const failures = results.flatMap((result) => (result.status === 'rejected' ? [result.reason as Error] : []))
+  const gatewaySlot = slots.get('gateway')
+  if (failures.length === 0 && gatewaySlot !== undefined) {
+    await startSlot(gatewaySlot).catch((error: Error) => failures.push(error))
+  }
+  if (failures.length > 0) {
+    await stopAll()
+    const [first] = failures
+    if (failures.length > 1) {
+      throw new AggregateError(
+        failures,
+        `${failures.length} services failed to start:\n\n${failures.map((f) => f.message).join('\n\n')}`
+      )
+    }
+    throw first
+  }
+
+  const slotOf = (service: ServiceName): Slot => {
+    const slot = slots.get(service)
+    if (slot === undefined) {
+      throw new Error(`${service} is not part of this system (started: ${[...slots.keys()].join(', ') || 'none'})`)
+    }
+    return slot
+  }
+  const urls: Partial<Record<ServiceName, string>> = {}
+  for (const slot of slots.values()) urls[slot.name] = slot.url
+
+  return {
+    gatewayUrl: urls.gateway,
+    urls,
+    services: [...slots.keys()],
+    skipped,
+    isRunning: (service) => {
+      const child = slots.get(service)?.child
+      return child !== undefined && !hasExited(child)
+    },
+    output: (service) => slotOf(service).output.lines(),
+    stop: stopAll,
+    stopService: async (service, stopOptions) => stopSlot(slotOf(service), stopOptions),
+    startService: async (service) => startSlot(slotOf(service))
+  }
+}

@@ -1,0 +1,64 @@
+import t from 'tap'
+import { startE2E, client, ADMIN } from './helper.js'
+
+t.test('the seed document flow through the gateway', async (t) => {
+  const system = await startE2E(t, ['identity', 'gateway'])
+  const api = client(system.gatewayUrl!)
+
+  const registered = await api('POST', '/api/users/', {
+    body: {
+      username: 'test1',
+      password: 'password1',
+      email: 'email1@test.com',
+      profile: { gender: 0, age: 18, name: '张三', identify_id: '100000190001010001', phone: '18888888888', address: 'address1' }
+    }
+  })
+  t.equal(registered.status, 200, registered.text)
+  const id = registered.json.id
+  t.equal(registered.json.profile.name_pinyin, 'zhangsan')
+  t.ok(registered.headers.get('x-request-id'))
+
+  const login = await api('POST', '/api/auth', { body: { username: 'test1', password: 'password1' } })
+  t.equal(login.status, 200)
+  const { access, refresh } = login.json
+
+  const self = await api('GET', `/api/users/${id}/`, { token: access })
+  t.equal(self.status, 200)
+  t.equal(self.json.username, 'test1')
+
+  const put = await api('PUT', `/api/users/${id}/`, {
+    token: access,
+    body: {
+      password: 'password1',
+      email: 'email2@test.com',
+      profile: { gender: 1, age: 19, name: '李四', identify_id: '100000190001010001', phone: '18888888888', address: 'address2' }
+    }
+  })
+  t.equal(put.status, 200, put.text)
+  t.equal(put.json.email, 'email2@test.com')
+  t.equal(put.json.profile.name_pinyin, 'lisi')
+
+  const refreshed = await api('POST', '/api/auth/refresh/', { body: { refresh } })
+  t.equal(refreshed.status, 200)
+  const access2 = refreshed.json.access
+
+  const admin = await api('POST', '/api/auth/', { body: ADMIN })
+  const search = await api('GET', '/api/users/?search=ls', { token: admin.json.access })
+  t.equal(search.status, 200)
+  t.same(search.json.map((u: { id: number }) => u.id), [id])
+  t.equal(search.headers.get('x-total-count'), '1')
+
+  const logout = await api('GET', '/api/auth/logout/', { token: access2 })
+  t.equal(logout.status, 200)
+  t.same(logout.json, { detail: '成功登出！' })
+  for (const token of [access, access2]) {
+    const refused = await api('GET', `/api/users/${id}/`, { token })
+    t.equal(refused.status, 401)
+    t.equal(refused.json.code, 'token_not_valid')
+  }
+  t.equal((await api('POST', '/api/auth/refresh/', { body: { refresh } })).status, 401)
+
+  const docs = await api('GET', '/docs/json')
+  t.ok(docs.json.paths['/api/users/{pk}/'])
+  for (const path of ['/health', '/ready', '/metrics']) t.equal((await api('GET', path)).status, 200, path)
+})
