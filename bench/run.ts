@@ -1,0 +1,275 @@
+/**
+ * `pnpm bench`: load scenarios against the real system (services and gateway as processes, on the
+ * machine's PostgreSQL and NATS, fresh schemas), each with its target:
+ *   hop     GET /api/users/{pk}/ through the gateway vs. direct to identity: ratio ≥ 0.5
+ *   login   POST /api/auth/ through the gateway vs. what bcrypt alone can do on this machine: ≥ 0.9
+ *   list    GET /api/users/ (page, search) over BENCH_USERS users, and /api/user-logs/ over BENCH_LOGS rows
+ *   events  login → audit log row, and occupation → identity replica: latency p50 / p99 (≤ 1 s)
+ * `pnpm bench hop login` runs some of them. BENCH_SECONDS sets the length of each run (default 10).
+ */
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import autocannon from 'autocannon'
+import bcrypt from 'bcrypt'
+import pg from 'pg'
+import { isolate, dropSchemas, dropNatsPrefix, TEST_DATABASE_URL, TEST_NATS_URL } from '@roster/service-kit/testing'
+import { startSystem } from '@roster/deploy/local/system'
+import { cpuByProcess } from './cpu.js'
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
+const USERS = Number(process.env.BENCH_USERS ?? 100_000)
+const LOGS = Number(process.env.BENCH_LOGS ?? 1_000_000)
+const COST = Number(process.env.BCRYPT_COST ?? 10)
+const ADMIN = { username: 'bench-admin', password: 'bench-admin-pass-1' }
+const wanted = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['hop', 'login', 'list', 'events'])
+
+interface Result {
+  scenario: string
+  measure: string
+  value: number
+  target?: string
+  ok?: boolean
+  detail?: string
+}
+const results: Result[] = []
+
+async function cannon(options: autocannon.Options) {
+  const result = await autocannon({ duration: SECONDS, connections: 32, ...options })
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors
+  }
+}
+
+async function post(url: string, body: unknown, token?: string) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body)
+  })
+  if (!response.ok) throw new Error(`${url}: ${response.status} ${await response.text()}`)
+  return response.json() as Promise<any>
+}
+
+/** Compares per second that bcrypt reaches with every core busy: the ceiling for logins. */
+async function bcryptLimit(): Promise<number> {
+  const hash = await bcrypt.hash('password1', COST)
+  const workers = availableParallelism() * 2
+  let done = 0
+  const end = Date.now() + 5000
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (Date.now() < end) {
+        await bcrypt.compare('password1', hash)
+        done++
+      }
+    })
+  )
+  return done / 5
+}
+
+async function main() {
+  const iso = await isolate({ after: () => undefined }, true)
+  const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+  const system = await startSystem({
+    services: ['identity', 'directory', 'audit', 'gateway'],
+    ports: { identity: 0, directory: 0, audit: 0, gateway: 0 },
+    env: {
+      DATABASE_URL: iso.DATABASE_URL,
+      NATS_URL: iso.NATS_URL,
+      NATS_PREFIX: iso.NATS_PREFIX,
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_MAX: '0',
+      DB_POOL_MAX: '20',
+      UV_THREADPOOL_SIZE: String(Math.max(4, availableParallelism()))
+    },
+    dbSchema: (service) => iso.schema(service),
+    serviceEnv: {
+      identity: {
+        ROSTER_JWT_PRIVATE_KEY: key,
+        ROSTER_ADMIN_USERNAME: ADMIN.username,
+        ROSTER_ADMIN_PASSWORD: ADMIN.password,
+        BCRYPT_COST: String(COST),
+        LOGIN_IP_MAX_FAILURES: '1000000'
+      }
+    },
+    readyTimeoutMs: 60_000
+  })
+  const gateway = system.gatewayUrl!
+  const identity = system.urls.identity!
+  const db = new pg.Client({ connectionString: iso.DATABASE_URL })
+  await db.connect()
+  try {
+    const user = await post(`${gateway}/api/users/`, {
+      username: 'bench-user',
+      password: 'password1',
+      profile: { name: '张三', gender: 0, age: 30, identify_id: '100000190001010001' }
+    })
+    const token = (await post(`${gateway}/api/auth/`, { username: 'bench-user', password: 'password1' })).access
+    const admin = (await post(`${gateway}/api/auth/`, ADMIN)).access
+    const auth = { authorization: `Bearer ${token}` }
+    const adminAuth = { authorization: `Bearer ${admin}` }
+
+    if (wanted.has('hop')) {
+      const direct = await cannon({ url: `${identity}/api/users/${user.id}/`, headers: auth })
+      const viaGateway = await cannon({ url: `${gateway}/api/users/${user.id}/`, headers: auth })
+      const ratio = viaGateway.rps / direct.rps
+      results.push(
+        { scenario: 'hop', measure: 'direct req/s', value: direct.rps, detail: `p50 ${direct.p50} ms, p99 ${direct.p99} ms` },
+        { scenario: 'hop', measure: 'gateway req/s', value: viaGateway.rps, detail: `p50 ${viaGateway.p50} ms, p99 ${viaGateway.p99} ms` },
+        { scenario: 'hop', measure: 'gateway / direct', value: ratio, target: '≥ 0.5', ok: ratio >= 0.5 }
+      )
+    }
+
+    if (wanted.has('login')) {
+      const limit = await bcryptLimit()
+      // Many accounts: attempts on one username are checked one at a time (the lockout's row lock).
+      const names = Array.from({ length: 64 }, (_, i) => `bench-login-${i}`)
+      await Promise.all(names.map((username) => post(`${gateway}/api/users/`, { username, password: 'password1' })))
+      let turn = 0
+      const cpuBefore = cpuByProcess()
+      const login = await cannon({
+        url: `${gateway}/api/auth/`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        requests: [
+          {
+            setupRequest: (request) => ({
+              ...request,
+              body: JSON.stringify({ username: names[turn++ % names.length], password: 'password1' })
+            })
+          }
+        ],
+        connections: availableParallelism() * 4
+      })
+      const ratio = login.rps / limit
+      const cpuAfter = cpuByProcess()
+      const perLogin = Object.entries(cpuAfter)
+        .map(([name, seconds]) => `${name} ${(((seconds - (cpuBefore[name] ?? 0)) / (login.rps * SECONDS)) * 1000).toFixed(1)}`)
+        .join(', ')
+      results.push(
+        { scenario: 'login', measure: `bcrypt compares/s (cost ${COST})`, value: limit },
+        { scenario: 'login', measure: 'logins/s via gateway', value: login.rps, detail: `p50 ${login.p50} ms, p99 ${login.p99} ms, non-2xx ${login.non2xx}` },
+        { scenario: 'login', measure: 'logins / bcrypt limit', value: ratio, target: '≥ 0.9', ok: ratio >= 0.9 && login.non2xx === 0 },
+        {
+          scenario: 'login',
+          measure: "share of identity's CPU in bcrypt",
+          // Each compare costs cores / limit seconds of CPU; identity's CPU per login is measured above.
+          value: (availableParallelism() / limit) / ((cpuAfter.identity - (cpuBefore.identity ?? 0)) / (login.rps * SECONDS)),
+          detail: `CPU ms per login: ${perLogin}`
+        }
+      )
+    }
+
+    if (wanted.has('list')) {
+      const schema = iso.schema('identity')
+      const started = Date.now()
+      await db.query(`set search_path = "${schema}", public`)
+      await db.query(
+        `insert into app_user (username, email, password, is_staff, is_active)
+         select 'u' || g, '', 'x', false, true from generate_series(1, $1) g`,
+        [USERS]
+      )
+      await db.query(
+        `insert into profile (user_id, name, name_pinyin, name_initials, gender, age, identify_id, phone, address)
+         select id, (array['王伟','李娜','张敏','刘洋','陈静'])[1 + id % 5] || id,
+                (array['wangwei','lina','zhangmin','liuyang','chenjing'])[1 + id % 5] || id,
+                (array['ww','ln','zm','ly','cj'])[1 + id % 5] || id,
+                id % 2, 20 + id % 60, '100000190001010001', '139' || lpad((id % 100000000)::text, 8, '0'), ''
+         from app_user where username like 'u%' and id > 2`
+      )
+      await db.query('vacuum analyze app_user')
+      await db.query('vacuum analyze profile')
+      const seeded = (Date.now() - started) / 1000
+      const page = await cannon({ url: `${gateway}/api/users/?limit=100&offset=10000`, headers: adminAuth, connections: 8 })
+      const search = await cannon({ url: `${gateway}/api/users/?search=zhangmin12&limit=20`, headers: adminAuth, connections: 8 })
+      results.push(
+        { scenario: 'list', measure: `users seeded (${seeded.toFixed(0)} s)`, value: USERS },
+        { scenario: 'list', measure: 'GET /api/users/ (offset 10 000) p99 ms', value: page.p99, target: '≤ 100', ok: page.p99 <= 100, detail: `${page.rps.toFixed(0)} req/s` },
+        { scenario: 'list', measure: 'GET /api/users/?search p99 ms', value: search.p99, target: '≤ 200', ok: search.p99 <= 200, detail: `${search.rps.toFixed(0)} req/s` }
+      )
+      const auditSchema = iso.schema('audit')
+      const logsStarted = Date.now()
+      await db.query(`set search_path = "${auditSchema}", public`)
+      // Batches keep each statement's transition table (the totals trigger) modest.
+      for (let done = 0; done < LOGS; done += 1_000_000) {
+        const n = Math.min(1_000_000, LOGS - done)
+        await db.query(
+          `insert into user_log (event_id, user_id, ip, operation, operator_id, operate_time, user_agent)
+           select gen_random_uuid(), 3 + g % $2::int, '10.0.0.1', g % 3, 3 + g % $2::int,
+                  now() - make_interval(secs => g), 'bench'
+           from generate_series($1::int + 1, $1::int + $3::int) g`,
+          [done, USERS, n]
+        )
+      }
+      await db.query('vacuum analyze user_log')
+      const logsSeeded = (Date.now() - logsStarted) / 1000
+      const logPage = await cannon({ url: `${gateway}/api/user-logs/?limit=100&offset=1000`, headers: adminAuth, connections: 8 })
+      const logUser = await cannon({ url: `${gateway}/api/user-logs/?user=${3 + (USERS >> 1)}&limit=100`, headers: adminAuth, connections: 8 })
+      results.push(
+        { scenario: 'list', measure: `log rows seeded (${logsSeeded.toFixed(0)} s)`, value: LOGS },
+        { scenario: 'list', measure: 'GET /api/user-logs/ (offset 1 000) p99 ms', value: logPage.p99, target: '≤ 100', ok: logPage.p99 <= 100, detail: `${logPage.rps.toFixed(0)} req/s` },
+        { scenario: 'list', measure: 'GET /api/user-logs/?user p99 ms', value: logUser.p99, target: '≤ 100', ok: logUser.p99 <= 100, detail: `${logUser.rps.toFixed(0)} req/s` }
+      )
+    }
+
+    if (wanted.has('events')) {
+      // Event latency: a login until its row is in audit's log, and an occupation created in directory
+      // until identity's replica has it; polled on the databases themselves.
+      const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]
+      const poll = async (sql: string, params: unknown[]) => {
+        const started = performance.now()
+        for (;;) {
+          if ((await db.query(sql, params)).rowCount) return performance.now() - started
+          await new Promise((r) => setTimeout(r, 2))
+        }
+      }
+      const loginLag: number[] = []
+      for (let i = 0; i < 100; i++) {
+        const tokens = await post(`${gateway}/api/auth/`, { username: 'bench-user', password: 'password1' })
+        const sid = JSON.parse(Buffer.from(tokens.access.split('.')[1], 'base64url').toString()).sid
+        loginLag.push(
+          await poll(
+            `select 1 from "${iso.schema('audit')}".user_log l join "${iso.schema('identity')}".outbox_event o on o.event_id = l.event_id
+             where o.payload->'data'->>'session_id' = $1`,
+            [sid]
+          )
+        )
+      }
+      const replicaLag: number[] = []
+      for (let i = 0; i < 100; i++) {
+        const occupation = await post(`${gateway}/api/occupations/`, { name: `bench-${i}-${Date.now()}` }, admin)
+        replicaLag.push(await poll(`select 1 from "${iso.schema('identity')}".occupation_replica where id = $1`, [occupation.id]))
+      }
+      results.push(
+        { scenario: 'events', measure: 'login → audit log row, p50 ms', value: percentile(loginLag, 0.5) },
+        { scenario: 'events', measure: 'login → audit log row, p99 ms', value: percentile(loginLag, 0.99), target: '≤ 1000', ok: percentile(loginLag, 0.99) <= 1000 },
+        { scenario: 'events', measure: 'occupation → identity replica, p50 ms', value: percentile(replicaLag, 0.5) },
+        { scenario: 'events', measure: 'occupation → identity replica, p99 ms', value: percentile(replicaLag, 0.99), target: '≤ 1000', ok: percentile(replicaLag, 0.99) <= 1000 }
+      )
+    }
+  } finally {
+    await db.end()
+    await system.stop()
+    if (process.env.BENCH_KEEP !== '1') {
+      await dropSchemas(TEST_DATABASE_URL, ['identity', 'directory', 'audit'].map((s) => iso.schema(s)))
+      await dropNatsPrefix(TEST_NATS_URL, iso.NATS_PREFIX)
+    }
+  }
+
+  const lines = results.map(
+    (r) =>
+      `| ${r.scenario} | ${r.measure} | ${Number.isInteger(r.value) ? r.value : r.value.toFixed(2)} | ${r.target ?? ''} | ${r.ok === undefined ? '' : r.ok ? 'met' : 'MISSED'} | ${r.detail ?? ''} |`
+  )
+  const report = ['| scenario | measure | value | target | | detail |', '| --- | --- | --- | --- | --- | --- |', ...lines].join('\n')
+  console.log(`\n${report}\n`)
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
+  writeFileSync(new URL('./results/latest.md', import.meta.url), `${new Date().toISOString()}\n\n${report}\n`)
+  if (results.some((r) => r.ok === false)) process.exitCode = 1
+}
+
+await main()
