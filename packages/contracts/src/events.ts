@@ -22,6 +22,7 @@ const UserFact = Type.Object({
   username: Type.String(),
   is_staff: Type.Boolean(),
   is_active: Type.Boolean(),
+  version: Type.Integer({ description: 'increases with every change of the user; replicas ignore older versions' }),
   actor: Nullable(Type.Integer())
 })
 const GroupFact = Type.Object({

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { UserEntity } from './entities/index.js'
 import type { Passwords } from './domain/passwords.js'
+import { nextUserFact } from './domain/users.js'
 import type { ServiceApp } from '@roster/service-kit'
 
 /**
@@ -54,13 +55,7 @@ async function upsertAdmin(
       if (hash) user.password = hash
     }
     await t.flush()
-    await app.outbox.emit(t, created ? 'identity.user.created' : 'identity.user.updated', {
-      user_id: user.id,
-      username: user.username,
-      is_staff: true,
-      is_active: true,
-      actor: null
-    })
+    await app.outbox.emit(t, created ? 'identity.user.created' : 'identity.user.updated', await nextUserFact(t, user.id, null))
     return user.id
   })
   return { id, created }

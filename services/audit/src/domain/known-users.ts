@@ -12,18 +12,19 @@ const run = (em: EntityManager, sql: string, params: unknown[]) =>
   em.getConnection().execute<{ affectedRows: number }>(sql, params, 'run', em.getTransactionContext())
 
 /**
- * `identity.user.created` / `updated`: remember the user. A deleted user's tombstone is never undone,
+ * `identity.user.created` / `updated`: remember the user. Facts arrive out of order (several are handled
+ * at once), so an older version never overwrites a newer one; a deleted user's tombstone is never undone,
  * so a late or redelivered `updated` cannot bring it back (user ids are never reused). Username and
  * flags are kept for operators only; audit's decisions rest on existence alone.
  */
 export async function applyUserFact(em: EntityManager, fact: UserFact): Promise<void> {
   await run(
     em,
-    `insert into known_user (id, username, is_staff, is_active, updated_at) values (?, ?, ?, ?, now())
+    `insert into known_user (id, username, is_staff, is_active, version, updated_at) values (?, ?, ?, ?, ?, now())
      on conflict (id) do update set username = excluded.username, is_staff = excluded.is_staff,
-       is_active = excluded.is_active, updated_at = now()
-     where known_user.deleted_at is null`,
-    [fact.user_id, pgText(fact.username, 150), fact.is_staff, fact.is_active]
+       is_active = excluded.is_active, version = excluded.version, updated_at = now()
+     where known_user.deleted_at is null and known_user.version < excluded.version`,
+    [fact.user_id, pgText(fact.username, 150), fact.is_staff, fact.is_active, fact.version]
   )
 }
 
@@ -99,9 +100,9 @@ export class KnownUsers {
     // Remembered without overriding what events said; a tombstone in particular stays.
     await run(
       em,
-      `insert into known_user (id, username, is_staff, is_active, updated_at) values (?, ?, ?, ?, now())
+      `insert into known_user (id, username, is_staff, is_active, version, updated_at) values (?, ?, ?, ?, ?, now())
        on conflict (id) do nothing`,
-      [id, pgText(String(fact.username ?? ''), 150), fact.is_staff === true, fact.is_active !== false]
+      [id, pgText(String(fact.username ?? ''), 150), fact.is_staff === true, fact.is_active !== false, Number(fact.version) || 0]
     )
     return true
   }

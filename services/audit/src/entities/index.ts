@@ -40,6 +40,7 @@ export interface KnownUserRow {
   isStaff: boolean
   isActive: boolean
   deletedAt: Date | null
+  version: number
   updatedAt: Date
 }
 
@@ -52,6 +53,7 @@ export const KnownUserEntity = new EntitySchema<KnownUserRow>({
     isStaff: { type: 'boolean', default: false },
     isActive: { type: 'boolean', default: true },
     deletedAt: { type: 'datetime', nullable: true },
+    version: { type: 'integer', default: 0 },
     updatedAt: { type: 'datetime', onCreate: () => new Date(), onUpdate: () => new Date() }
   }
 })

@@ -73,4 +73,14 @@ export class Migration20261123000300 extends Migration {
   }
 }
 
-export const migrations = [{ name: 'Migration20261123000300', class: Migration20261123000300 }]
+/** Identity's version of each user fact: facts may arrive out of order (the consumer runs several at once). */
+export class Migration20261124000300 extends Migration {
+  override async up(): Promise<void> {
+    this.addSql('alter table known_user add column version integer not null default 0')
+  }
+}
+
+export const migrations = [
+  { name: 'Migration20261123000300', class: Migration20261123000300 },
+  { name: 'Migration20261124000300', class: Migration20261124000300 }
+]

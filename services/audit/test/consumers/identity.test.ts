@@ -72,10 +72,10 @@ t.test('the IDENTITY consumer', async (t) => {
 
   t.test('a user deleted before its created / updated events arrive stays deleted', async (t) => {
     const userId = ++nextUser
-    const fact = { user_id: userId, username: `u${userId}`, is_staff: false, is_active: true, actor: null }
+    const fact = { user_id: userId, username: `u${userId}`, is_staff: false, is_active: true, version: 1, actor: null }
     await publish(audit, 'identity.user.deleted', envelope('identity.user.deleted', { user_id: userId, username: `u${userId}`, actor: null }))
     await publish(audit, 'identity.user.created', envelope('identity.user.created', fact))
-    const last = envelope('identity.user.updated', fact)
+    const last = envelope('identity.user.updated', { ...fact, version: 2 })
     await publish(audit, 'identity.user.updated', last)
     await eventually(async () => (await sql(audit, 'select 1 from processed_event where event_id = ?', [last.id])).length === 1)
     const [row] = await sql(audit, 'select deleted_at is not null as deleted from known_user where id = ?', [userId])
@@ -91,9 +91,9 @@ t.test('the IDENTITY consumer', async (t) => {
 
   t.test('created, updated and deleted users', async (t) => {
     const userId = ++nextUser
-    const fact = { user_id: userId, username: `u${userId}`, is_staff: false, is_active: true, actor: null }
+    const fact = { user_id: userId, username: `u${userId}`, is_staff: false, is_active: true, version: 1, actor: null }
     await publish(audit, 'identity.user.created', envelope('identity.user.created', fact))
-    await publish(audit, 'identity.user.updated', envelope('identity.user.updated', { ...fact, is_active: false }))
+    await publish(audit, 'identity.user.updated', envelope('identity.user.updated', { ...fact, is_active: false, version: 2 }))
     await eventually(async () => (await sql(audit, 'select 1 from known_user where id = ? and not is_active', [userId])).length === 1)
     await publish(audit, 'identity.session.login', envelope('identity.session.login', login(userId)))
     await publish(audit, 'identity.user.deleted', envelope('identity.user.deleted', { user_id: userId, username: fact.username, actor: admin.id }))
@@ -101,6 +101,21 @@ t.test('the IDENTITY consumer', async (t) => {
     const history = await get(audit, `/api/users/${userId}/user-logs/`, admin.access)
     t.equal(history.statusCode, 200)
     t.equal(history.json().length, 1, 'the log history of a deleted user stays')
+  })
+
+  t.test('user facts out of order: the newest version wins whatever arrives last', async (t) => {
+    const userId = ++nextUser
+    const fact = { user_id: userId, username: `u${userId}`, is_staff: false, is_active: true, version: 1, actor: null }
+    const newest = envelope('identity.user.updated', { ...fact, is_staff: true, is_active: false, version: 3 })
+    const older = envelope('identity.user.updated', { ...fact, is_active: false, version: 2 })
+    const created = envelope('identity.user.created', fact)
+    await publish(audit, 'identity.user.updated', newest)
+    await publish(audit, 'identity.user.updated', older)
+    await publish(audit, 'identity.user.created', created)
+    const ids = [newest.id, older.id, created.id]
+    await eventually(async () => (await sql(audit, 'select 1 from processed_event where event_id in (?, ?, ?)', ids)).length === 3)
+    const [row] = await sql(audit, 'select is_staff, is_active, version from known_user where id = ?', [userId])
+    t.same(row, { is_staff: true, is_active: false, version: 3 })
   })
 
   t.test('the unique event id is a second guard when the bookkeeping is lost', async (t) => {

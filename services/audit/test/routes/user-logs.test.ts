@@ -159,7 +159,7 @@ t.test('user logs', async (t) => {
   t.test('filters, order and pages', async (t) => {
     // A user of its own, fed straight from events with chosen times, so the expected list is exact.
     const userId = 700000 + Math.floor(Math.random() * 100000)
-    await publish(audit, 'identity.user.created', envelope('identity.user.created', { user_id: userId, username: `u${userId}`, is_staff: false, is_active: true, actor: null }))
+    await publish(audit, 'identity.user.created', envelope('identity.user.created', { user_id: userId, username: `u${userId}`, is_staff: false, is_active: true, version: 1, actor: null }))
     const base = Date.parse('2024-03-01T00:00:00.000Z')
     const at = (minutes: number) => new Date(base + minutes * 60_000)
     const session = { session_id: 's', user_id: userId, username: `u${userId}`, ip: '198.51.100.1', user_agent: 'filters' }

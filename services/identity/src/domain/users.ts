@@ -200,3 +200,20 @@ export async function usersPage(
   setPageHeaders(request, reply, total, page)
   return loadUsers(request.em, ids, timeZone)
 }
+
+/**
+ * The fact `identity.user.created` / `updated` carries, read inside the writing transaction after its
+ * flush: the version is raised under the row lock, so concurrent changes of one user get increasing
+ * versions in commit order and each fact shows the row as its own transaction left it.
+ */
+export async function nextUserFact(em: EntityManager, id: number, actor: number | null) {
+  const [row] = await em
+    .getConnection()
+    .execute<{ username: string; is_staff: boolean; is_active: boolean; version: number }[]>(
+      'update app_user set version = version + 1 where id = ? returning username, is_staff, is_active, version',
+      [id],
+      'all',
+      em.getTransactionContext()
+    )
+  return { user_id: id, username: row.username, is_staff: row.is_staff, is_active: row.is_active, version: row.version, actor }
+}

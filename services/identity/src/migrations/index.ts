@@ -95,7 +95,15 @@ export class Migration20261124000100 extends Migration {
   }
 }
 
+/** A version per user, raised with every change, so replicas downstream can order `identity.user.*` facts. */
+export class Migration20261124000200 extends Migration {
+  override async up(): Promise<void> {
+    this.addSql('alter table app_user add column version integer not null default 1')
+  }
+}
+
 export const migrations = [
   { name: 'Migration20261123000100', class: Migration20261123000100 },
-  { name: 'Migration20261124000100', class: Migration20261124000100 }
+  { name: 'Migration20261124000100', class: Migration20261124000100 },
+  { name: 'Migration20261124000200', class: Migration20261124000200 }
 ]

@@ -242,6 +242,29 @@ t.test('updating users', async (t) => {
     t.equal(other403.statusCode, 403)
   })
 
+  t.test('user facts carry a version that rises with every change, in commit order', async (t) => {
+    const target = await register(app, {})
+    const changes = [true, false, true, false, true, false].map((is_active) =>
+      app.inject({ method: 'PATCH', url: `/api/users/${target.id}/`, headers: bearer(admin.access), payload: { is_active } })
+    )
+    t.same((await Promise.all(changes)).map((r) => r.statusCode), [200, 200, 200, 200, 200, 200])
+    const facts = await app.orm.em
+      .fork()
+      .getConnection()
+      .execute<{ subject: string; payload: { version: number; is_active: boolean } }[]>(
+        `select subject, payload->'data' as payload from outbox_event
+         where subject like '%identity.user.%' and (payload->'data'->>'user_id')::int = ? order by id`,
+        [target.id]
+      )
+    const versions = facts.map((f) => f.payload.version)
+    t.equal(facts[0].subject.endsWith('identity.user.created'), true)
+    t.same(versions, [...versions].sort((a, b) => a - b), 'versions rise in the order the facts were written')
+    t.equal(new Set(versions).size, 7, 'no two facts share a version')
+    const [row] = await app.orm.em.fork().getConnection().execute('select is_active, version from app_user where id = ?', [target.id])
+    t.same(facts.at(-1)!.payload.is_active, row.is_active, 'the newest fact is the stored state')
+    t.equal(facts.at(-1)!.payload.version, row.version)
+  })
+
   t.test('changing your own password needs the old one and ends other sessions', async (t) => {
     const second = await login(app, user.username, 'password1')
     const missing = await app.inject({ method: 'PATCH', url, headers: bearer(session.access), payload: { password: 'password2' } })

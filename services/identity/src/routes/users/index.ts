@@ -25,7 +25,7 @@ import {
   parsePk
 } from '@roster/service-kit'
 import { ProfileEntity, UserEntity, type ProfileRow } from '../../entities/index.js'
-import { applyProfile, emailTaken, loadUsers, renderUser, usernameTaken, usersPage } from '../../domain/users.js'
+import { applyProfile, emailTaken, loadUsers, nextUserFact, renderUser, usernameTaken, usersPage } from '../../domain/users.js'
 import type { Revoked } from '../../domain/sessions.js'
 
 const tags = ['users']
@@ -83,13 +83,9 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
             const fields = applyProfile({ user: user.id, creator: request.caller?.userId ?? user.id, modifier: null }, body.profile)
             profile = tem.create(ProfileEntity, { phone: '', address: '', occupation: null, ...fields } as ProfileRow)
           }
-          await app.outbox.emit(tem as EntityManager, 'identity.user.created', {
-            user_id: user.id,
-            username: user.username,
-            is_staff: user.isStaff,
-            is_active: user.isActive,
-            actor: request.caller?.userId ?? user.id
-          })
+          await tem.flush()
+          const fact = await nextUserFact(tem as EntityManager, user.id, request.caller?.userId ?? user.id)
+          await app.outbox.emit(tem as EntityManager, 'identity.user.created', fact)
           return { user, profile }
         })
         return renderUser(user, profile, tz)
@@ -192,13 +188,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       else if (staffChange) ended = await sessions.revoke(t, { userId: id })
       else if (newHash) ended = await sessions.revoke(t, { userId: id, except: caller.userId === id ? caller.sid : undefined })
       await t.flush()
-      await app.outbox.emit(t, 'identity.user.updated', {
-        user_id: id,
-        username: user.username,
-        is_staff: user.isStaff,
-        is_active: user.isActive,
-        actor: caller.userId
-      })
+      await app.outbox.emit(t, 'identity.user.updated', await nextUserFact(t, id, caller.userId))
       return ended
     })
     sessions.afterCommit(revoked)
