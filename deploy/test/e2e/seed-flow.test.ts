@@ -2,21 +2,24 @@ import t from 'tap'
 import { startE2E, client, ADMIN } from './helper.js'
 
 t.test('the seed document flow through the gateway', async (t) => {
-  const system = await startE2E(t, ['identity', 'gateway'])
+  const system = await startE2E(t, ['identity', 'directory', 'gateway'])
   const api = client(system.gatewayUrl!)
 
+  // The document's own example, verbatim: occupation 34 is in the catalogue a new directory starts with.
+  const seedProfile = { gender: 0, occupation: 34, age: 18, name: 'name', identify_id: '100000190001010001', phone: '18888888888', address: 'address1' }
   const registered = await api('POST', '/api/users/', {
-    body: {
-      username: 'test1',
-      password: 'password1',
-      email: 'email1@test.com',
-      profile: { gender: 0, age: 18, name: '张三', identify_id: '100000190001010001', phone: '18888888888', address: 'address1' }
-    }
+    body: { username: 'test1', password: 'password1', email: 'email1@test.com', profile: seedProfile }
   })
   t.equal(registered.status, 200, registered.text)
   const id = registered.json.id
-  t.equal(registered.json.profile.name_pinyin, 'zhangsan')
+  t.match(registered.json.profile, { ...seedProfile, name_pinyin: 'name', user: id, creator: id, modifier: null })
   t.ok(registered.headers.get('x-request-id'))
+
+  const zhang = await api('POST', '/api/users/', {
+    body: { username: 'zhang3', password: 'password1', profile: { ...seedProfile, name: '张三' } }
+  })
+  t.equal(zhang.status, 200, zhang.text)
+  t.equal(zhang.json.profile.name_pinyin, 'zhangsan')
 
   const login = await api('POST', '/api/auth', { body: { username: 'test1', password: 'password1' } })
   t.equal(login.status, 200)
@@ -26,6 +29,13 @@ t.test('the seed document flow through the gateway', async (t) => {
   t.equal(self.status, 200)
   t.equal(self.json.username, 'test1')
 
+  // The document's PUT example, verbatim (the same password again is no change), then a rename.
+  const putSeed = await api('PUT', `/api/users/${id}/`, {
+    token: access,
+    body: { password: 'password1', email: 'email1@test.com', profile: seedProfile }
+  })
+  t.equal(putSeed.status, 200, putSeed.text)
+  t.equal(putSeed.json.profile.modifier, id)
   const put = await api('PUT', `/api/users/${id}/`, {
     token: access,
     body: {

@@ -7,6 +7,7 @@ import { migrations } from './migrations/index.js'
 import { groupRoutes } from './routes/groups/index.js'
 import { occupationRoutes } from './routes/occupations/index.js'
 import { internalRoutes } from './routes/internal.js'
+import { seedOccupationCatalogue } from './domain/catalogue.js'
 import './context.js'
 
 /**
@@ -25,6 +26,12 @@ export async function buildApp(config: DirectoryConfig, options: { logger?: Fast
     schemas: [GroupProfileSchema, GroupSchema, OccupationSchema],
     async setup(app) {
       app.decorate('directory', { config })
+      if (config.DIRECTORY_SEED_OCCUPATIONS) {
+        app.addHook('onReady', async () => {
+          const added = await seedOccupationCatalogue(app)
+          if (added) app.log.info({ added }, 'occupation catalogue filled in')
+        })
+      }
     },
     routes: [groupRoutes, occupationRoutes, internalRoutes]
   })

@@ -13,7 +13,8 @@ interface TestLike {
 }
 
 export function testConfig(iso: TestIsolation, overrides: Partial<DirectoryConfig> = {}): DirectoryConfig {
-  return readConfig({ ...serviceTestConfig(iso, 'directory'), ...overrides })
+  // Route tests start from an empty directory; the catalogue has its own test.
+  return readConfig({ ...serviceTestConfig(iso, 'directory'), DIRECTORY_SEED_OCCUPATIONS: false, ...overrides })
 }
 
 export interface Caller {

@@ -90,9 +90,9 @@ t.test('registration', async (t) => {
   })
 
   t.test('unknown occupation', async (t) => {
-    const res = await post(app, { username: 'o1', password: 'password1', profile: { ...SEED_PROFILE, occupation: 34 } })
+    const res = await post(app, { username: 'o1', password: 'password1', profile: { ...SEED_PROFILE, occupation: 99999 } })
     t.equal(res.statusCode, 400)
-    t.same(res.json(), { profile: { occupation: ['无效主键 “34” － 对象不存在。'] } })
+    t.same(res.json(), { profile: { occupation: ['无效主键 “99999” － 对象不存在。'] } })
   })
 
   t.test('bodies that are not a JSON object', async (t) => {

@@ -34,7 +34,9 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
       schema: {
         tags,
         summary: 'list occupations',
-        description: `Id ascending. ${ListHeadersDescription} \`search\` matches a substring of the name, case-insensitively.`,
+        description:
+          `Id ascending. ${ListHeadersDescription} \`search\` matches a substring of the name, case-insensitively. ` +
+          'A new system starts with a catalogue of 40 health occupations (ids 1–40) unless `DIRECTORY_SEED_OCCUPATIONS=false`.',
         querystring: OccupationListQuerySchema,
         response: { 200: { type: 'array', items: occupationRef, headers: LIST_HEADERS }, 400: fieldErrors, 401: errorRef }
       }
