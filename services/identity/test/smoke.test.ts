@@ -29,3 +29,39 @@ t.test('a commit that queued events wakes the outbox relay: no polling needed', 
   await eventually(published, { timeoutMs: 2000 })
   t.pass('published well before the 60 s poll')
 })
+
+t.test('the outbox: published after commit, never after a rollback, and the relay picks up what was missed', async (t) => {
+  const app = await build(t, { OUTBOX_POLL_MS: 60_000 })
+  const { jsm, names } = app.nats
+  const stream = names.stream('IDENTITY')
+  const messages = async () => (await jsm.streams.info(stream)).state.messages
+  const pending = async () =>
+    (await app.orm.em.fork().getConnection().execute(`select count(*)::int as n from outbox_event where published_at is null`))[0].n
+  await eventually(async () => (await pending()) === 0)
+  const before = await messages()
+  const fact = { user_id: 999, username: 'ghost', actor: null }
+
+  await app.orm.em
+    .fork()
+    .transactional(async (em) => {
+      await app.outbox.emit(em as any, 'identity.user.deleted', fact)
+      throw new Error('roll back')
+    })
+    .catch(() => undefined)
+  await app.orm.em.fork().transactional((em) => app.outbox.emit(em as any, 'identity.user.deleted', fact))
+  await eventually(async () => (await pending()) === 0, { timeoutMs: 2000 })
+  t.equal((await messages()) - before, 1, 'one event: the committed one')
+
+  // A row the committing process never published (a crash between commit and publish) waits for the relay.
+  await app.orm.em
+    .fork()
+    .getConnection()
+    .execute(
+      `insert into outbox_event (event_id, subject, payload) values (gen_random_uuid(), 'identity.user.deleted', ?)`,
+      [JSON.stringify({ occurred_at: new Date().toISOString(), data: fact })]
+    )
+  t.equal(await pending(), 1)
+  t.equal(await app.outbox.relayOnce(), 1, 'the relay publishes it')
+  t.equal((await messages()) - before, 2)
+  t.equal(await app.outbox.relayOnce(), 0, 'and nothing twice')
+})

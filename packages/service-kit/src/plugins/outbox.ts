@@ -21,10 +21,10 @@ export interface Outbox {
   enqueue(em: EntityManager, kind: string, subject: string, payload: unknown): Promise<string>
   /** Handles rows of a kind other than `event`. */
   onKind(kind: string, handler: KindHandler): void
-  /** Wakes the relay now. Commits that queued something wake it by themselves. */
+  /** Wakes the relay now, to publish everything pending (commits publish their own rows by themselves). */
   kick(): void
-  /** Publishes what is pending; resolves with the number of rows sent. */
-  relayOnce(): Promise<number>
+  /** Publishes what is pending and older than `graceMs` (default 0: all); resolves with the number of rows sent. */
+  relayOnce(graceMs?: number): Promise<number>
 }
 
 declare module 'fastify' {
@@ -34,11 +34,16 @@ declare module 'fastify' {
 }
 
 const BATCH = 200
+/** Rows younger than this are left to the process that committed them unless the relay is kicked. */
+const RELAY_GRACE_MS = 2000
 
 /**
- * The transactional outbox: a change and the facts it causes commit together; the relay publishes them
- * to JetStream with `msgID` = event id (so a retry is de-duplicated) and marks them sent. NATS being
- * down delays events, never loses them. Replicas share the work with `for update skip locked`.
+ * The transactional outbox: a change and the facts it causes commit together. Straight after the commit
+ * the process that made it publishes them to JetStream with `msgID` = event id and marks them sent (one
+ * `update` for everything that went out meanwhile): no extra transaction per event. What that misses (NATS
+ * down, a crash between commit and publish, a failed mark) the relay finds by polling and publishes again;
+ * JetStream drops a copy with a known `msgID` and consumers are idempotent, so nothing is lost or doubled.
+ * Replicas share the relay's work with `for update skip locked`.
  */
 export const outboxPlugin = fp(
   async function outbox(app: FastifyInstance, options: { pollMs: number; publishTimeoutMs?: number }) {
@@ -61,19 +66,21 @@ export const outboxPlugin = fp(
       wake?.()
     }
 
-    // The relay wakes when a transaction that queued something commits, so producers never have to
-    // remember to: the transaction contexts that enqueued are noted, and MikroORM's commit event kicks.
-    const queuedIn = new WeakSet<object>()
+    // What a transaction queued is published when MikroORM reports its commit, so producers never have to
+    // remember to: rows are kept per transaction context until then (a rollback simply drops them).
+    const queuedIn = new WeakMap<object, OutboxRow[]>()
     app.orm.em.getEventManager().registerSubscriber({
       afterTransactionCommit: ({ transaction }) => {
-        if (transaction && queuedIn.has(transaction as object)) kick()
+        const rows = transaction && queuedIn.get(transaction as object)
+        if (!rows) return
+        queuedIn.delete(transaction as object)
+        publishCommitted(rows)
       }
     })
 
     async function enqueue(em: EntityManager, kind: string, subject: string, payload: unknown): Promise<string> {
       const eventId = randomUUID()
       const ctx = em.getTransactionContext()
-      if (ctx) queuedIn.add(ctx)
       await em
         .getConnection()
         .execute(
@@ -82,28 +89,79 @@ export const outboxPlugin = fp(
           'run',
           ctx
         )
-      if (!ctx) kick()
+      const row: OutboxRow = { id: '', event_id: eventId, kind, subject, payload }
+      if (!ctx) publishCommitted([row])
+      else queuedIn.set(ctx, [...(queuedIn.get(ctx) ?? []), row])
       return eventId
     }
 
-    async function relayOnce(): Promise<number> {
+    // Publishing after commit. Rows of one transaction go out in order; a failure leaves that row and
+    // the ones after it to the relay.
+    const inFlight = new Set<Promise<void>>()
+    let toMark: string[] = []
+    let marking: Promise<void> | null = null
+    function publishCommitted(rows: OutboxRow[]) {
+      const job = (async () => {
+        for (const row of rows) {
+          try {
+            await handlerOf(row)(row)
+          } catch (error) {
+            app.log.debug({ err: error, event: row.event_id }, 'publishing after commit failed; the relay will retry')
+            return
+          }
+          toMark.push(row.event_id)
+        }
+        marking ??= markSent()
+      })()
+      inFlight.add(job)
+      void job.finally(() => inFlight.delete(job))
+    }
+
+    /** Marks what went out since the last mark, in one statement; loops while more arrives meanwhile. */
+    async function markSent(): Promise<void> {
+      await Promise.resolve()
+      try {
+        while (toMark.length > 0) {
+          const ids = toMark.splice(0, 1000)
+          try {
+            await app.orm.em
+              .fork()
+              .getConnection()
+              .execute(`update outbox_event set published_at = now() where event_id in (${ids.map(() => '?').join(',')})`, ids)
+          } catch (error) {
+            // Left unmarked, they are published again by the relay and dropped by JetStream as copies.
+            app.log.warn({ err: error, events: ids.length }, 'could not mark published outbox rows')
+          }
+        }
+      } finally {
+        marking = null
+      }
+    }
+
+    const handlerOf = (row: OutboxRow): KindHandler => {
+      const handler = handlers.get(row.kind)
+      if (!handler) throw new Error(`no outbox handler for kind ${row.kind}`)
+      return handler
+    }
+
+    /** Publishes pending rows (by default also those committed a moment ago, which their process is publishing). */
+    async function relayOnce(graceMs = 0): Promise<number> {
       const em = app.orm.em.fork()
       return em.transactional(async (tem) => {
         const connection = tem.getConnection()
         const ctx = tem.getTransactionContext()
         const rows: OutboxRow[] = await connection.execute(
           `select id, event_id, kind, subject, payload from outbox_event
-           where published_at is null order by id limit ${BATCH} for update skip locked`,
-          [],
+           where published_at is null and created_at <= now() - make_interval(secs => ?)
+           order by id limit ${BATCH} for update skip locked`,
+          [graceMs / 1000],
           'all',
           ctx
         )
         const sent: string[] = []
         try {
           for (const row of rows) {
-            const handler = handlers.get(row.kind)
-            if (!handler) throw new Error(`no outbox handler for kind ${row.kind}`)
-            await handler(row)
+            await handlerOf(row)(row)
             sent.push(row.id)
           }
         } finally {
@@ -134,9 +192,10 @@ export const outboxPlugin = fp(
       let failures = 0
       let sweeps = 0
       while (!closed) {
+        const wasKicked = kicked
         kicked = false
         try {
-          const n = await relayOnce()
+          const n = await relayOnce(wasKicked ? 0 : RELAY_GRACE_MS)
           failures = 0
           if (n === BATCH) continue
           if (++sweeps % 600 === 0) {
@@ -170,6 +229,8 @@ export const outboxPlugin = fp(
       closed = true
       kick()
       await running
+      await Promise.allSettled([...inFlight])
+      await marking
     })
   },
   { name: 'roster-outbox', dependencies: ['roster-orm', 'roster-nats'] }
