@@ -20,14 +20,28 @@ const run = async <T>(em: EntityManager, sql: string, params: unknown[]): Promis
  */
 export class LoginThrottle {
   /**
-   * Reads the failures of a username (locked until the caller's transaction ends, with an advisory lock
-   * on the key, so attempts on one username are checked one at a time: of 30 simultaneous wrong attempts
-   * only `max` reach bcrypt, while simultaneous right ones all pass, each after the one before) and of
-   * the client address (not locked: a burst from one address may overshoot its limit by a little).
+   * Takes the username's lock until the caller's transaction ends (an advisory lock on the key), so
+   * attempts on one username are checked one at a time: of 30 simultaneous wrong attempts only `max`
+   * reach bcrypt, while simultaneous right ones all pass, each after the one before. `lookup` (a select
+   * whose rows have a non-null column) rides along in the same round trip; its rows are answered. Call `check` after it: a statement
+   * sees what committed before it started, so the counters must be read by a later one.
+   */
+  async lock<T>(em: EntityManager, userKey: string, lookup: { sql: string; params: unknown[] }): Promise<T[]> {
+    // A left join: the lock side is always evaluated, whether or not the lookup finds anything (then its
+    // one row is all nulls and is dropped here).
+    const rows = await run<T[]>(
+      em,
+      `select found.* from (select pg_advisory_xact_lock(hashtext(?))) as locked left join lateral (${lookup.sql}) as found on true`,
+      [userKey, ...lookup.params]
+    )
+    return rows.filter((row) => Object.values(row as object).some((value) => value !== null))
+  }
+
+  /**
+   * Reads the failures of a username (whose lock the caller holds) and of the client address (not
+   * locked: a burst from one address may overshoot its limit by a little).
    */
   async check(em: EntityManager, userKey: string, userRule: ThrottleRule, ipKey: string, ipRule: ThrottleRule) {
-    // The read is a statement of its own: its snapshot must be taken after the lock is granted.
-    await run(em, 'select pg_advisory_xact_lock(hashtext(?))', [userKey])
     const rows = await run<{ key: string; failures: number; retry_after: number }[]>(
       em,
       `select t.key, t.failures, extract(epoch from (t.window_start + make_interval(secs => r.win) - now()))::float as retry_after

@@ -73,6 +73,13 @@ t.test('lockout: parallel wrong attempts cannot slip past the limit', async (t) 
   t.equal(right.statusCode, 429, 'even the right password waits for the window')
   const other = await register(app)
   await login(app, other.username, 'password1')
+
+  // A username that does not exist is locked out the same way (and its attempts are counted as atomically).
+  const unknown = await Promise.all(
+    Array.from({ length: 30 }, () => app.inject({ method: 'POST', url: '/api/auth/', payload: { username: 'nobody-here', password: 'wrong-password' } }))
+  )
+  t.equal(unknown.filter((r) => r.statusCode === 401).length, 5, 'five unknown-user attempts were checked')
+  t.equal(unknown.filter((r) => r.statusCode === 429).length, 25)
 })
 
 t.test('per-address limit counts failures only', async (t) => {

@@ -50,20 +50,16 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
 
       const outcome = await request.em.transactional(async (tem) => {
         const em = tem as EntityManager
+        const [row] = await throttle.lock<{ id: number; username: string; password: string; is_staff: boolean; is_active: boolean }>(em, userKey, {
+          sql: 'select id, username, password, is_staff, is_active from app_user where lower(username) = lower(?)',
+          params: [username]
+        })
         const limits = await throttle.check(em, userKey, userRule, ipKey, ipRule)
         const blocked = [limits.ip.failures >= ipRule.max && limits.ip, limits.user.failures >= userRule.max && limits.user].filter(Boolean)
         if (blocked.length > 0) {
           await failed(em, null, 'locked_out')
           return { kind: 'locked' as const, retryAfter: Math.max(...blocked.map((b) => (b as { retryAfter: number }).retryAfter)) }
         }
-        const [row] = await em
-          .getConnection()
-          .execute<{ id: number; username: string; password: string; is_staff: boolean; is_active: boolean }[]>(
-            'select id, username, password, is_staff, is_active from app_user where lower(username) = lower(?)',
-            [username],
-            'all',
-            em.getTransactionContext()
-          )
         const valid = await passwords.verify(password, row?.password ?? null)
         if (!row || !valid || !row.is_active) {
           await throttle.fail(em, userKey, userRule)
