@@ -94,6 +94,8 @@ export interface RunningSystem {
   /** Requested but not started because `<dir>/src/server.ts` does not exist. */
   readonly skipped: readonly ServiceName[]
   isRunning(service: ServiceName): boolean
+  /** The process id of a running service (the benchmark pins processes to cores). */
+  pid(service: ServiceName): number | undefined
   /** The last lines a process wrote (both streams, oldest first). */
   output(service: ServiceName): string[]
   /** Stops the gateway, then the backends: SIGTERM, then SIGKILL after the timeout. */
@@ -351,6 +353,10 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
     isRunning: (service) => {
       const child = slots.get(service)?.child
       return child !== undefined && !hasExited(child)
+    },
+    pid: (service) => {
+      const child = slots.get(service)?.child
+      return child && !hasExited(child) ? child.pid : undefined
     },
     output: (service) => slotOf(service).output.lines(),
     stop: stopAll,
