@@ -16,7 +16,7 @@ import bcrypt from 'bcrypt'
 import pg from 'pg'
 import { isolate, dropSchemas, dropNatsPrefix, TEST_DATABASE_URL, TEST_NATS_URL } from '@roster/service-kit/testing'
 import { startSystem } from '@roster/deploy/local/system'
-import { cpuByProcess } from './cpu.js'
+import { cpuByProcess, cpuSpent } from './cpu.js'
 import { Pinning } from './pin.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
@@ -150,7 +150,7 @@ async function main() {
         })
         const cpuAfter = cpuByProcess()
         const perLogin = Object.fromEntries(
-          Object.entries(cpuAfter).map(([name, seconds]) => [name, ((seconds - (cpuBefore[name] ?? 0)) / (run.rps * SECONDS)) * 1000])
+          Object.entries(cpuSpent(cpuBefore, cpuAfter)).map(([name, seconds]) => [name, (seconds / (run.rps * SECONDS)) * 1000])
         )
         const breakdown = Object.entries(perLogin).map(([name, ms]) => `${name} ${ms.toFixed(1)}`).join(', ')
         return { ...run, perLogin, breakdown }
