@@ -13,9 +13,24 @@ interface TestLike {
  * PostgreSQL and NATS, with fresh schemas and stream names.
  */
 export async function startE2E(t: TestLike, services: ServiceName[], env: Record<string, string> = {}): Promise<RunningSystem & { iso: Awaited<ReturnType<typeof isolate>> }> {
+  const [system] = await startReplicas(t, services, 1, env)
+  return system
+}
+
+/**
+ * `count` copies of the same system (every service and the gateway) on one database and one NATS, as
+ * replicas in a cluster: the same schemas, stream names and signing key, each copy on its own ports.
+ * They start at the same time, as pods of a new deployment would.
+ */
+export async function startReplicas(
+  t: TestLike,
+  services: ServiceName[],
+  count: number,
+  env: Record<string, string> = {}
+): Promise<(RunningSystem & { iso: Awaited<ReturnType<typeof isolate>> })[]> {
   const iso = await isolate(t)
   const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
-  const system = await startSystem({
+  const start = () => startSystem({
     services,
     ports: Object.fromEntries(services.map((s) => [s, 0])),
     env: {
@@ -33,8 +48,12 @@ export async function startE2E(t: TestLike, services: ServiceName[], env: Record
     pipeLogs: process.env.TEST_LOG_LEVEL ? true : false,
     readyTimeoutMs: 60_000
   })
-  t.after(() => system.stop())
-  return Object.assign(system, { iso })
+  const started = await Promise.allSettled(Array.from({ length: count }, start))
+  const systems = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
+  t.after(() => Promise.all(systems.map((system) => system.stop())))
+  const failed = started.find((s) => s.status === 'rejected')
+  if (failed) throw (failed as PromiseRejectedResult).reason
+  return systems.map((system) => Object.assign(system, { iso }))
 }
 
 /** A tiny client of the gateway, as a black-box test would write it. */
