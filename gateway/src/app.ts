@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { Transform, type Readable } from 'node:stream'
 import replyFrom from '@fastify/reply-from'
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
@@ -6,7 +7,9 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import {
   ApiError,
+  BODY_LIMIT_BYTES,
   NotFoundError,
+  PayloadTooLargeError,
   ThrottledError,
   authPlugin,
   errorsPlugin,
@@ -21,7 +24,28 @@ import type { GatewayConfig } from './config.js'
 import { upstreamOf, type Upstream } from './routing.js'
 import { MergedDocs } from './openapi.js'
 
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']
+// Not passed on: hop-by-hop headers, and `expect` (this server already answered a client's `100-continue`;
+// undici refuses to send it, which made every curl upload over 1 KiB a 503).
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect']
+
+type LimitedBody = Transform & { tooLarge?: boolean }
+
+/** Passes a body on while counting it; past the limit it fails (and says so), ending the forward. */
+function limitBody(payload: Readable): LimitedBody {
+  let seen = 0
+  const limited: LimitedBody = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length
+      if (seen > BODY_LIMIT_BYTES) {
+        limited.tooLarge = true
+        return callback(new PayloadTooLargeError())
+      }
+      callback(null, chunk)
+    }
+  })
+  payload.on('error', (error) => limited.destroy(error))
+  return payload.pipe(limited)
+}
 
 function trustProxy(config: GatewayConfig): string[] | false {
   const list = config.TRUSTED_PROXIES.split(',').map((s) => s.trim()).filter(Boolean)
@@ -104,9 +128,19 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
       disableRequestLogging: true
     } as any)
     await app.register(async function proxy(scope) {
-      // Bodies pass through as streams: the service that owns the path parses and limits them.
+      // Bodies pass through as streams: the service that owns the path parses them. The size limit is
+      // also kept here, before and while forwarding: a service that refuses a large body closes the
+      // connection in the middle of the upload, which would reach the client as a 503.
       scope.removeAllContentTypeParsers()
-      scope.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
+      // The rest of a refused body is never read: the connection is closed after the answer instead of
+      // being kept alive with an upload still coming.
+      scope.addHook('onSend', async (_request, reply) => {
+        if (reply.statusCode === 413) reply.header('connection', 'close')
+      })
+      scope.addContentTypeParser('*', (request, payload, done) => {
+        if (Number(request.headers['content-length'] ?? 0) > BODY_LIMIT_BYTES) return done(new PayloadTooLargeError(), undefined)
+        done(null, limitBody(payload))
+      })
       scope.all(
         '/api/*',
         { config: { access: 'public' }, schema: { hide: true } },
@@ -126,6 +160,10 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
               return out as any
             },
             onError: (reply, { error }) => {
+              if ((request.body as LimitedBody | undefined)?.tooLarge) {
+                reply.code(413).send(new PayloadTooLargeError().body(request.lang))
+                return
+              }
               request.log.error({ err: error, upstream }, 'upstream failed')
               reply.code(503).send({ detail: new ApiError(503, 'service_unavailable').body(request.lang).detail })
             }

@@ -134,6 +134,42 @@ t.test('errors at the edge keep the API shape', async (t) => {
   t.ok(down.json().detail)
 })
 
+t.test('bodies over the network: 100-continue, and over 1 MiB declared or streamed', async (t) => {
+  const { gateway } = await system(t)
+  const base = await gateway.listen({ host: '127.0.0.1', port: 0 })
+  const post = (body: string | ReadableStream, headers: Record<string, string> = {}) =>
+    fetch(`${base}/api/users/`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, duplex: 'half' } as RequestInit)
+
+  // curl sends `Expect: 100-continue` with any body over 1 KiB; it must not reach the service.
+  const expecting = await gateway.inject({
+    method: 'POST',
+    url: '/api/users/',
+    payload: { username: 'expecting', password: 'password1', pad: 'x'.repeat(2000) },
+    headers: { expect: '100-continue' }
+  })
+  t.equal(expecting.statusCode, 200, expecting.body)
+
+  const five = 'x'.repeat(5 * 1024 * 1024)
+  const declared = await post(JSON.stringify({ username: 'big', password: five }))
+  t.equal(declared.status, 413, 'a body declared larger than 1 MiB is refused before it is forwarded')
+  t.match(await declared.json(), { detail: /1048576/ })
+
+  const chunks = (size: number) =>
+    new ReadableStream({
+      start(controller) {
+        const piece = new TextEncoder().encode('x'.repeat(64 * 1024))
+        for (let sent = 0; sent < size; sent += piece.length) controller.enqueue(piece)
+        controller.close()
+      }
+    })
+  const streamed = await post(chunks(5 * 1024 * 1024))
+  t.equal(streamed.status, 413, 'a chunked body is counted while it is forwarded')
+  t.match(await streamed.json(), { detail: /1048576/ })
+
+  const small = await post(new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode('{"username": "chunked", "password": "password1"}')), c.close()) }))
+  t.equal(small.status, 200, 'a small chunked body passes')
+})
+
 t.test('merged OpenAPI and Swagger UI', async (t) => {
   const { gateway } = await system(t)
   const doc = await gateway.inject({ method: 'GET', url: '/docs/json' })

@@ -55,6 +55,15 @@ export class NotFoundError extends ApiError {
   }
 }
 
+/** The largest request body any Roster server accepts (API.md: over 1 MiB is `413`). */
+export const BODY_LIMIT_BYTES = 1024 * 1024
+
+export class PayloadTooLargeError extends ApiError {
+  constructor() {
+    super(413, 'payload_too_large', { limit: BODY_LIMIT_BYTES })
+  }
+}
+
 export class ThrottledError extends ApiError {
   constructor(waitSeconds: number) {
     const wait = Math.max(1, Math.ceil(waitSeconds))

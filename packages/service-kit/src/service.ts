@@ -6,6 +6,7 @@ import type { FieldCheck, StreamKey } from '@roster/contracts'
 import { FieldErrorsSchema, DetailSchema } from '@roster/contracts'
 import type { BaseConfig } from './config.js'
 import { kitMigrations } from './kit-migration.js'
+import { BODY_LIMIT_BYTES } from './errors.js'
 import { validatorCompiler } from './validation.js'
 import { assertTimeZone } from './time.js'
 import { errorsPlugin } from './plugins/errors.js'
@@ -56,7 +57,7 @@ export function serverOptions(name: string, logLevel: string, logger?: FastifySe
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
     },
     requestIdHeader: false,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 200 },
     return503OnClosing: true,
     forceCloseConnections: 'idle'

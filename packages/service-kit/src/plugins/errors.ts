@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
-import { ApiError, FieldErrors, NotFoundError, ValidationError } from '../errors.js'
+import { ApiError, FieldErrors, NotFoundError, PayloadTooLargeError, ValidationError } from '../errors.js'
 import { message, negotiateLanguage, type Lang } from '../messages.js'
 import { fieldErrorsFromAjv } from '../validation.js'
 
@@ -29,7 +29,7 @@ function toApiError(error: FastifyError, request: FastifyRequest): ApiError | nu
   }
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new ApiError(413, 'payload_too_large', { limit: 1048576 })
+      return new PayloadTooLargeError()
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new ApiError(415, 'unsupported_media_type', { media_type: request.headers['content-type'] ?? '' })
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
