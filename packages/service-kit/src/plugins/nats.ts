@@ -38,6 +38,8 @@ export interface Nats {
   names: NatsNames
   /** Creates the stream when missing (producers and consumers both call it; the first one wins). */
   ensureStream(key: StreamKey): Promise<string>
+  /** Calls `listener` each time the connection is back after a loss (the outbox publishes what waited). */
+  onReconnect(listener: () => void): void
 }
 
 declare module 'fastify' {
@@ -62,9 +64,11 @@ export async function connectNats(options: NatsOptions, log: FastifyInstance['lo
     reconnectTimeWait: 500,
     waitOnFirstConnect: true
   })
+  const reconnected = new Set<() => void>()
   ;(async () => {
     for await (const status of nc.status()) {
       if (status.type === 'disconnect' || status.type === 'reconnect') log.warn({ nats: status.type }, 'NATS connection changed')
+      if (status.type === 'reconnect') for (const listener of reconnected) listener()
     }
   })().catch(() => undefined)
   const jsm = await jetstreamManager(nc)
@@ -98,6 +102,7 @@ export async function connectNats(options: NatsOptions, log: FastifyInstance['lo
     js,
     jsm,
     names,
+    onReconnect: (listener) => void reconnected.add(listener),
     ensureStream: (key) => {
       let p = ensured.get(key)
       if (!p) {

@@ -61,6 +61,7 @@ export const outboxPlugin = fp(
     let wake: (() => void) | null = null
     let kicked = false
     let closed = false
+    let retryNow = false
     const kick = () => {
       kicked = true
       wake?.()
@@ -209,6 +210,8 @@ export const outboxPlugin = fp(
           if (failures === 1 || failures % 30 === 0) app.log.warn({ err: error, failures }, 'outbox relay could not publish; will retry')
         }
         if (closed) break
+        if (retryNow) failures = 0
+        retryNow = false
         await pause(failures > 0 ? Math.min(options.pollMs * 2 ** failures, 5000) : options.pollMs)
       }
     }
@@ -220,6 +223,12 @@ export const outboxPlugin = fp(
       kick,
       relayOnce
     } satisfies Outbox)
+
+    // Rows that waited while NATS was away go out as soon as it is back, not at the next retry.
+    app.nats.onReconnect(() => {
+      retryNow = true
+      kick()
+    })
 
     let running: Promise<void> | null = null
     app.addHook('onReady', async () => {
