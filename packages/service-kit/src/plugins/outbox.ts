@@ -69,6 +69,8 @@ export const outboxPlugin = fp(
 
     // What a transaction queued is published when MikroORM reports its commit, so producers never have to
     // remember to: rows are kept per transaction context until then (a rollback simply drops them).
+    // MikroORM reports only the outermost commit, so rows queued inside a nested transaction (a savepoint,
+    // which may still be rolled back alone) are left to the relay: later, never wrong.
     const queuedIn = new WeakMap<object, OutboxRow[]>()
     app.orm.em.getEventManager().registerSubscriber({
       afterTransactionCommit: ({ transaction }) => {
