@@ -52,6 +52,19 @@ t.test('the outbox: published after commit, never after a rollback, and the rela
   await eventually(async () => (await pending()) === 0, { timeoutMs: 2000 })
   t.equal((await messages()) - before, 1, 'one event: the committed one')
 
+  // A savepoint rolled back inside a committed transaction: its event never goes out.
+  await app.orm.em.fork().transactional(async (outer) => {
+    await outer
+      .transactional(async (inner) => {
+        await app.outbox.emit(inner as any, 'identity.user.deleted', { ...fact, username: 'rolled-back' })
+        throw new Error('roll back the savepoint')
+      })
+      .catch(() => undefined)
+  })
+  await new Promise((r) => setTimeout(r, 200))
+  t.equal(await app.outbox.relayOnce(), 0, 'nothing of the savepoint is pending')
+  t.equal((await messages()) - before, 1, 'and nothing of it was published')
+
   // A row the committing process never published (a crash between commit and publish) waits for the relay.
   await app.orm.em
     .fork()
