@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp as buildIdentity } from '../../services/identity/src/app.js'
@@ -168,6 +169,29 @@ t.test('bodies over the network: 100-continue, and over 1 MiB declared or stream
 
   const small = await post(new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode('{"username": "chunked", "password": "password1"}')), c.close()) }))
   t.equal(small.status, 200, 'a small chunked body passes')
+})
+
+t.test("requests Node's HTTP parser refuses still get the API's error shape", async (t) => {
+  const { gateway } = await system(t)
+  await gateway.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = gateway.server.address() as { port: number }
+  const raw = (request: Buffer) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.end(request))
+      let answer = ''
+      socket.on('data', (chunk) => (answer += chunk.toString('utf8')))
+      socket.on('end', () => resolve(answer))
+      socket.on('error', reject)
+    })
+  // What curl sends for `curl "http://…/api/groups/?search=科"`: the UTF-8 bytes, not percent-encoded.
+  const utf8 = await raw(Buffer.from('GET /api/groups/?search=科 HTTP/1.1\r\nHost: x\r\n\r\n', 'utf8'))
+  t.match(utf8, /^HTTP\/1\.1 400 /)
+  const body = JSON.parse(utf8.slice(utf8.indexOf('\r\n\r\n') + 4))
+  t.match(body, { detail: /^请求格式错误/, non_field_errors: [/^请求格式错误/] })
+
+  const headers = await raw(Buffer.from(`GET /api/groups/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`))
+  t.match(headers, /^HTTP\/1\.1 431 /)
+  t.match(JSON.parse(headers.slice(headers.indexOf('\r\n\r\n') + 4)), { detail: '请求头过大。' })
 })
 
 t.test('merged OpenAPI and Swagger UI', async (t) => {

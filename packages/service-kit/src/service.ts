@@ -2,11 +2,14 @@ import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifySer
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { EntitySchema, MigrationObject } from '@mikro-orm/core'
 import { randomUUID } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FieldCheck, StreamKey } from '@roster/contracts'
 import { FieldErrorsSchema, DetailSchema } from '@roster/contracts'
 import type { BaseConfig } from './config.js'
 import { kitMigrations } from './kit-migration.js'
 import { BODY_LIMIT_BYTES } from './errors.js'
+import { message } from './messages.js'
 import { validatorCompiler } from './validation.js'
 import { assertTimeZone } from './time.js'
 import { errorsPlugin } from './plugins/errors.js'
@@ -47,6 +50,34 @@ export interface ServiceDefinition {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
+/**
+ * A request Node's HTTP parser refuses (raw non-ASCII bytes in the URL, as curl sends `?search=张`, bad
+ * framing, oversized headers, a stalled upload) never reaches Fastify: the answer is written here, in the
+ * API's error shape (Chinese, the default: the headers were not read), instead of Fastify's own body.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const [status, body] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, { detail: message('headers_too_large', 'zh') }]
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, { detail: message('request_timeout', 'zh') }]
+        : [400, malformed(error.message.replace(/^Parse Error: /, ''))]
+  const text = JSON.stringify(body)
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`
+  )
+}
+
+function malformed(reason: string) {
+  const text = message('malformed_request', 'zh', { reason })
+  return { detail: text, non_field_errors: [text] }
+}
+
 /** Server options shared by every service and the gateway. */
 export function serverOptions(name: string, logLevel: string, logger?: FastifyServerOptions['logger']): FastifyServerOptions {
   return {
@@ -57,6 +88,7 @@ export function serverOptions(name: string, logLevel: string, logger?: FastifySe
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
     },
     requestIdHeader: false,
+    clientErrorHandler,
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 200 },
     return503OnClosing: true,
