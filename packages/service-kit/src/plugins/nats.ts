@@ -40,6 +40,8 @@ export interface Nats {
   ensureStream(key: StreamKey): Promise<string>
   /** Calls `listener` each time the connection is back after a loss (the outbox publishes what waited). */
   onReconnect(listener: () => void): void
+  /** False between a disconnect and the reconnect that follows it. */
+  connected(): boolean
 }
 
 declare module 'fastify' {
@@ -65,10 +67,15 @@ export async function connectNats(options: NatsOptions, log: FastifyInstance['lo
     waitOnFirstConnect: true
   })
   const reconnected = new Set<() => void>()
+  let connected = true
   ;(async () => {
     for await (const status of nc.status()) {
       if (status.type === 'disconnect' || status.type === 'reconnect') log.warn({ nats: status.type }, 'NATS connection changed')
-      if (status.type === 'reconnect') for (const listener of reconnected) listener()
+      if (status.type === 'disconnect') connected = false
+      if (status.type === 'reconnect') {
+        connected = true
+        for (const listener of reconnected) listener()
+      }
     }
   })().catch(() => undefined)
   const jsm = await jetstreamManager(nc)
@@ -103,6 +110,7 @@ export async function connectNats(options: NatsOptions, log: FastifyInstance['lo
     jsm,
     names,
     onReconnect: (listener) => void reconnected.add(listener),
+    connected: () => connected,
     ensureStream: (key) => {
       let p = ensured.get(key)
       if (!p) {

@@ -141,16 +141,19 @@ export const outboxPlugin = fp(
       }
     }
 
+    // While NATS is away nothing is sent: a request written then gets no answer after the reconnect and
+    // would hold the relay (and its row locks) for its whole timeout. The reconnect wakes the relay.
     const handlerOf = (row: OutboxRow): KindHandler => {
       const handler = handlers.get(row.kind)
       if (!handler) throw new Error(`no outbox handler for kind ${row.kind}`)
+      if (!app.nats.connected()) throw new Error('NATS is disconnected')
       return handler
     }
 
     /** Publishes pending rows (by default also those committed a moment ago, which their process is publishing). */
     async function relayOnce(graceMs = 0): Promise<number> {
       const em = app.orm.em.fork()
-      return em.transactional(async (tem) => {
+      const outcome = await em.transactional(async (tem) => {
         const connection = tem.getConnection()
         const ctx = tem.getTransactionContext()
         const rows: OutboxRow[] = await connection.execute(
@@ -161,24 +164,31 @@ export const outboxPlugin = fp(
           'all',
           ctx
         )
+        // One at a time, in order, stopping at the first failure.
         const sent: string[] = []
-        try {
-          for (const row of rows) {
+        let error: unknown = null
+        for (const row of rows) {
+          try {
             await handlerOf(row)(row)
             sent.push(row.id)
-          }
-        } finally {
-          if (sent.length > 0) {
-            await connection.execute(
-              `update outbox_event set published_at = now() where id in (${sent.map(() => '?').join(',')})`,
-              sent,
-              'run',
-              ctx
-            )
+          } catch (failure) {
+            error = failure
+            break
           }
         }
-        return sent.length
+        if (sent.length > 0) {
+          await connection.execute(
+            `update outbox_event set published_at = now() where id in (${sent.map(() => '?').join(',')})`,
+            sent,
+            'run',
+            ctx
+          )
+        }
+        return { sent: sent.length, error }
       })
+      // Thrown after the commit, so the rows that did go out stay marked.
+      if (outcome.error) throw outcome.error
+      return outcome.sent
     }
 
     const pause = (ms: number) =>
