@@ -94,7 +94,8 @@ export const outboxPlugin = fp(
         )
       const row: OutboxRow = { id: '', event_id: eventId, kind, subject, payload }
       if (!ctx) publishCommitted([row])
-      else queuedIn.set(ctx, [...(queuedIn.get(ctx) ?? []), row])
+      else if (queuedIn.has(ctx)) queuedIn.get(ctx)!.push(row)
+      else queuedIn.set(ctx, [row])
       return eventId
     }
 

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
 import type { FastifyBaseLogger } from 'fastify'
 import { INTERNAL_PATHS, type EventData } from '@roster/contracts'
-import { ApiError } from '@roster/service-kit'
+import { readThrough } from '@roster/service-kit'
 import { pgText } from './user-logs.js'
 
 type UserFact = EventData<'identity.user.created'>
@@ -78,25 +78,8 @@ export class KnownUsers {
   }
 
   private async readThrough(em: EntityManager, id: number): Promise<boolean> {
-    if (!this.identityUrl) return false
-    const path = INTERNAL_PATHS.user(id)
-    let response: Response
-    try {
-      response = await fetch(new URL(path, this.identityUrl), { signal: AbortSignal.timeout(this.timeoutMs) })
-    } catch (error) {
-      this.log.warn({ err: error, path }, 'identity read-through failed')
-      throw new ApiError(503, 'service_unavailable', {}, 'service_unavailable')
-    }
-    if (response.status === 404) {
-      await response.body?.cancel()
-      return false
-    }
-    if (!response.ok) {
-      await response.body?.cancel()
-      this.log.warn({ status: response.status, path }, 'identity read-through answered an error')
-      throw new ApiError(503, 'service_unavailable', {}, 'service_unavailable')
-    }
-    const fact = (await response.json()) as UserFact
+    const fact = await readThrough<UserFact>(this.identityUrl, INTERNAL_PATHS.user(id), { timeoutMs: this.timeoutMs, log: this.log })
+    if (!fact) return false
     // Remembered without overriding what events said; a tombstone in particular stays.
     await run(
       em,

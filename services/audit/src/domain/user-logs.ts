@@ -4,16 +4,8 @@ import { OPERATION_LOGIN_FAILED, type UserLog } from '@roster/contracts'
 import { formatTime, type Page } from '@roster/service-kit'
 import { UserLogEntity, type UserLogRow } from '../entities/index.js'
 
-export interface NewUserLog {
-  eventId: string
-  user: number | null
-  username: string
-  ip: string
-  operation: number
-  operator: number | null
-  operateTime: string
-  userAgent: string
-}
+/** A log row as the consumer writes it: the envelope's time as it came, no id yet. */
+export type NewUserLog = Omit<UserLogRow, 'id' | 'operateTime'> & { operateTime: string }
 
 /** PostgreSQL text cannot hold NUL, which JSON can; dropped so that such an event is logged, not parked. */
 export const pgText = (value: string, max = Infinity) => value.replace(/\u0000/g, '').slice(0, max)

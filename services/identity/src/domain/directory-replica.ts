@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql'
 import type { FastifyBaseLogger } from 'fastify'
 import type { EventData } from '@roster/contracts'
 import { INTERNAL_PATHS } from '@roster/contracts'
-import { ApiError } from '@roster/service-kit'
+import { readThrough } from '@roster/service-kit'
 
 type OccupationFact = EventData<'directory.occupation.created'>
 type GroupFact = EventData<'directory.group.created'>
@@ -94,17 +94,7 @@ export class DirectoryReplica {
     return true
   }
 
-  private async readThrough<T>(path: string): Promise<T | null> {
-    if (!this.directoryUrl) return null
-    let response: Response
-    try {
-      response = await fetch(new URL(path, this.directoryUrl), { signal: AbortSignal.timeout(2000) })
-    } catch (error) {
-      this.log.warn({ err: error, path }, 'directory read-through failed')
-      throw new ApiError(503, 'service_unavailable', {}, 'service_unavailable')
-    }
-    if (response.status === 404) return null
-    if (!response.ok) throw new ApiError(503, 'service_unavailable', {}, 'service_unavailable')
-    return (await response.json()) as T
+  private readThrough<T>(path: string): Promise<T | null> {
+    return readThrough<T>(this.directoryUrl, path, { timeoutMs: 2000, log: this.log })
   }
 }
