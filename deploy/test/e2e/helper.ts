@@ -73,3 +73,26 @@ export function client(base: string) {
     return { status: response.status, headers: response.headers, json, text }
   }
 }
+
+/** Runs `count` calls of `fn`, at most `concurrency` at a time, and returns their results in order. */
+export async function pool<T>(count: number, concurrency: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const results: T[] = new Array(count)
+  let next = 0
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const i = next++
+        results[i] = await fn(i)
+      }
+    })
+  )
+  return results
+}
+
+/** How many log rows audit shows for a user (optionally of one operation), read through the gateway. */
+export async function logCount(api: ReturnType<typeof client>, adminToken: string, userId: number, operation?: number): Promise<number> {
+  const query = operation === undefined ? '' : `?operation=${operation}`
+  const res = await api('GET', `/api/users/${userId}/user-logs/${query}`, { token: adminToken })
+  if (res.status !== 200) throw new Error(`${res.status} ${res.text}`)
+  return Number(res.headers.get('x-total-count'))
+}
