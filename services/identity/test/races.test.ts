@@ -204,6 +204,47 @@ t.test('identity write paths under concurrency', async (t) => {
     t.equal(late.statusCode, 404)
   })
 
+  t.test('profiles given an occupation while the directory deletes it', async (t) => {
+    await publishEvent(app, 'directory.occupation.created', { occupation_id: 601, version: 1, name: 'o601' })
+    await eventually(async () => (await sql('select 1 from occupation_replica where id = 601')).length === 1)
+    const users = await Promise.all(Array.from({ length: PARALLEL }, () => register(app, { profile: SEED_PROFILE })))
+    const setting = users.map((u, i) =>
+      app.inject({
+        method: i % 2 ? 'PATCH' : 'PUT',
+        url: `/api/users/${u.id}/`,
+        headers: { ...auth, 'accept-language': 'en' },
+        payload: { profile: { ...SEED_PROFILE, occupation: 601 } }
+      })
+    )
+    const deleting = publishEvent(app, 'directory.occupation.deleted', { occupation_id: 601, version: 2 })
+    const results = await Promise.all(setting)
+    await deleting
+    allowed(t, results, [200, 400])
+    for (const r of results.filter((r) => r.statusCode === 400)) t.same(r.json(), { profile: { occupation: ['Invalid pk "601" - object does not exist.'] } })
+    await eventually(async () => (await sql('select deleted from occupation_replica where id = 601'))[0]?.deleted === true)
+    t.same(await sql('select user_id from profile where occupation_id = 601'), [], 'no profile holds the deleted occupation')
+  })
+
+  t.test('one user changing its own password many times at once', async (t) => {
+    const user = await register(app)
+    const own = bearer((await login(app, user.username, 'password1')).access)
+    const results = await Promise.all(
+      Array.from({ length: PARALLEL / 2 }, (_, i) =>
+        app.inject({
+          method: 'PATCH',
+          url: `/api/users/${user.id}/`,
+          headers: { ...own, 'accept-language': 'en' },
+          payload: { old_password: 'password1', password: `new-password-${i}` }
+        })
+      )
+    )
+    allowed(t, results, [200, 400, 409])
+    t.equal(statuses(results)[200], 1, 'one change checked against the password it replaced; the others were checked against a stale one')
+    for (const r of results.filter((r) => r.statusCode === 400)) t.same(r.json(), { old_password: ['Your old password was entered incorrectly.'] })
+    const winner = results.findIndex((r) => r.statusCode === 200)
+    await login(app, user.username, `new-password-${winner}`)
+  })
+
   t.test('a member removed many times at once', async (t) => {
     await publishEvent(app, 'directory.group.created', { group_id: 503, version: 1, name: 'g503', location: 'l', contact_phone: '18888888881' })
     await eventually(async () => (await sql('select 1 from group_replica where id = 503')).length === 1)

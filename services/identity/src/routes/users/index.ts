@@ -45,6 +45,20 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     if (!(await replica.occupationExists(em, occupation))) errors.add(['profile', 'occupation'], 'does_not_exist', { input: occupation })
   }
 
+  /**
+   * Inside the writing transaction: the occupation's replica row, share-locked, so its deletion (the
+   * directory consumer's tombstone, which then clears it from every profile) either waits for this write or
+   * is seen here, and no profile is left holding a deleted occupation.
+   */
+  async function lockOccupation(t: EntityManager, profile: ProfileInput | ProfilePatch | null | undefined) {
+    const occupation = profile?.occupation
+    if (occupation === undefined || occupation === null) return
+    const [row] = await t
+      .getConnection()
+      .execute<{ deleted: boolean }[]>('select deleted from occupation_replica where id = ? for share', [occupation], 'all', t.getTransactionContext())
+    if (!row || row.deleted) new FieldErrors().add(['profile', 'occupation'], 'does_not_exist', { input: occupation }).throwIfAny()
+  }
+
   app.post(
     '/api/users/',
     {
@@ -69,6 +83,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       const hash = await passwords.hash(body.password)
       // A registration that loses a race for the username or email is the field error (kit's constraint table).
       const { user, profile } = await transactional(em, async (tem) => {
+        await lockOccupation(tem, body.profile as ProfileInput | null | undefined)
         const user = tem.create(UserEntity, {
           username: body.username,
           email: body.email ?? '',
@@ -158,11 +173,15 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     await checkOccupation(em, errors, profileInput)
     errors.throwIfAny()
 
+    const checkedHash = user.password
     const revoked: Revoked[] = await transactional(em, async (t) => {
       // The user's row, locked: writers of one user (and its deletion) take turns, and the profile read next
       // is the one the previous writer left, so a profile is created once however many requests race for it.
       const user = await t.findOne(UserEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true })
       if (!user) throw new NotFoundError()
+      // The old password was checked against a hash another request has replaced since: let the client try again.
+      if (newHash && user.password !== checkedHash) throw new ApiError(409, 'conflict')
+      await lockOccupation(t, profileInput)
       const existing = await t.findOne(ProfileEntity, { user: id }, { refresh: true })
       const staffChange = caller.isStaff && body.is_staff !== undefined && body.is_staff !== user.isStaff
       const activeChange = caller.isStaff && body.is_active !== undefined && body.is_active !== user.isActive
