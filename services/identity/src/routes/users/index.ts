@@ -216,7 +216,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     return rendered
   }
 
-  const updateResponses = { 200: userRef, 400: fieldErrors, 401: errorRef, 403: errorRef, 404: errorRef }
+  const updateResponses = { 200: userRef, 400: fieldErrors, 401: errorRef, 403: errorRef, 404: errorRef, 409: errorRef }
   app.put(
     '/api/users/:pk/',
     {
@@ -225,7 +225,8 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
         summary: 'replace a user (self or admin)',
         description:
           'Replaces `email`, `password` (absent keeps it) and `profile` (absent or null keeps it). Changing your own ' +
-          'password needs `old_password` and ends your other sessions. Only an admin changes `is_staff` / `is_active`.',
+          'password needs `old_password` and ends your other sessions. Only an admin changes `is_staff` / `is_active`. ' +
+          '`409`: the password was changed by another request meanwhile; try again.',
         params: PkParamsSchema,
         body: UserUpdateBodySchema,
         response: updateResponses
