@@ -89,7 +89,7 @@ t.test('blacklist writes under concurrency', async (t) => {
     await eventually(async () => {
       const [{ n }] = await sql<{ n: number }>(audit, 'select count(*)::int as n from known_user where id = any(?::int[]) and deleted_at is not null', [ids])
       return n === patients.length
-    })
+    }, { timeoutMs: 30000 })
     const late = await list(patients[0].id)
     t.equal(late.statusCode, 400, 'a deleted user cannot be listed')
   })
