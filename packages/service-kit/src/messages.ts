@@ -36,6 +36,7 @@ const CATALOGUE = {
   username_taken: { zh: '已存在一位使用该名字的用户。', en: 'A user with that username already exists.' },
   email_taken: { zh: '已存在一位使用该邮箱的用户。', en: 'A user with that email already exists.' },
   unique: { zh: '该字段必须唯一。', en: 'This field must be unique.' },
+  conflict: { zh: '该请求与同时进行的另一修改冲突，请重试。', en: 'The request conflicted with a concurrent change; try again.' },
   phone_invalid: { zh: '请输入合法的手机号码。', en: 'Enter a valid mainland mobile phone number.' },
   contact_phone_invalid: { zh: '请输入合法的联系电话。', en: 'Enter a valid contact phone number.' },
   resident_id_format: {

@@ -13,6 +13,7 @@ import { message } from './messages.js'
 import { validatorCompiler } from './validation.js'
 import { assertTimeZone } from './time.js'
 import { errorsPlugin } from './plugins/errors.js'
+import type { ConstraintTable } from './sql.js'
 import { healthPlugin } from './plugins/health.js'
 import { metricsPlugin } from './plugins/metrics.js'
 import { ormPlugin } from './plugins/orm.js'
@@ -35,6 +36,8 @@ export interface ServiceDefinition {
   /** Streams this service publishes to (created if missing). */
   produces?: StreamKey[]
   consumers?: ConsumerSpec[]
+  /** What each of the service's unique and foreign-key constraints means to a client when a race violates it. */
+  constraints?: ConstraintTable
   /** Field checks for `x-check` in this service's schemas. */
   checks?: Record<string, FieldCheck>
   /** How tokens are verified; defaults to the identity service's JWKS. */
@@ -115,7 +118,7 @@ export async function buildService(def: ServiceDefinition): Promise<ServiceApp> 
   })
 
   try {
-    await app.register(errorsPlugin)
+    await app.register(errorsPlugin, { constraints: def.constraints })
     await app.register(healthPlugin)
     await app.register(metricsPlugin, { service: def.name })
     await app.register(swaggerPlugin, { service: def.name, description: def.description })

@@ -5,6 +5,7 @@ import type { AuditConfig } from './config.js'
 import { entities } from './entities/index.js'
 import { migrations } from './migrations/index.js'
 import { KnownUsers } from './domain/known-users.js'
+import { auditConstraints } from './domain/constraints.js'
 import { identityConsumer } from './consumers/identity.js'
 import { userLogRoutes } from './routes/user-logs/index.js'
 import { blackListRoutes } from './routes/black-list/index.js'
@@ -22,6 +23,7 @@ export async function buildApp(config: AuditConfig, options: { logger?: FastifyS
     logger: options.logger,
     entities,
     migrations,
+    constraints: auditConstraints,
     schemas: [UserLogSchema, BlackListEntrySchema],
     consumers: [identityConsumer()],
     async setup(app) {

@@ -1,5 +1,6 @@
 import { GroupProfileSchema, GroupSchema, OccupationSchema } from '@roster/contracts'
 import { buildService, type ServiceApp } from '@roster/service-kit'
+import { directoryConstraints } from './domain/constraints.js'
 import type { FastifyServerOptions } from 'fastify'
 import type { DirectoryConfig } from './config.js'
 import { entities } from './entities/index.js'
@@ -22,6 +23,7 @@ export async function buildApp(config: DirectoryConfig, options: { logger?: Fast
     logger: options.logger,
     entities,
     migrations,
+    constraints: directoryConstraints,
     produces: ['DIRECTORY'],
     schemas: [GroupProfileSchema, GroupSchema, OccupationSchema],
     async setup(app) {

@@ -16,6 +16,7 @@ import { userRoutes } from './routes/users/index.js'
 import { internalRoutes } from './routes/internal.js'
 import { membershipRoutes } from './routes/memberships/index.js'
 import { ensureAdmin } from './admin.js'
+import { identityConstraints } from './domain/constraints.js'
 import './context.js'
 
 export async function buildApp(config: IdentityConfig, options: { logger?: FastifyServerOptions['logger'] } = {}): Promise<ServiceApp> {
@@ -36,6 +37,7 @@ export async function buildApp(config: IdentityConfig, options: { logger?: Fasti
     logger: options.logger,
     entities,
     migrations,
+    constraints: identityConstraints,
     produces: ['IDENTITY'],
     checks: { password: passwordCheck, 'resident-id': residentIdCheck(config.ROSTER_STRICT_ID_CHECKSUM) },
     resolveKey: staticKeyResolver(new Map(verifying.map((k) => [k.kid, { pem: k.publicPem, alg: k.alg }]))),

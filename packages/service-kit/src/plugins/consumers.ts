@@ -5,6 +5,7 @@ import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@na
 import { FormatRegistry } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { EVENTS, EventEnvelopeSchema, STREAMS, type EventData, type EventEnvelope, type EventSubject, type StreamKey } from '@roster/contracts'
+import { transactional } from '../sql.js'
 
 export type EventHandlers = {
   [S in EventSubject]?: (data: EventData<S>, event: EventEnvelope<S>, em: EntityManager) => Promise<void>
@@ -86,7 +87,8 @@ export const consumersPlugin = fp(
         return
       }
       try {
-        const fresh = await app.orm.em.fork().transactional(async (em) => {
+        // A deadlock with a request's transaction is run again here rather than spending a delivery.
+        const fresh = await transactional(app.orm.em.fork() as EntityManager, async (em) => {
           const result: { affectedRows: number } = await em
             .getConnection()
             .execute<{ affectedRows: number }>(

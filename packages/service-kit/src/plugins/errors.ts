@@ -3,6 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HTTPM
 import { ApiError, FieldErrors, NotFoundError, PayloadTooLargeError, ValidationError } from '../errors.js'
 import { message, negotiateLanguage, type Lang } from '../messages.js'
 import { fieldErrorsFromAjv } from '../validation.js'
+import { constraintError, type ConstraintTable } from '../sql.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -21,8 +22,11 @@ function send(request: FastifyRequest, reply: FastifyReply, error: ApiError) {
 }
 
 /** Maps what Fastify itself throws (parsing, validation, limits) onto the API's errors. */
-function toApiError(error: FastifyError, request: FastifyRequest): ApiError | null {
+function toApiError(error: FastifyError, request: FastifyRequest, constraints?: ConstraintTable): ApiError | null {
   if (error instanceof ApiError) return error
+  // Races: a unique or foreign-key violation, a deadlock or serialization failure left after retries.
+  const raced = constraintError(error, constraints)
+  if (raced) return raced
   if (error.validation) {
     if (error.validationContext === 'params') return new NotFoundError()
     return new ValidationError(fieldErrorsFromAjv(error.validation as any).tree)
@@ -82,7 +86,7 @@ class JsonParseError extends ApiError {
  * another method, and an empty JSON body read as `{}` (so a client learns which fields are required).
  */
 export const errorsPlugin = fp(
-  async function errors(app: FastifyInstance, options: { parseBodies?: boolean } = {}) {
+  async function errors(app: FastifyInstance, options: { parseBodies?: boolean; constraints?: ConstraintTable } = {}) {
     app.decorateRequest('lang', 'zh')
     app.addHook('onRequest', async (request) => {
       request.lang = negotiateLanguage(request.headers['accept-language'])
@@ -111,7 +115,7 @@ export const errorsPlugin = fp(
     }
 
     app.setErrorHandler(function handleError(error: FastifyError, request, reply) {
-      const apiError = toApiError(error, request)
+      const apiError = toApiError(error, request, options.constraints)
       if (apiError) return send(request, reply, apiError)
       request.log.error({ err: error }, 'unhandled error')
       return reply.code(500).send({ detail: message('server_error', request.lang) })

@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
-import { FieldErrors, ValidationError, isUniqueViolation } from '@roster/service-kit'
+import { FieldErrors, ValidationError } from '@roster/service-kit'
 
 /** Tables whose `name` is unique, case-insensitively (each has a unique index on `lower(name)`). */
 export type NamedTable = 'app_group' | 'occupation'
@@ -9,15 +9,8 @@ export function uniqueNameError(): ValidationError {
   return new ValidationError(new FieldErrors().add('name', 'unique').tree)
 }
 
-/** Runs a write; a unique-index race lost between our check and the commit is still the client's `400`. */
-export async function withUniqueName<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work()
-  } catch (error) {
-    if (isUniqueViolation(error)) throw uniqueNameError()
-    throw error
-  }
-}
+// A unique-index race lost between the check and the commit is the same `400`, through the kit's
+// constraint table (`domain/constraints.ts`).
 
 /** Whether another row of `table` has this name; runs in `em`'s transaction when there is one. */
 export async function nameTaken(em: EntityManager, table: NamedTable, name: string, exceptId = 0): Promise<boolean> {

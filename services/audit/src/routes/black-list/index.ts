@@ -12,20 +12,25 @@ import {
   type BlackListCreateBody,
   type BlackListEntry
 } from '@roster/contracts'
-import { FieldErrors, LIST_HEADERS, fieldErrorsFromAjv, NotFoundError, formatTime, message, pageOf, parsePk, setPageHeaders } from '@roster/service-kit'
+import {
+  FieldErrors,
+  LIST_HEADERS,
+  fieldErrorsFromAjv,
+  NotFoundError,
+  formatTime,
+  message,
+  pageOf,
+  parsePk,
+  setPageHeaders,
+  transactional
+} from '@roster/service-kit'
+import { LockMode } from '@mikro-orm/core'
 import { BlackListEntity, type BlackListRow } from '../../entities/index.js'
 
 const tags = ['black-list']
 const entryRef = Type.Ref('BlackListEntry')
 const errorRef = Type.Ref('Detail')
 const fieldErrors = Type.Ref('FieldErrors')
-const ACTIVE_PATIENT_INDEX = 'black_list_active_patient_uq'
-
-function isActiveListingViolation(error: unknown): boolean {
-  const e = error as { code?: string; constraint?: string }
-  return e?.code === '23505' && (e.constraint === undefined || e.constraint === ACTIVE_PATIENT_INDEX)
-}
-
 function renderEntry(row: BlackListRow, timeZone: string): BlackListEntry {
   return {
     id: row.id,
@@ -47,8 +52,6 @@ function cleanReason(reason: string, errors: FieldErrors): string {
   else if (trimmed.includes('\u0000')) errors.add('reason', 'null_characters')
   return trimmed
 }
-
-const alreadyListed = () => new FieldErrors().add('patient', 'already_blacklisted')
 
 export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackListRoutes(app) {
   const { config, knownUsers } = app.audit
@@ -108,20 +111,24 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
         else if ((await em.count(BlackListEntity, { patient, isDelete: 0 })) > 0) errors.add('patient', 'already_blacklisted')
       }
       errors.throwIfAny()
-      const entry = em.create(BlackListEntity, {
-        patient: patient as number,
-        reason,
-        creator: request.caller!.userId,
-        isDelete: 0,
-        joinTime: new Date()
+      // Two admins listing one patient at once: the partial unique index lets one through, and the other
+      // gets the same field error as above (the kit's constraint table, `domain/constraints.ts`).
+      const entry = await transactional(em, async (t) => {
+        // The patient's row, share-locked: a deletion that arrived meanwhile is seen, a later one waits.
+        const [known] = await t
+          .getConnection()
+          .execute<{ deleted: boolean }[]>('select deleted_at is not null as deleted from known_user where id = ? for share', [patient], 'all', t.getTransactionContext())
+        if (!known || known.deleted) new FieldErrors().add('patient', 'does_not_exist', { input: patient }).throwIfAny()
+        const entry = t.create(BlackListEntity, {
+          patient: patient as number,
+          reason,
+          creator: request.caller!.userId,
+          isDelete: 0,
+          joinTime: new Date()
+        })
+        await t.flush()
+        return entry
       })
-      try {
-        await em.flush()
-      } catch (error) {
-        // Two admins listing the same patient at once: the partial unique index lets one through.
-        if (isActiveListingViolation(error)) alreadyListed().throwIfAny()
-        throw error
-      }
       return renderEntry(entry, tz)
     }
   )
@@ -145,14 +152,19 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
   )
 
   async function changeReason(em: EntityManager, pk: string, reason: string | undefined) {
-    const entry = await em.findOne(BlackListEntity, { id: parsePk(pk) })
-    if (!entry) throw new NotFoundError()
-    if (reason !== undefined) {
-      const errors = new FieldErrors()
-      entry.reason = cleanReason(reason, errors)
-      errors.throwIfAny()
-      await em.flush()
-    }
+    const id = parsePk(pk)
+    const errors = new FieldErrors()
+    const cleaned = reason === undefined ? undefined : cleanReason(reason, errors)
+    errors.throwIfAny()
+    const entry = await transactional(em, async (t) => {
+      const entry = await t.findOne(BlackListEntity, { id }, cleaned === undefined ? {} : { lockMode: LockMode.PESSIMISTIC_WRITE })
+      if (!entry) throw new NotFoundError()
+      if (cleaned !== undefined) {
+        entry.reason = cleaned
+        await t.flush()
+      }
+      return entry
+    })
     return renderEntry(entry, tz)
   }
 
@@ -207,13 +219,14 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
       }
     },
     async function removeEntry(request) {
-      const { em } = request
-      const entry = await em.findOne(BlackListEntity, { id: parsePk(request.params.pk) })
-      if (!entry) throw new NotFoundError()
-      if (entry.isDelete === 0) {
-        entry.isDelete = 1
-        await em.flush()
-      }
+      const id = parsePk(request.params.pk)
+      await transactional(request.em, async (t) => {
+        // Idempotent: removing a removed entry changes nothing; one statement, so parallel removals cannot race.
+        const [row] = await t
+          .getConnection()
+          .execute<{ id: number }[]>('update black_list set is_delete = 1 where id = ? returning id', [id], 'all', t.getTransactionContext())
+        if (!row) throw new NotFoundError()
+      })
       return { detail: message('deleted', request.lang) }
     }
   )

@@ -13,10 +13,10 @@ import {
   type GroupBody,
   type GroupPatchBody
 } from '@roster/contracts'
-import { FieldErrors, LIST_HEADERS, NotFoundError, message, pageOf, parsePk, setPageHeaders } from '@roster/service-kit'
+import { FieldErrors, LIST_HEADERS, NotFoundError, message, pageOf, parsePk, setPageHeaders, transactional } from '@roster/service-kit'
 import { GroupEntity, GroupProfileEntity, type GroupProfileRow } from '../../entities/index.js'
 import { applyGroupProfile, groupFact, listGroups, renderGroup } from '../../domain/groups.js'
-import { cleanName, nameTaken, uniqueNameError, withUniqueName } from '../../domain/names.js'
+import { cleanName, nameTaken, uniqueNameError } from '../../domain/names.js'
 
 /**
  * What PUT and PATCH share of a request. Bodies are cast to their contract types because the type provider
@@ -73,29 +73,26 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
       errors.throwIfAny()
       if (await nameTaken(em, 'app_group', name)) throw uniqueNameError()
 
-      const { group, profile } = await withUniqueName(() =>
-        em.transactional(async (tem) => {
-          const t = tem as EntityManager
-          const group = t.create(GroupEntity, { name, version: 1 })
+      const { group, profile } = await transactional(em, async (t) => {
+        const group = t.create(GroupEntity, { name, version: 1 })
+        await t.flush()
+        let profile: GroupProfileRow | null = null
+        if (body.profile) {
+          const now = new Date()
+          const fields = applyGroupProfile({ location: '', contactPhone: '' }, body.profile)
+          profile = t.create(GroupProfileEntity, {
+            ...fields,
+            group: group.id,
+            creator: caller.userId,
+            modifier: null,
+            createTime: now,
+            modifyTime: now
+          } as GroupProfileRow)
           await t.flush()
-          let profile: GroupProfileRow | null = null
-          if (body.profile) {
-            const now = new Date()
-            const fields = applyGroupProfile({ location: '', contactPhone: '' }, body.profile)
-            profile = t.create(GroupProfileEntity, {
-              ...fields,
-              group: group.id,
-              creator: caller.userId,
-              modifier: null,
-              createTime: now,
-              modifyTime: now
-            } as GroupProfileRow)
-            await t.flush()
-          }
-          await app.outbox.emit(t, 'directory.group.created', groupFact(group, profile))
-          return { group, profile }
-        })
-      )
+        }
+        await app.outbox.emit(t, 'directory.group.created', groupFact(group, profile))
+        return { group, profile }
+      })
       return renderGroup(group, profile, tz)
     }
   )
@@ -128,40 +125,37 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
     errors.throwIfAny()
     const input = body.profile ?? undefined
 
-    const { group, profile } = await withUniqueName(() =>
-      em.transactional(async (tem) => {
-        const t = tem as EntityManager
-        // The row lock orders concurrent writers, so versions and their events go out in the order of the changes.
-        const group = await t.findOne(GroupEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
-        if (!group) throw new NotFoundError()
-        if (name !== undefined && (await nameTaken(t, 'app_group', name, id))) throw uniqueNameError()
-        let profile = await t.findOne(GroupProfileEntity, { group: id })
-        const now = new Date()
-        if (name !== undefined) group.name = name
-        if (profile) {
-          if (input) {
-            if (replace) Object.assign(profile, { location: '', contactPhone: '' })
-            applyGroupProfile(profile, input)
-          }
-          profile.modifier = caller.userId
-          profile.modifyTime = now
-        } else if (input) {
-          const fields = applyGroupProfile({ location: '', contactPhone: '' }, input)
-          profile = t.create(GroupProfileEntity, {
-            ...fields,
-            group: id,
-            creator: caller.userId,
-            modifier: null,
-            createTime: now,
-            modifyTime: now
-          } as GroupProfileRow)
+    const { group, profile } = await transactional(em, async (t) => {
+      // The row lock orders concurrent writers, so versions and their events go out in the order of the changes.
+      const group = await t.findOne(GroupEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
+      if (!group) throw new NotFoundError()
+      if (name !== undefined && (await nameTaken(t, 'app_group', name, id))) throw uniqueNameError()
+      let profile = await t.findOne(GroupProfileEntity, { group: id })
+      const now = new Date()
+      if (name !== undefined) group.name = name
+      if (profile) {
+        if (input) {
+          if (replace) Object.assign(profile, { location: '', contactPhone: '' })
+          applyGroupProfile(profile, input)
         }
-        group.version += 1
-        await t.flush()
-        await app.outbox.emit(t, 'directory.group.updated', groupFact(group, profile))
-        return { group, profile }
-      })
-    )
+        profile.modifier = caller.userId
+        profile.modifyTime = now
+      } else if (input) {
+        const fields = applyGroupProfile({ location: '', contactPhone: '' }, input)
+        profile = t.create(GroupProfileEntity, {
+          ...fields,
+          group: id,
+          creator: caller.userId,
+          modifier: null,
+          createTime: now,
+          modifyTime: now
+        } as GroupProfileRow)
+      }
+      group.version += 1
+      await t.flush()
+      await app.outbox.emit(t, 'directory.group.updated', groupFact(group, profile))
+      return { group, profile }
+    })
     return renderGroup(group, profile, tz)
   }
 
@@ -213,8 +207,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
     },
     async function deleteGroup(request) {
       const id = parsePk(request.params.pk)
-      await request.em.transactional(async (tem) => {
-        const t = tem as EntityManager
+      await transactional(request.em, async (t) => {
         const group = await t.findOne(GroupEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
         if (!group) throw new NotFoundError()
         // The profile goes with the row (on delete cascade).

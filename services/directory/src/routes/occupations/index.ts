@@ -12,11 +12,11 @@ import {
   type PkParams,
   type OccupationPatchBody
 } from '@roster/contracts'
-import { FieldErrors, LIST_HEADERS, NotFoundError, message, pageOf, parsePk, setPageHeaders } from '@roster/service-kit'
+import { FieldErrors, LIST_HEADERS, NotFoundError, message, pageOf, parsePk, setPageHeaders, transactional } from '@roster/service-kit'
 import { OccupationEntity } from '../../entities/index.js'
 import { occupationFact, renderOccupation } from '../../domain/occupations.js'
 import { likePattern } from '@roster/service-kit'
-import { cleanName, nameTaken, uniqueNameError, withUniqueName } from '../../domain/names.js'
+import { cleanName, nameTaken, uniqueNameError } from '../../domain/names.js'
 
 /** What PUT and PATCH share of a request. */
 type WriteRequest<B> = Pick<FastifyRequest, 'caller' | 'em'> & { params: PkParams; body: B }
@@ -73,15 +73,12 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
       const name = cleanName(errors, body.name)
       errors.throwIfAny()
       if (await nameTaken(em, 'occupation', name)) throw uniqueNameError()
-      const occupation = await withUniqueName(() =>
-        em.transactional(async (tem) => {
-          const t = tem as EntityManager
-          const occupation = t.create(OccupationEntity, { name, version: 1 })
-          await t.flush()
-          await app.outbox.emit(t, 'directory.occupation.created', occupationFact(occupation))
-          return occupation
-        })
-      )
+      const occupation = await transactional(em, async (t) => {
+        const occupation = t.create(OccupationEntity, { name, version: 1 })
+        await t.flush()
+        await app.outbox.emit(t, 'directory.occupation.created', occupationFact(occupation))
+        return occupation
+      })
       return renderOccupation(occupation)
     }
   )
@@ -109,22 +106,19 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
     const errors = new FieldErrors()
     const name = body.name === undefined ? undefined : cleanName(errors, body.name)
     errors.throwIfAny()
-    const occupation = await withUniqueName(() =>
-      em.transactional(async (tem) => {
-        const t = tem as EntityManager
-        // The row lock orders concurrent writers, so versions and their events go out in the order of the changes.
-        const occupation = await t.findOne(OccupationEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
-        if (!occupation) throw new NotFoundError()
-        if (name !== undefined) {
-          if (await nameTaken(t, 'occupation', name, id)) throw uniqueNameError()
-          occupation.name = name
-        }
-        occupation.version += 1
-        await t.flush()
-        await app.outbox.emit(t, 'directory.occupation.updated', occupationFact(occupation))
-        return occupation
-      })
-    )
+    const occupation = await transactional(em, async (t) => {
+      // The row lock orders concurrent writers, so versions and their events go out in the order of the changes.
+      const occupation = await t.findOne(OccupationEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
+      if (!occupation) throw new NotFoundError()
+      if (name !== undefined) {
+        if (await nameTaken(t, 'occupation', name, id)) throw uniqueNameError()
+        occupation.name = name
+      }
+      occupation.version += 1
+      await t.flush()
+      await app.outbox.emit(t, 'directory.occupation.updated', occupationFact(occupation))
+      return occupation
+    })
     return renderOccupation(occupation)
   }
 
@@ -172,8 +166,7 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
     },
     async function deleteOccupation(request) {
       const id = parsePk(request.params.pk)
-      await request.em.transactional(async (tem) => {
-        const t = tem as EntityManager
+      await transactional(request.em, async (t) => {
         const occupation = await t.findOne(OccupationEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
         if (!occupation) throw new NotFoundError()
         await t.nativeDelete(OccupationEntity, { id })

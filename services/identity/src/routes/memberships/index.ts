@@ -10,7 +10,9 @@ import {
   message,
   pageOf,
   parsePk,
-  setPageHeaders
+  lockRows,
+  setPageHeaders,
+  transactional
 } from '@roster/service-kit'
 import { usersPage } from '../../domain/users.js'
 
@@ -75,18 +77,24 @@ export const membershipRoutes: FastifyPluginAsyncTypebox = async function member
     async function addMembers(request, reply) {
       const id = parsePk(request.params.pk)
       const { em } = request
+      // Fills the replica from the directory on a miss (outside the transaction: it may wait on HTTP).
       await requireGroup(em, id)
       const wanted = [...new Set(request.body.users)]
       // Knex would spread a JS array into a list; a PostgreSQL array literal binds as one value.
       const wantedArray = `{${wanted.join(',')}}`
-      const found = await em.getConnection().execute<{ id: number }[]>(`select id from app_user where id = any(?::int[])`, [wantedArray])
-      const known = new Set(found.map((r) => r.id))
-      const errors = new FieldErrors()
-      for (const userId of wanted) if (!known.has(userId)) errors.add('users', 'does_not_exist', { input: userId })
-      errors.throwIfAny()
 
-      await em.transactional(async (tem) => {
-        const t = tem as EntityManager
+      await transactional(em, async (t) => {
+        // The group's replica row, share-locked: the group's deletion (a tombstone written by the directory
+        // consumer, which then drops the memberships) either waits for these rows or is seen here as a 404.
+        const [group] = await t
+          .getConnection()
+          .execute<{ deleted: boolean }[]>('select deleted from group_replica where id = ? for share', [id], 'all', t.getTransactionContext())
+        if (!group || group.deleted) throw new NotFoundError()
+        // The users, key-share-locked: a user deleted meanwhile is reported, one being deleted waits for this.
+        const known = await lockRows(t, 'app_user', wanted, 'key share')
+        const errors = new FieldErrors()
+        for (const userId of wanted) if (!known.has(userId)) errors.add('users', 'does_not_exist', { input: userId })
+        errors.throwIfAny()
         const added = await t
           .getConnection()
           .execute<{ user_id: number }[]>(
@@ -120,8 +128,7 @@ export const membershipRoutes: FastifyPluginAsyncTypebox = async function member
       const groupId = parsePk(request.params.pk)
       const userId = parsePk(request.params.user_pk)
       const { em } = request
-      const removed = await em.transactional(async (tem) => {
-        const t = tem as EntityManager
+      const removed = await transactional(em, async (t) => {
         const result = await t
           .getConnection()
           .execute<{ affectedRows: number }>(

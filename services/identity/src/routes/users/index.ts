@@ -19,11 +19,12 @@ import {
   LIST_HEADERS,
   NotFoundError,
   assertSelfOrAdmin,
-  isUniqueViolation,
   message,
   pageOf,
-  parsePk
+  parsePk,
+  transactional
 } from '@roster/service-kit'
+import { LockMode } from '@mikro-orm/core'
 import { ProfileEntity, UserEntity, type ProfileRow } from '../../entities/index.js'
 import { applyProfile, emailTaken, loadUsers, nextUserFact, renderUser, usernameTaken, usersPage } from '../../domain/users.js'
 import type { Revoked } from '../../domain/sessions.js'
@@ -42,6 +43,20 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     const occupation = profile?.occupation
     if (occupation === undefined || occupation === null) return
     if (!(await replica.occupationExists(em, occupation))) errors.add(['profile', 'occupation'], 'does_not_exist', { input: occupation })
+  }
+
+  /**
+   * Inside the writing transaction: the occupation's replica row, share-locked, so its deletion (the
+   * directory consumer's tombstone, which then clears it from every profile) either waits for this write or
+   * is seen here, and no profile is left holding a deleted occupation.
+   */
+  async function lockOccupation(t: EntityManager, profile: ProfileInput | ProfilePatch | null | undefined) {
+    const occupation = profile?.occupation
+    if (occupation === undefined || occupation === null) return
+    const [row] = await t
+      .getConnection()
+      .execute<{ deleted: boolean }[]>('select deleted from occupation_replica where id = ? for share', [occupation], 'all', t.getTransactionContext())
+    if (!row || row.deleted) new FieldErrors().add(['profile', 'occupation'], 'does_not_exist', { input: occupation }).throwIfAny()
   }
 
   app.post(
@@ -66,35 +81,30 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       errors.throwIfAny()
 
       const hash = await passwords.hash(body.password)
-      try {
-        const { user, profile } = await em.transactional(async (tem) => {
-          const user = tem.create(UserEntity, {
-            username: body.username,
-            email: body.email ?? '',
-            password: hash,
-            isStaff: false,
-            isActive: true,
-            dateJoined: new Date(),
-            lastLogin: null
-          })
-          await tem.flush()
-          let profile: ProfileRow | null = null
-          if (body.profile) {
-            const fields = applyProfile({ user: user.id, creator: request.caller?.userId ?? user.id, modifier: null }, body.profile)
-            profile = tem.create(ProfileEntity, { phone: '', address: '', occupation: null, ...fields } as ProfileRow)
-          }
-          await tem.flush()
-          const fact = await nextUserFact(tem as EntityManager, user.id, request.caller?.userId ?? user.id)
-          await app.outbox.emit(tem as EntityManager, 'identity.user.created', fact)
-          return { user, profile }
+      // A registration that loses a race for the username or email is the field error (kit's constraint table).
+      const { user, profile } = await transactional(em, async (tem) => {
+        await lockOccupation(tem, body.profile as ProfileInput | null | undefined)
+        const user = tem.create(UserEntity, {
+          username: body.username,
+          email: body.email ?? '',
+          password: hash,
+          isStaff: false,
+          isActive: true,
+          dateJoined: new Date(),
+          lastLogin: null
         })
-        return renderUser(user, profile, tz)
-      } catch (error) {
-        if (!isUniqueViolation(error)) throw error
-        const detail = (error as { constraint?: string }).constraint ?? ''
-        throw new FieldErrors().add(detail.includes('email') ? 'email' : 'username', detail.includes('email') ? 'email_taken' : 'username_taken')
-          .throwIfAny() as never
-      }
+        await tem.flush()
+        let profile: ProfileRow | null = null
+        if (body.profile) {
+          const fields = applyProfile({ user: user.id, creator: request.caller?.userId ?? user.id, modifier: null }, body.profile)
+          profile = tem.create(ProfileEntity, { phone: '', address: '', occupation: null, ...fields } as ProfileRow)
+        }
+        await tem.flush()
+        const fact = await nextUserFact(tem, user.id, request.caller?.userId ?? user.id)
+        await app.outbox.emit(tem, 'identity.user.created', fact)
+        return { user, profile }
+      })
+      return renderUser(user, profile, tz)
     }
   )
 
@@ -139,6 +149,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     const id = parsePk(request.params.pk)
     const caller = assertSelfOrAdmin(request, id)
     const { em, body } = request
+    // Read for the checks (and bcrypt) before the transaction; what is written is decided on the rows locked in it.
     const user = await em.findOne(UserEntity, { id })
     if (!user) throw new NotFoundError()
     const existing = await em.findOne(ProfileEntity, { user: id })
@@ -162,10 +173,18 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     await checkOccupation(em, errors, profileInput)
     errors.throwIfAny()
 
-    const staffChange = caller.isStaff && body.is_staff !== undefined && body.is_staff !== user.isStaff
-    const activeChange = caller.isStaff && body.is_active !== undefined && body.is_active !== user.isActive
-    const revoked: Revoked[] = await em.transactional(async (tem) => {
-      const t = tem as EntityManager
+    const checkedHash = user.password
+    const revoked: Revoked[] = await transactional(em, async (t) => {
+      // The user's row, locked: writers of one user (and its deletion) take turns, and the profile read next
+      // is the one the previous writer left, so a profile is created once however many requests race for it.
+      const user = await t.findOne(UserEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true })
+      if (!user) throw new NotFoundError()
+      // The old password was checked against a hash another request has replaced since: let the client try again.
+      if (newHash && user.password !== checkedHash) throw new ApiError(409, 'conflict')
+      await lockOccupation(t, profileInput)
+      const existing = await t.findOne(ProfileEntity, { user: id }, { refresh: true })
+      const staffChange = caller.isStaff && body.is_staff !== undefined && body.is_staff !== user.isStaff
+      const activeChange = caller.isStaff && body.is_active !== undefined && body.is_active !== user.isActive
       if (body.email !== undefined) user.email = body.email
       if (newHash) user.password = newHash
       if (staffChange) user.isStaff = body.is_staff!
@@ -193,10 +212,11 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     })
     sessions.afterCommit(revoked)
     const [rendered] = await loadUsers(em.fork(), [id], tz)
+    if (!rendered) throw new NotFoundError() // deleted right after this change committed
     return rendered
   }
 
-  const updateResponses = { 200: userRef, 400: fieldErrors, 401: errorRef, 403: errorRef, 404: errorRef }
+  const updateResponses = { 200: userRef, 400: fieldErrors, 401: errorRef, 403: errorRef, 404: errorRef, 409: errorRef }
   app.put(
     '/api/users/:pk/',
     {
@@ -205,7 +225,8 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
         summary: 'replace a user (self or admin)',
         description:
           'Replaces `email`, `password` (absent keeps it) and `profile` (absent or null keeps it). Changing your own ' +
-          'password needs `old_password` and ends your other sessions. Only an admin changes `is_staff` / `is_active`.',
+          'password needs `old_password` and ends your other sessions. Only an admin changes `is_staff` / `is_active`. ' +
+          '`409`: the password was changed by another request meanwhile; try again.',
         params: PkParamsSchema,
         body: UserUpdateBodySchema,
         response: updateResponses
@@ -243,11 +264,12 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       const id = parsePk(request.params.pk)
       const caller = request.caller!
       if (caller.userId === id) throw new ApiError(403, 'cannot_delete_self')
-      const { em } = request
-      const user = await em.findOne(UserEntity, { id })
-      if (!user) throw new NotFoundError()
-      const revoked = await em.transactional(async (tem) => {
-        const t = tem as EntityManager
+      const revoked = await transactional(request.em, async (t) => {
+        // Locked first: a concurrent delete waits, then finds nothing (one `deleted` event per user).
+        const [user] = await t
+          .getConnection()
+          .execute<{ username: string }[]>('select username from app_user where id = ? for update', [id], 'all', t.getTransactionContext())
+        if (!user) throw new NotFoundError()
         const ended = await sessions.revoke(t, { userId: id })
         await t.nativeDelete(UserEntity, { id })
         await app.outbox.emit(t, 'identity.user.deleted', { user_id: id, username: user.username, actor: caller.userId })
