@@ -29,6 +29,8 @@ const CATALOGUE = {
   },
   invalid: { zh: '请输入合法的值。', en: 'Enter a valid value.' },
   null_characters: { zh: '不允许包含空字符。', en: 'Null characters are not allowed.' },
+  invalid_characters: { zh: '包含无效的 Unicode 字符。', en: 'Contains invalid Unicode characters.' },
+  too_deep: { zh: '嵌套层级过深，不能超过 {limit} 层。', en: 'Nested too deeply: at most {limit} levels.' },
   username_invalid: {
     zh: '请输入合法的用户名。只能包含字母、数字和 @/./+/-/_ 字符。',
     en: 'Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.'
