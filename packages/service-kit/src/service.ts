@@ -11,6 +11,7 @@ import { kitMigrations } from './kit-migration.js'
 import { BODY_LIMIT_BYTES } from './errors.js'
 import { message } from './messages.js'
 import { validatorCompiler } from './validation.js'
+import { loggerOptions } from './logging.js'
 import { assertTimeZone } from './time.js'
 import { errorsPlugin } from './plugins/errors.js'
 import { healthPlugin } from './plugins/health.js'
@@ -81,7 +82,7 @@ function malformed(reason: string) {
 /** Server options shared by every service and the gateway. */
 export function serverOptions(name: string, logLevel: string, logger?: FastifyServerOptions['logger']): FastifyServerOptions {
   return {
-    logger: logger ?? { level: logLevel, base: { service: name } },
+    logger: loggerOptions(name, logLevel, logger),
     // `X-Request-Id` from the caller (the gateway) is reused, so one id names a request in every log.
     genReqId: (req) => {
       const incoming = req.headers['x-request-id']
