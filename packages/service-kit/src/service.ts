@@ -14,6 +14,7 @@ import { validatorCompiler } from './validation.js'
 import { loggerOptions } from './logging.js'
 import { assertTimeZone } from './time.js'
 import { errorsPlugin } from './plugins/errors.js'
+import { securityHeadersPlugin } from './plugins/headers.js'
 import { healthPlugin } from './plugins/health.js'
 import { metricsPlugin } from './plugins/metrics.js'
 import { ormPlugin } from './plugins/orm.js'
@@ -116,6 +117,7 @@ export async function buildService(def: ServiceDefinition): Promise<ServiceApp> 
   })
 
   try {
+    await app.register(securityHeadersPlugin)
     await app.register(errorsPlugin)
     await app.register(healthPlugin)
     await app.register(metricsPlugin, { service: def.name })
