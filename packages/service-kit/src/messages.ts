@@ -35,6 +35,10 @@ const CATALOGUE = {
     zh: '请输入合法的用户名。只能包含字母、数字和 @/./+/-/_ 字符。',
     en: 'Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.'
   },
+  username_mixed_scripts: {
+    zh: '用户名不能混用容易混淆的文字（例如拉丁字母中夹杂西里尔字母）。',
+    en: 'This username mixes scripts in a confusable way (such as Cyrillic letters among Latin ones).'
+  },
   username_taken: { zh: '已存在一位使用该名字的用户。', en: 'A user with that username already exists.' },
   email_taken: { zh: '已存在一位使用该邮箱的用户。', en: 'A user with that email already exists.' },
   unique: { zh: '该字段必须唯一。', en: 'This field must be unique.' },
