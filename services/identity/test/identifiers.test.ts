@@ -123,3 +123,36 @@ t.test('the migration keys existing users and keeps those the old rule let colli
   t.ok(await login(app, `ａｄｍｉｎ#${ids['ａｄｍｉｎ']}`, 'legacy-pass-1'), 'the later one logs in with its id appended')
   t.ok(await login(app, 'STRAßE', 'legacy-pass-1'))
 })
+
+t.test('hostile values through the identity service are 400s in the DRF shape', async (t) => {
+  const app = await build(t)
+  const admin = await login(app, ADMIN.username, ADMIN.password)
+  const auth = { authorization: `Bearer ${admin.access}` }
+  for (const url of ['/api/users/?search=a%00b', '/api/users/?search=%00', '/api/users/?occupation=1e309', '/api/users/?group=-1e400', '/api/users/?occupation=9007199254740993']) {
+    const res = await app.inject({ url, headers: auth })
+    t.equal(res.statusCode, 400, url)
+    t.equal(Object.keys(res.json()).length, 1, `${url}: ${res.body}`)
+  }
+  const profile = { name: '张三', gender: 1, age: 30, identify_id: '110101199003074477' }
+  for (const [occupation, message] of [
+    ['1e309', '请填写合法的数字。'],
+    ['-1e309', '请填写合法的数字。'],
+    ['1e400', '请填写合法的数字。'],
+    ['9007199254740993', '请确保该值小于或者等于 2147483647。'],
+    ['2147483648', '请确保该值小于或者等于 2147483647。']
+  ]) {
+    const text = `{"username":"num${occupation.replace(/\W/g, '')}","password":"password1","profile":${JSON.stringify(profile).slice(0, -1)},"occupation":${occupation}}}`
+    const res = await app.inject({ method: 'POST', url: '/api/users/', headers: { 'content-type': 'application/json' }, payload: text })
+    t.equal(res.statusCode, 400, occupation)
+    t.same(res.json(), { profile: { occupation: [message] } }, occupation)
+  }
+  const age = await app.inject({ method: 'POST', url: '/api/users/', headers: { 'content-type': 'application/json' }, payload: `{"username":"agey","password":"password1","profile":{"name":"a","gender":1,"age":1e20,"identify_id":"110101199003074477"}}` })
+  t.equal(age.statusCode, 400)
+  const trimmed = await app.inject({ method: 'POST', url: '/api/users/', payload: { username: '  spaced  ', password: 'password1', email: ' s@example.com ', profile: { ...profile, name: ' 张三 ' } } })
+  t.equal(trimmed.statusCode, 200, trimmed.body)
+  t.equal(trimmed.json().username, 'spaced')
+  t.equal(trimmed.json().email, 's@example.com')
+  t.equal(trimmed.json().profile.name, '张三')
+  t.equal(trimmed.json().profile.name_pinyin, 'zhangsan')
+  t.equal((await login(app, 'spaced', 'password1')).access.split('.').length, 3)
+})
