@@ -75,7 +75,7 @@ export type BlackListEntry = Static<typeof BlackListEntrySchema>
 const reason = Type.String({ minLength: 1, maxLength: BLACKLIST_REASON_MAX, description: 'why the patient is listed (1–64 characters)' })
 
 export const BlackListCreateBodySchema = Type.Object({
-  patient: Type.Integer({ minimum: 1, maximum: 2147483647, description: 'id of an existing user who is not already actively listed' }),
+  patient: Type.Integer({ description: 'id of an existing user who is not already actively listed' }),
   reason
 })
 export type BlackListCreateBody = Static<typeof BlackListCreateBodySchema>
