@@ -39,6 +39,10 @@ const CATALOGUE = {
     zh: '用户名不能混用容易混淆的文字（例如拉丁字母中夹杂西里尔字母）。',
     en: 'This username mixes scripts in a confusable way (such as Cyrillic letters among Latin ones).'
   },
+  username_confusable: {
+    zh: '用户名与拉丁字母写成的名字容易混淆（例如全部用西里尔字母写成的 paypal）。',
+    en: 'This username can be mistaken for one written in Latin letters (such as paypal spelled in Cyrillic).'
+  },
   username_taken: { zh: '已存在一位使用该名字的用户。', en: 'A user with that username already exists.' },
   email_taken: { zh: '已存在一位使用该邮箱的用户。', en: 'A user with that email already exists.' },
   unique: { zh: '该字段必须唯一。', en: 'This field must be unique.' },

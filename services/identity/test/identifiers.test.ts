@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { build, login, ADMIN } from './helper.js'
-import { identifierKey, mixesScripts, normalizeUsername } from '../src/domain/identifiers.js'
+import { identifierKey, mixesScripts, normalizeUsername, spoofsLatin } from '../src/domain/identifiers.js'
 
 const TAKEN = { username: ['已存在一位使用该名字的用户。'] }
 const MIXED = { username: ['用户名不能混用容易混淆的文字（例如拉丁字母中夹杂西里尔字母）。'] }
@@ -31,6 +31,11 @@ t.test('the script rule: confusable mixes refused, CJK with Latin allowed', asyn
   }
 })
 
+t.test('whole-script confusables of Latin names are found by their skeleton', async (t) => {
+  for (const spoof of ['раура', 'ѕсоре', 'ΑΒΕ', 'ᎪᏴᎬ']) t.ok(spoofsLatin(spoof), `${spoof} looks Latin`)
+  for (const fine of ['paypal', 'иван', 'саша', 'рома', '张三', 'αβγ', 'やまだ', '12345']) t.notOk(spoofsLatin(fine), `${fine} is fine`)
+})
+
 t.test('registration: usernames unique after NFKC and case folding, confusable mixes refused', async (t) => {
   const app = await build(t)
   const register = (username: string, extra: Record<string, unknown> = {}) =>
@@ -52,7 +57,12 @@ t.test('registration: usernames unique after NFKC and case folding, confusable m
     t.equal(res.statusCode, 400, name)
     t.same(res.json(), MIXED, name)
   }
-  for (const name of ['张三zs01', '山田taro', 'иван']) t.equal((await register(name)).statusCode, 200, name)
+  for (const name of ['раура', 'ѕсоре', 'ΑΒΕ']) {
+    const res = await register(name)
+    t.equal(res.statusCode, 400, name)
+    t.same(res.json(), { username: ['用户名与拉丁字母写成的名字容易混淆（例如全部用西里尔字母写成的 paypal）。'] }, name)
+  }
+  for (const name of ['张三zs01', '山田taro', 'иван', 'саша', 'αβγ']) t.equal((await register(name)).statusCode, 200, name)
 
   const wide = await register('ｔａｒｏ9')
   t.equal(wide.statusCode, 200)

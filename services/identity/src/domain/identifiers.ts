@@ -1,4 +1,5 @@
 import type { MessageKey } from '@roster/service-kit'
+import unhomoglyph from 'unhomoglyph'
 
 /**
  * How usernames (and e-mail addresses) are compared: Unicode NFKC, then full case folding, then NFKC
@@ -52,15 +53,29 @@ export function mixesScripts(value: string): boolean {
   return !ALLOWED_MIXES.some((allowed) => [...scripts].every((s) => allowed.has(s)))
 }
 
+const LATIN_LOOKING = /^[A-Za-z0-9_.@+-]+$/
+
+/**
+ * True for a name written wholly in another script that looks wholly Latin (`раура`, all Cyrillic, reads
+ * `paypa`): UTS #39's whole-script confusable, found with the confusables skeleton of Unicode's
+ * `confusables.txt` (the `unhomoglyph` package). `иван` or `张三` have no Latin look-alike and are fine.
+ */
+export function spoofsLatin(value: string): boolean {
+  const scripts = scriptsOf(value)
+  if (scripts.size === 0 || scripts.has('Latin')) return false
+  return LATIN_LOOKING.test(unhomoglyph(value))
+}
+
 /**
  * A username as it is stored (NFKC, as Django's `normalize_username` stores it) and its key, or the
  * message that refuses it: the grammar and the length hold after normalization too (`½` becomes `1⁄2`),
- * and a name that mixes scripts confusably is refused.
+ * and a name that mixes scripts confusably, or looks Latin while written in another script, is refused.
  */
 export function normalizeUsername(raw: string): { username: string; key: string } | { error: MessageKey; params?: Record<string, unknown> } {
   const username = raw.normalize('NFKC')
   if (!USERNAME.test(username)) return { error: 'username_invalid' }
   if ([...username].length > 150) return { error: 'max_length', params: { limit: 150 } }
   if (mixesScripts(username)) return { error: 'username_mixed_scripts' }
+  if (spoofsLatin(username)) return { error: 'username_confusable' }
   return { username, key: identifierKey(username) }
 }
