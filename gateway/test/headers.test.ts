@@ -1,4 +1,5 @@
 import t from 'tap'
+import { connect } from 'node:net'
 import { buildApp as buildIdentity } from '../../services/identity/src/app.js'
 import { testConfig, ADMIN } from '../../services/identity/test/helper.js'
 import { isolate } from '@roster/service-kit/testing'
@@ -58,4 +59,18 @@ t.test('security headers through the gateway: nosniff everywhere, no-store on an
   const html = docs.body
   for (const [, src] of html.matchAll(/<script[^>]*src="([^"]+)"/g)) t.notMatch(src, /^(https?:)?\/\//, `script ${src} is same-origin`)
   t.notMatch(html, /<script>(?!\s*<\/script>)[^<]+<\/script>/, 'no inline script in the page')
+
+  // Answers written before Fastify sees the request (Node's parser refused it) carry them too.
+  await gateway.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = gateway.server.address() as { port: number }
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.end(Buffer.from('GET /api/groups/?search=科 HTTP/1.1\r\nHost: x\r\n\r\n', 'utf8')))
+    let text = ''
+    socket.on('data', (chunk) => (text += chunk.toString('utf8')))
+    socket.on('end', () => resolve(text))
+    socket.on('error', reject)
+  })
+  t.match(answer, /^HTTP\/1\.1 400 /)
+  t.match(answer, /\r\nX-Content-Type-Options: nosniff\r\n/i)
+  t.match(answer, /\r\nCache-Control: no-store\r\n/i)
 })

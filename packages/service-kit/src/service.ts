@@ -70,7 +70,7 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
         : [400, malformed(error.message.replace(/^Parse Error: /, ''))]
   const text = JSON.stringify(body)
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n` +
       `Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`
   )
 }
