@@ -200,6 +200,11 @@ export function normalizeBody(body: unknown, errors: FieldErrors): unknown {
   return root
 }
 
+// `?__proto__=x` is a parameter like any other: defined, never assigned (which would set a prototype).
+function set(target: Record<string, unknown>, name: string, value: unknown) {
+  Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true })
+}
+
 /**
  * The same rule for query strings and path parameters (text, already decoded): NUL and lone surrogates
  * are refused, values are trimmed. Reports the offending names; answers the cleaned values.
@@ -215,15 +220,15 @@ export function normalizeText(values: Record<string, unknown>, onBad: (name: str
     if (typeof value === 'string') {
       const key = badText(value)
       if (key) onBad(name, key)
-      out[name] = value.trim()
+      set(out, name, value.trim())
     } else if (Array.isArray(value)) {
-      out[name] = value.map((v) => {
+      set(out, name, value.map((v) => {
         if (typeof v !== 'string') return v
         const key = badText(v)
         if (key) onBad(name, key)
         return v.trim()
-      })
-    } else out[name] = value
+      }))
+    } else set(out, name, value)
   }
   return out
 }

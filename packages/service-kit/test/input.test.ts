@@ -104,6 +104,10 @@ t.test('query values: NUL and lone surrogates are field errors, values trimmed, 
   }
   const res = await server.inject({ url: '/api/things/?search=%20abc%20' })
   t.same(res.json(), { search: 'abc' })
+  const proto = await server.inject({ url: '/api/things/?__proto__=a&__proto__=b&search=x' })
+  t.equal(proto.statusCode, 200)
+  t.equal(proto.json().search, 'x')
+  t.same(Object.keys(proto.json()).sort(), ['__proto__', 'search'], 'a parameter named __proto__ is data, not a prototype')
   const unknownName = await server.inject({ url: '/api/things/?a%00=1' })
   t.equal(unknownName.statusCode, 400)
   for (const n of ['1e309', '9007199254740993', 'Infinity', '-1e400', 'NaN', '-Infinity']) {
