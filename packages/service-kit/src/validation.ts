@@ -207,10 +207,15 @@ function set(target: Record<string, unknown>, name: string, value: unknown) {
 
 /**
  * The same rule for query strings and path parameters (text, already decoded): NUL and lone surrogates
- * are refused, values are trimmed. Reports the offending names; answers the cleaned values.
+ * are refused, values are trimmed (`trim`; path parameters are not). Reports the offending names; answers the cleaned values.
  */
-export function normalizeText(values: Record<string, unknown>, onBad: (name: string, key: MessageKey) => void): Record<string, unknown> {
+export function normalizeText(
+  values: Record<string, unknown>,
+  onBad: (name: string, key: MessageKey) => void,
+  trim = true
+): Record<string, unknown> {
   const out: Record<string, unknown> = {}
+  const clean = (v: string) => (trim ? v.trim() : v)
   for (const [name, value] of Object.entries(values)) {
     const problem = badText(name)
     if (problem) {
@@ -220,13 +225,13 @@ export function normalizeText(values: Record<string, unknown>, onBad: (name: str
     if (typeof value === 'string') {
       const key = badText(value)
       if (key) onBad(name, key)
-      set(out, name, value.trim())
+      set(out, name, clean(value))
     } else if (Array.isArray(value)) {
       set(out, name, value.map((v) => {
         if (typeof v !== 'string') return v
         const key = badText(v)
         if (key) onBad(name, key)
-        return v.trim()
+        return clean(v)
       }))
     } else set(out, name, value)
   }

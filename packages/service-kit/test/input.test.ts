@@ -123,4 +123,6 @@ t.test('path parameters with NUL or lone surrogates are 404', async (t) => {
   t.same(res.json(), { detail: '未找到。' })
   const ok = await server.inject({ url: '/api/things/7/' })
   t.same(ok.json(), { pk: '7' })
+  const spaced = await server.inject({ url: '/api/things/%207/' })
+  t.same(spaced.json(), { pk: ' 7' }, 'path parameters are not trimmed: ` 7` is not the id 7')
 })

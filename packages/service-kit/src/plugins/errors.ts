@@ -99,7 +99,7 @@ export const errorsPlugin = fp(
       // Query strings and path parameters follow the same rule; a bad path parameter names nothing: 404.
       app.addHook('preValidation', async (request) => {
         let badParam = false
-        request.params = normalizeText((request.params ?? {}) as Record<string, unknown>, () => (badParam = true))
+        request.params = normalizeText((request.params ?? {}) as Record<string, unknown>, () => (badParam = true), false)
         if (badParam) throw new NotFoundError()
         const errors = new FieldErrors()
         request.query = normalizeText((request.query ?? {}) as Record<string, unknown>, (name, key) => errors.add(name, key))
