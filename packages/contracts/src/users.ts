@@ -100,7 +100,7 @@ const adminFields = {
   is_active: Type.Optional(Type.Boolean({ description: 'admin only' }))
 }
 const oldPassword = Type.Optional(
-  Type.String({ writeOnly: true, description: 'the current password; required when changing your own password' })
+  Type.String({ maxLength: 4096, writeOnly: true, description: 'the current password; required when changing your own password' })
 )
 
 export const UserUpdateBodySchema = Type.Object({
