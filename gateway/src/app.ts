@@ -20,6 +20,7 @@ import {
   revocationPlugin,
   serverOptions
 } from '@roster/service-kit'
+import { securityHeadersPlugin } from '@roster/service-kit'
 import type { GatewayConfig } from './config.js'
 import { upstreamOf, type Upstream } from './routing.js'
 import { MergedDocs } from './openapi.js'
@@ -69,6 +70,7 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
   })
 
   try {
+    await app.register(securityHeadersPlugin)
     await app.register(errorsPlugin, { parseBodies: false })
     await app.register(healthPlugin)
     await app.register(metricsPlugin, { service: 'gateway' })

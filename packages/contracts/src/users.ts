@@ -19,7 +19,7 @@ const ProfileFields = {
     description: 'mainland mobile number, 1[3-9] then 9 digits; may be empty'
   }),
   address: Type.String({ maxLength: 256 }),
-  occupation: Nullable(Type.Integer({ minimum: 1, description: 'id of an existing occupation' }))
+  occupation: Nullable(Type.Integer({ minimum: 1, maximum: 2147483647, description: 'id of an existing occupation' }))
 }
 
 export const ProfileSchema = Type.Object(
@@ -100,7 +100,7 @@ const adminFields = {
   is_active: Type.Optional(Type.Boolean({ description: 'admin only' }))
 }
 const oldPassword = Type.Optional(
-  Type.String({ writeOnly: true, description: 'the current password; required when changing your own password' })
+  Type.String({ maxLength: 4096, writeOnly: true, description: 'the current password; required when changing your own password' })
 )
 
 export const UserUpdateBodySchema = Type.Object({

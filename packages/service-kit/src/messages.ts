@@ -29,9 +29,19 @@ const CATALOGUE = {
   },
   invalid: { zh: '请输入合法的值。', en: 'Enter a valid value.' },
   null_characters: { zh: '不允许包含空字符。', en: 'Null characters are not allowed.' },
+  invalid_characters: { zh: '包含无效的 Unicode 字符。', en: 'Contains invalid Unicode characters.' },
+  too_deep: { zh: '嵌套层级过深，不能超过 {limit} 层。', en: 'Nested too deeply: at most {limit} levels.' },
   username_invalid: {
     zh: '请输入合法的用户名。只能包含字母、数字和 @/./+/-/_ 字符。',
     en: 'Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.'
+  },
+  username_mixed_scripts: {
+    zh: '用户名不能混用容易混淆的文字（例如拉丁字母中夹杂西里尔字母）。',
+    en: 'This username mixes scripts in a confusable way (such as Cyrillic letters among Latin ones).'
+  },
+  username_confusable: {
+    zh: '用户名与拉丁字母写成的名字容易混淆（例如全部用西里尔字母写成的 paypal）。',
+    en: 'This username can be mistaken for one written in Latin letters (such as paypal spelled in Cyrillic).'
   },
   username_taken: { zh: '已存在一位使用该名字的用户。', en: 'A user with that username already exists.' },
   email_taken: { zh: '已存在一位使用该邮箱的用户。', en: 'A user with that email already exists.' },

@@ -11,11 +11,25 @@ export function pageOf(query: PaginationQuery): Page {
   return { limit: query.limit ?? 100, offset: query.offset ?? 0 }
 }
 
+// Characters kept as they are in the path of a link; anything else (`<`, `>`, `"`, spaces, controls) is
+// percent-encoded so that it cannot break out of the `<...>` of the header.
+const PATH_UNSAFE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/g
+
+/**
+ * A page's link as a relative reference (`/api/users/?limit=100&offset=200`), never built from `Host`
+ * (which the client chooses). The path is the one requested, with repeated slashes collapsed, so it
+ * cannot turn into a network-path reference (`//evil.example/...`).
+ */
 function pageUrl(request: FastifyRequest, limit: number, offset: number): string {
-  const url = new URL(request.url, `${request.protocol}://${request.host}`)
-  url.searchParams.set('limit', String(limit))
-  url.searchParams.set('offset', String(offset))
-  return url.toString()
+  const raw = request.url
+  const q = raw.indexOf('?')
+  const path = `/${(q === -1 ? raw : raw.slice(0, q)).replace(/^\/+/, '').replace(/\/{2,}/g, '/')}`.replace(PATH_UNSAFE, (c) =>
+    encodeURIComponent(c)
+  )
+  const params = new URLSearchParams(q === -1 ? '' : raw.slice(q + 1))
+  params.set('limit', String(limit))
+  params.set('offset', String(offset))
+  return `${path}?${params.toString()}`
 }
 
 /** Sets `X-Total-Count` and an RFC 8288 `Link` (next / prev) for a bare-array list answer. */

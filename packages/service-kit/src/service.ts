@@ -11,9 +11,11 @@ import { kitMigrations } from './kit-migration.js'
 import { BODY_LIMIT_BYTES } from './errors.js'
 import { message } from './messages.js'
 import { validatorCompiler } from './validation.js'
+import { loggerOptions } from './logging.js'
 import { assertTimeZone } from './time.js'
 import { errorsPlugin } from './plugins/errors.js'
 import type { ConstraintTable } from './sql.js'
+import { securityHeadersPlugin } from './plugins/headers.js'
 import { healthPlugin } from './plugins/health.js'
 import { metricsPlugin } from './plugins/metrics.js'
 import { ormPlugin } from './plugins/orm.js'
@@ -71,7 +73,7 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
         : [400, malformed(error.message.replace(/^Parse Error: /, ''))]
   const text = JSON.stringify(body)
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n` +
       `Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`
   )
 }
@@ -84,7 +86,7 @@ function malformed(reason: string) {
 /** Server options shared by every service and the gateway. */
 export function serverOptions(name: string, logLevel: string, logger?: FastifyServerOptions['logger']): FastifyServerOptions {
   return {
-    logger: logger ?? { level: logLevel, base: { service: name } },
+    logger: loggerOptions(name, logLevel, logger),
     // `X-Request-Id` from the caller (the gateway) is reused, so one id names a request in every log.
     genReqId: (req) => {
       const incoming = req.headers['x-request-id']
@@ -118,6 +120,7 @@ export async function buildService(def: ServiceDefinition): Promise<ServiceApp> 
   })
 
   try {
+    await app.register(securityHeadersPlugin)
     await app.register(errorsPlugin, { constraints: def.constraints })
     await app.register(healthPlugin)
     await app.register(metricsPlugin, { service: def.name })

@@ -145,3 +145,95 @@ export function validatorCompiler(checks: Record<string, FieldCheck>): FastifySc
   const text = make('array')
   return ({ schema, httpPart }) => (httpPart === 'body' ? body : text).compile(schema as object) as any
 }
+
+/** Deeper JSON than any body of the API is refused outright (the walk below never recurses on the stack). */
+export const MAX_JSON_DEPTH = 32
+
+/** Body keys whose strings are taken exactly as sent (DRF's `trim_whitespace=False`): secrets. */
+const UNTRIMMED = /password|secret|token/i
+
+// With the `u` flag a well-formed pair is one code point, so only an unpaired surrogate matches.
+const LONE_SURROGATE = /\p{Cs}/u
+
+/** What is wrong with a text value whatever its field: NUL (PostgreSQL cannot store it), lone UTF-16 surrogates. */
+export function badText(value: string): MessageKey | null {
+  if (value.includes('\u0000')) return 'null_characters'
+  if (LONE_SURROGATE.test(value)) return 'invalid_characters'
+  return null
+}
+
+/**
+ * The one input rule every service gets, applied to a parsed JSON body before validation: strings
+ * are trimmed as DRF's `CharField` does (except secrets such as passwords), NUL and lone surrogates are
+ * refused, numbers that are not finite (`1e309` parses as Infinity) are refused, and nesting deeper than
+ * `MAX_JSON_DEPTH` is refused. Each problem is a field error at its path; answers the body to use.
+ */
+export function normalizeBody(body: unknown, errors: FieldErrors): unknown {
+  const fix = (value: unknown, path: string[]): unknown => {
+    if (typeof value === 'string') {
+      const key = badText(value)
+      if (key) errors.add(path.length ? path : ['non_field_errors'], key)
+      return UNTRIMMED.test(path[path.length - 1] ?? '') ? value : value.trim()
+    }
+    if (typeof value === 'number' && !Number.isFinite(value)) errors.add(path.length ? path : ['non_field_errors'], 'invalid_number')
+    return value
+  }
+  // An explicit stack: a body nested a million levels deep must not overflow ours.
+  const stack: { node: Record<string, unknown> | unknown[]; path: string[] }[] = []
+  const root = fix(body, [])
+  if (root && typeof root === 'object') stack.push({ node: root as Record<string, unknown>, path: [] })
+  while (stack.length > 0) {
+    const { node, path } = stack.pop()!
+    if (path.length >= MAX_JSON_DEPTH) {
+      errors.add(path.slice(0, 1).length ? path.slice(0, 1) : ['non_field_errors'], 'too_deep', { limit: MAX_JSON_DEPTH })
+      continue
+    }
+    for (const key of Object.keys(node)) {
+      const childPath = [...path, key]
+      const keyProblem = badText(key)
+      if (keyProblem) errors.add(['non_field_errors'], keyProblem)
+      const child = fix((node as Record<string, unknown>)[key], childPath)
+      ;(node as Record<string, unknown>)[key] = child
+      if (child && typeof child === 'object') stack.push({ node: child as Record<string, unknown>, path: childPath })
+    }
+  }
+  return root
+}
+
+// `?__proto__=x` is a parameter like any other: defined, never assigned (which would set a prototype).
+function set(target: Record<string, unknown>, name: string, value: unknown) {
+  Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true })
+}
+
+/**
+ * The same rule for query strings and path parameters (text, already decoded): NUL and lone surrogates
+ * are refused, values are trimmed (`trim`; path parameters are not). Reports the offending names; answers the cleaned values.
+ */
+export function normalizeText(
+  values: Record<string, unknown>,
+  onBad: (name: string, key: MessageKey) => void,
+  trim = true
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  const clean = (v: string) => (trim ? v.trim() : v)
+  for (const [name, value] of Object.entries(values)) {
+    const problem = badText(name)
+    if (problem) {
+      onBad('non_field_errors', problem)
+      continue
+    }
+    if (typeof value === 'string') {
+      const key = badText(value)
+      if (key) onBad(name, key)
+      set(out, name, clean(value))
+    } else if (Array.isArray(value)) {
+      set(out, name, value.map((v) => {
+        if (typeof v !== 'string') return v
+        const key = badText(v)
+        if (key) onBad(name, key)
+        return clean(v)
+      }))
+    } else set(out, name, value)
+  }
+  return out
+}

@@ -97,8 +97,25 @@ t.test('ids, 405 and pagination', async (t) => {
   t.equal(page.headers['x-total-count'], '250')
   t.equal(
     page.headers.link,
-    '<http://roster.example/api/list/?limit=100&offset=200>; rel="next", <http://roster.example/api/list/?limit=100&offset=0>; rel="prev"'
+    '</api/list/?limit=100&offset=200>; rel="next", </api/list/?limit=100&offset=0>; rel="prev"'
   )
+  // Never built from Host: an attacker's Host, an empty one, a path that would become `//evil.example`.
+  for (const [url, host] of [
+    ['/api/list/?offset=100&search=x', 'evil.example'],
+    ['/api/list/?offset=100', ''],
+    ['/api/list/?offset=100&q=%3E%22', 'roster.example']
+  ]) {
+    const res = await server.inject({ method: 'GET', url, headers: { host } })
+    t.equal(res.statusCode, 200, url)
+    const link = String(res.headers.link)
+    t.notMatch(link, /evil|127\.0\.0\.1|localhost|http:|\/\//, `${url} with Host ${JSON.stringify(host)}: ${link}`)
+    t.match(link, /^<\/api\/list\/\?[^<>"]*>; rel="next", <\/api\/list\/\?[^<>"]*>; rel="prev"$/)
+  }
+  // A path the router reached with repeated slashes never becomes a network-path reference.
+  const headers: Record<string, string> = {}
+  const reply = { header: (name: string, value: string) => (headers[name] = value) }
+  setPageHeaders({ url: '//evil.example//api/list/?offset=100' } as any, reply as any, 250, { limit: 100, offset: 100 })
+  t.equal(headers.link, '</evil.example/api/list/?offset=200&limit=100>; rel="next", </evil.example/api/list/?offset=0&limit=100>; rel="prev"')
   const last = await server.inject({ method: 'GET', url: '/api/list/?offset=200' })
   t.notMatch(last.headers.link, /next/)
 })

@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql'
 import { UserEntity } from './entities/index.js'
 import type { Passwords } from './domain/passwords.js'
 import { nextUserFact } from './domain/users.js'
+import { identifierKey } from './domain/identifiers.js'
 import type { ServiceApp } from '@roster/service-kit'
 
 /**
@@ -33,7 +34,9 @@ async function upsertAdmin(
   password: string,
   resetPassword: boolean
 ): Promise<{ id: number; created: boolean }> {
-  const [row] = await em.getConnection().execute<{ id: number }[]>('select id from app_user where lower(username) = lower(?)', [username])
+  const [row] = await em
+    .getConnection()
+    .execute<{ id: number }[]>('select id from app_user where username_key = ?', [identifierKey(username.normalize('NFKC'))])
   const created = !row
   const hash = created || resetPassword ? await passwords.hash(password) : null
   const id = await em.transactional(async (tem) => {
@@ -41,7 +44,8 @@ async function upsertAdmin(
     let user = row ? await t.findOneOrFail(UserEntity, { id: row.id }) : null
     if (!user) {
       user = t.create(UserEntity, {
-        username,
+        username: username.normalize('NFKC'),
+        usernameKey: identifierKey(username),
         email: '',
         password: hash!,
         isStaff: true,

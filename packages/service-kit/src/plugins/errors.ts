@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import { ApiError, FieldErrors, NotFoundError, PayloadTooLargeError, ValidationError } from '../errors.js'
 import { message, negotiateLanguage, type Lang } from '../messages.js'
-import { fieldErrorsFromAjv } from '../validation.js'
+import { fieldErrorsFromAjv, normalizeBody, normalizeText } from '../validation.js'
 import { constraintError, type ConstraintTable } from '../sql.js'
 
 declare module 'fastify' {
@@ -51,21 +51,13 @@ function toApiError(error: FastifyError, request: FastifyRequest, constraints?: 
 }
 
 // The database (or another dependency) cannot be reached: a 503 the client may retry, not a 500.
-// Values PostgreSQL refuses (NUL in text, bad encoding) are the client's fault: 400.
-const BAD_VALUE_CODES = new Set(['22021', '22P05'])
+// Values PostgreSQL refuses (NUL in text, bad encoding, a number beyond the column) are the client's fault: 400.
+const BAD_VALUE_CODES = new Set(['22021', '22P05', '22003'])
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006'])
 
 function isUnavailable(error: FastifyError): boolean {
   const code = String((error as { code?: unknown }).code ?? '')
   return UNAVAILABLE_CODES.has(code) || /Timeout acquiring a connection|Connection terminated/i.test(error.message ?? '')
-}
-
-function findNulls(value: unknown, path: string[], errors: FieldErrors): void {
-  if (typeof value === 'string') {
-    if (value.includes('\u0000')) errors.add(path.length ? path : ['non_field_errors'], 'null_characters')
-  } else if (value && typeof value === 'object') {
-    for (const [key, child] of Object.entries(value)) findNulls(child, [...path, key], errors)
-  }
 }
 
 /** A body that is not JSON: `detail` as DRF says it, and `non_field_errors` for the field-error shape. */
@@ -101,12 +93,29 @@ export const errorsPlugin = fp(
         const text = body as string
         if (text.trim() === '') return done(null, {})
         return jsonParser(request, text, (error, parsed) => {
-          if (error || !text.includes('\\u0000')) return done(error, parsed)
-          // PostgreSQL cannot store NUL in text: refuse it here, field by field, as DRF does.
+          if (error) return done(error, undefined)
+          // One rule for every service: trim, refuse NUL, lone surrogates, Infinity and deep nesting, field by field.
           const errors = new FieldErrors()
-          findNulls(parsed, [], errors)
-          return errors.empty ? done(null, parsed) : done(new ValidationError(errors.tree) as unknown as FastifyError, undefined)
+          const body = normalizeBody(parsed, errors)
+          return errors.empty ? done(null, body) : done(new ValidationError(errors.tree) as unknown as FastifyError, undefined)
         })
+      })
+      // Query strings and path parameters follow the same rule; a bad path parameter names nothing: 404.
+      app.addHook('preValidation', async (request) => {
+        let badParam = false
+        request.params = normalizeText((request.params ?? {}) as Record<string, unknown>, () => (badParam = true), false)
+        if (badParam) throw new NotFoundError()
+        const errors = new FieldErrors()
+        request.query = normalizeText((request.query ?? {}) as Record<string, unknown>, (name, key) => errors.add(name, key))
+        errors.throwIfAny()
+      })
+      // Ajv coerces `?n=-1e400` or `?n=Infinity` to a number that passes `integer`: refused once coerced.
+      app.addHook('preHandler', async (request) => {
+        const errors = new FieldErrors()
+        for (const [name, value] of Object.entries((request.query ?? {}) as Record<string, unknown>)) {
+          if (typeof value === 'number' && !Number.isFinite(value)) errors.add(name, 'invalid_number')
+        }
+        errors.throwIfAny()
       })
       // A body-carrying request without a body is validated as `{}`, as DRF does.
       app.addHook('preValidation', async (request) => {

@@ -59,6 +59,8 @@ t.test('black list', async (t) => {
     const cases: [unknown, Record<string, string[]>][] = [
       [{ patient: 7777777, reason: 'x' }, { patient: ['无效主键 “7777777” － 对象不存在。'] }],
       [{ patient: 0, reason: 'x' }, { patient: ['无效主键 “0” － 对象不存在。'] }],
+      [{ patient: 2147483648, reason: 'x' }, { patient: ['无效主键 “2147483648” － 对象不存在。'] }],
+      [{ patient: 1e20, reason: 'x' }, { patient: ['无效主键 “100000000000000000000” － 对象不存在。'] }],
       [{ patient: 'abc', reason: 'x' }, { patient: ['请填写合法的整数值。'] }],
       [{}, { patient: ['该字段是必填项。'], reason: ['该字段是必填项。'] }],
       [{ patient: p.id }, { reason: ['该字段是必填项。'] }],

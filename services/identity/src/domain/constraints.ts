@@ -5,7 +5,7 @@ import { ApiError, type ConstraintTable } from '@roster/service-kit'
  * request makes a write violate it (the kit's error handler reads this table; see `constraintError`).
  */
 export const identityConstraints: ConstraintTable = {
-  app_user_username_uq: { field: 'username', key: 'username_taken' },
+  app_user_username_key_uq: { field: 'username', key: 'username_taken' },
   app_user_email_uq: { field: 'email', key: 'email_taken' },
   // The user named in the path was deleted meanwhile.
   profile_user_id_fkey: 'not_found',

@@ -175,8 +175,9 @@ export async function searchUserIds(em: EntityManager, filter: UserFilter, page:
   return { ids: rows.map((r) => r.id), total: Number(count.total) }
 }
 
-export async function usernameTaken(em: EntityManager, username: string): Promise<boolean> {
-  const rows = await em.getConnection().execute('select 1 from app_user where lower(username) = lower(?)', [username])
+/** Whether a username with the same key (NFKC + case folding, see identifiers.ts) exists. */
+export async function usernameTaken(em: EntityManager, key: string): Promise<boolean> {
+  const rows = await em.getConnection().execute('select 1 from app_user where username_key = ?', [key])
   return rows.length > 0
 }
 

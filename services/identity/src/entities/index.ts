@@ -3,6 +3,8 @@ import { EntitySchema } from '@mikro-orm/core'
 export interface UserRow {
   id: number
   username: string
+  /** `identifierKey(username)`: what uniqueness and login compare (see domain/identifiers.ts). */
+  usernameKey: string
   email: string
   password: string
   isStaff: boolean
@@ -17,6 +19,7 @@ export const UserEntity = new EntitySchema<UserRow>({
   properties: {
     id: { type: 'integer', primary: true, autoincrement: true },
     username: { type: 'string', length: 150 },
+    usernameKey: { type: 'text', fieldName: 'username_key' },
     email: { type: 'string', length: 254, default: '' },
     password: { type: 'text', hidden: true },
     isStaff: { type: 'boolean', default: false },

@@ -1,4 +1,5 @@
 import { Migration } from '@mikro-orm/migrations'
+import { identifierKey } from '../domain/identifiers.js'
 
 export class Migration20261123000100 extends Migration {
   override async up(): Promise<void> {
@@ -102,8 +103,41 @@ export class Migration20261124000200 extends Migration {
   }
 }
 
+/**
+ * Usernames unique after NFKC and full case folding (`ａｄｍｉｎ`, `ADMIN` and `admin` are one name):
+ * a key column computed by the service (PostgreSQL's `lower` folds only what its locale knows), filled
+ * here for existing rows, with a unique index replacing the one on `lower(username)`. Accounts that the
+ * old rule let in beside an earlier one with the same key keep their row and username; their key gets
+ * `#<id>` (a character no username has), so the index can be built and nothing is lost; such an account
+ * logs in as `<username>#<id>`.
+ */
+export class Migration20261130000100 extends Migration {
+  override async up(): Promise<void> {
+    await this.execute('alter table app_user add column username_key text')
+    const rows = (await this.execute('select id, username from app_user order by id')) as { id: number; username: string }[]
+    const seen = new Set<string>()
+    const keyed: { id: number; key: string }[] = []
+    for (const row of rows) {
+      let key = identifierKey(row.username)
+      if (seen.has(key)) key = `${key}#${row.id}`
+      seen.add(key)
+      keyed.push({ id: row.id, key })
+    }
+    for (let i = 0; i < keyed.length; i += 10_000) {
+      await this.execute(
+        'update app_user u set username_key = k.key from json_to_recordset(?::json) as k(id int, key text) where u.id = k.id',
+        [JSON.stringify(keyed.slice(i, i + 10_000))]
+      )
+    }
+    await this.execute('alter table app_user alter column username_key set not null')
+    await this.execute('create unique index app_user_username_key_uq on app_user (username_key)')
+    await this.execute('drop index if exists app_user_username_uq')
+  }
+}
+
 export const migrations = [
   { name: 'Migration20261123000100', class: Migration20261123000100 },
   { name: 'Migration20261124000100', class: Migration20261124000100 },
-  { name: 'Migration20261124000200', class: Migration20261124000200 }
+  { name: 'Migration20261124000200', class: Migration20261124000200 },
+  { name: 'Migration20261130000100', class: Migration20261130000100 }
 ]

@@ -107,7 +107,9 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
       const reason = typeof body?.reason === 'string' && !errors.has('reason') ? cleanReason(body.reason, errors) : ''
       const patient = body?.patient
       if (typeof patient === 'number' && !errors.has('patient')) {
-        if (!(await knownUsers.exists(em, patient))) errors.add('patient', 'does_not_exist', { input: patient })
+        // An id no user can have (0, beyond the integer column) does not exist either, as DRF says it.
+        if (!Number.isSafeInteger(patient) || patient < 1 || patient > 2147483647) errors.add('patient', 'does_not_exist', { input: patient })
+        else if (!(await knownUsers.exists(em, patient))) errors.add('patient', 'does_not_exist', { input: patient })
         else if ((await em.count(BlackListEntity, { patient, isDelete: 0 })) > 0) errors.add('patient', 'already_blacklisted')
       }
       errors.throwIfAny()

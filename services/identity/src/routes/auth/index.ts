@@ -6,6 +6,7 @@ import { JwksSchema, LoginBodySchema, RefreshBodySchema, RefreshResponseSchema, 
 import { ApiError, ThrottledError, message } from '@roster/service-kit'
 import { LoginThrottle } from '../../domain/throttle.js'
 import { clientOf } from '../../context.js'
+import { identifierKey } from '../../domain/identifiers.js'
 
 const tags = ['auth']
 const errorRef = Type.Ref('Detail')
@@ -37,7 +38,8 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
       const client = clientOf(request)
       const throttle = new LoginThrottle()
       const ipKey = `ip:${client.ip}`
-      const userKey = `user:${username.toLowerCase()}`
+      // Login compares usernames as uniqueness does (NFKC + case folding): `ADMIN` and `ａｄｍｉｎ` are `admin`.
+      const userKey = `user:${identifierKey(username)}`
 
       const failed = async (em: EntityManager, userId: number | null, reason: 'bad_credentials' | 'inactive' | 'locked_out') =>
         app.outbox.emit(em, 'identity.session.login_failed', {
@@ -51,8 +53,8 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
       const outcome = await request.em.transactional(async (tem) => {
         const em = tem as EntityManager
         const [row] = await throttle.lock<{ id: number; username: string; password: string; is_staff: boolean; is_active: boolean }>(em, userKey, {
-          sql: 'select id, username, password, is_staff, is_active from app_user where lower(username) = lower(?)',
-          params: [username]
+          sql: 'select id, username, password, is_staff, is_active from app_user where username_key = ?',
+          params: [identifierKey(username)]
         })
         const limits = await throttle.check(em, userKey, userRule, ipKey, ipRule)
         const blocked = [limits.ip.failures >= ipRule.max && limits.ip, limits.user.failures >= userRule.max && limits.user].filter(Boolean)

@@ -28,6 +28,7 @@ import { LockMode } from '@mikro-orm/core'
 import { ProfileEntity, UserEntity, type ProfileRow } from '../../entities/index.js'
 import { applyProfile, emailTaken, loadUsers, nextUserFact, renderUser, usernameTaken, usersPage } from '../../domain/users.js'
 import type { Revoked } from '../../domain/sessions.js'
+import { normalizeUsername } from '../../domain/identifiers.js'
 
 const tags = ['users']
 const userRef = Type.Ref('User')
@@ -75,7 +76,9 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     async function register(request) {
       const { body, em } = request
       const errors = new FieldErrors()
-      if (await usernameTaken(em, body.username)) errors.add('username', 'username_taken')
+      const name = normalizeUsername(body.username)
+      if ('error' in name) errors.add('username', name.error, name.params)
+      else if (await usernameTaken(em, name.key)) errors.add('username', 'username_taken')
       if (body.email && (await emailTaken(em, body.email))) errors.add('email', 'email_taken')
       await checkOccupation(em, errors, body.profile as ProfileInput | null | undefined)
       errors.throwIfAny()
@@ -85,7 +88,8 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       const { user, profile } = await transactional(em, async (tem) => {
         await lockOccupation(tem, body.profile as ProfileInput | null | undefined)
         const user = tem.create(UserEntity, {
-          username: body.username,
+          username: (name as { username: string }).username,
+          usernameKey: (name as { key: string }).key,
           email: body.email ?? '',
           password: hash,
           isStaff: false,
