@@ -1,11 +1,13 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { BaseConfigProperties, loadConfig } from '@roster/service-kit'
+import { BaseConfigProperties, InternalUrlProperties, loadConfig } from '@roster/service-kit'
 
 const { HOST, LOG_LEVEL, NATS_URL, NATS_PREFIX, IDENTITY_URL, REVOCATION_TTL_SECONDS } = BaseConfigProperties
 
 export const GatewayConfigSchema = Type.Object({
   HOST,
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  /** `/metrics` and `/ready` of the gateway; never exposed. */
+  INTERNAL_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9080 }),
   LOG_LEVEL,
   NATS_URL,
   NATS_PREFIX,
@@ -13,6 +15,8 @@ export const GatewayConfigSchema = Type.Object({
   REVOCATION_TTL_SECONDS,
   DIRECTORY_URL: Type.String({ default: 'http://127.0.0.1:3002' }),
   AUDIT_URL: Type.String({ default: 'http://127.0.0.1:3003' }),
+  // Where each service's own OpenAPI document is read for the merged `/docs`; requests are never forwarded there.
+  ...InternalUrlProperties,
   TRUSTED_PROXIES: Type.String({
     default: '',
     description: 'comma-separated addresses/CIDRs of proxies in front of the gateway whose X-Forwarded-For is believed'
