@@ -4,9 +4,9 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp as buildIdentity } from '../../services/identity/src/app.js'
 import { testConfig, ADMIN } from '../../services/identity/test/helper.js'
 import { isolate } from '@roster/service-kit/testing'
-import { injectInternal, listenInternal } from '@roster/service-kit'
+import { injectInternal, listenInternal, loadConfig } from '@roster/service-kit'
 import { buildApp } from '../src/app.js'
-import { readConfig } from '../src/config.js'
+import { GatewayConfigSchema, readConfig } from '../src/config.js'
 import { upstreamOf } from '../src/routing.js'
 
 t.test('routing follows ownership', async (t) => {
@@ -216,6 +216,18 @@ t.test('merged OpenAPI and Swagger UI', async (t) => {
     t.equal(res.statusCode, 200, `internal ${path}`)
   }
   t.notOk(Object.keys(json.paths).some((p) => /^\/(ready|metrics|internal)/.test(p)), 'nothing internal is documented')
+})
+
+t.test('internal ports and URLs by default', async (t) => {
+  t.match(loadConfig(GatewayConfigSchema, {}, {}), {
+    PORT: 8080,
+    INTERNAL_PORT: 9080,
+    IDENTITY_URL: 'http://127.0.0.1:3001',
+    IDENTITY_INTERNAL_URL: 'http://127.0.0.1:3101',
+    DIRECTORY_INTERNAL_URL: 'http://127.0.0.1:3102',
+    AUDIT_INTERNAL_URL: 'http://127.0.0.1:3103'
+  })
+  t.throws(() => loadConfig(GatewayConfigSchema, {}, { PORT: '8080', INTERNAL_PORT: '8080' }), /INTERNAL_PORT must differ/)
 })
 
 t.test('the gateway serves /metrics and /ready only on its internal port, and forwards nothing internal', async (t) => {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { connect } from 'node:net'
-import { errorsPlugin, healthPlugin, injectInternal, internalListenerPlugin, listenInternal, metricsPlugin, serverOptions } from '../src/index.js'
+import { BaseConfigSchema, ConfigError, loadConfig, errorsPlugin, healthPlugin, injectInternal, internalListenerPlugin, listenInternal, metricsPlugin, serverOptions } from '../src/index.js'
 import { swaggerPlugin } from '../src/plugins/swagger.js'
 
 /** A kit app as `buildService` assembles it (without a database: these routes need none), listening on both ports. */
@@ -148,4 +148,13 @@ t.test('an internal port that is taken stops start-up with the error', async (t)
   t.after(() => app.close())
   await t.rejects(listenInternal(app, { host: '127.0.0.1', port: first.port(first.internalUrl) }), { code: 'EADDRINUSE' })
   t.equal(app.internalServer, null)
+})
+
+t.test('INTERNAL_PORT is read like PORT and must differ from it', async (t) => {
+  t.equal(loadConfig(BaseConfigSchema, {}, {}).INTERNAL_PORT, 3100, 'the kit default (each service sets its own)')
+  t.equal(loadConfig(BaseConfigSchema, {}, { INTERNAL_PORT: '9090' }).INTERNAL_PORT, 9090)
+  t.throws(() => loadConfig(BaseConfigSchema, {}, { INTERNAL_PORT: 'x' }), ConfigError)
+  t.throws(() => loadConfig(BaseConfigSchema, {}, { INTERNAL_PORT: '70000' }), ConfigError)
+  t.throws(() => loadConfig(BaseConfigSchema, {}, { PORT: '4000', INTERNAL_PORT: '4000' }), /INTERNAL_PORT must differ from PORT/)
+  t.equal(loadConfig(BaseConfigSchema, {}, { PORT: '0', INTERNAL_PORT: '0' }).INTERNAL_PORT, 0, 'both free ports in tests')
 })
