@@ -89,7 +89,8 @@ const MIRRORED = ['headersTimeout', 'requestTimeout', 'keepAliveTimeout', 'timeo
 /**
  * Starts the internal listener of a ready-to-listen app on `host:port` (0: a free port) and answers its
  * base URL. It shares the app's router, hooks and error answers; the public server's timeouts and its
- * `clientError` handling are applied to it too. Closed with the app.
+ * `clientError` / `timeout` handling, as they are when this is called, are applied to it too (so call it
+ * after the public `listen`, as `listen()` does). Closed with the app.
  */
 export async function listenInternal(app: FastifyInstance, options: { host: string; port: number }): Promise<string> {
   if (app.internalServer) throw new Error('the internal listener is already started')
@@ -102,7 +103,11 @@ export async function listenInternal(app: FastifyInstance, options: { host: stri
   for (const key of MIRRORED) {
     if (typeof source[key] === 'number') (server as any)[key] = source[key]
   }
-  for (const listener of source.listeners('clientError')) server.on('clientError', listener as (...args: any[]) => void)
+  // What the kit or the gateway attached to the public server for odd and slow clients (never `request` or
+  // `connection`: those are the server's own).
+  for (const event of ['clientError', 'timeout'] as const) {
+    for (const listener of source.listeners(event)) server.on(event, listener as (...args: any[]) => void)
+  }
   app.internalServer = server
   try {
     await new Promise<void>((resolve, reject) => {

@@ -158,3 +158,19 @@ t.test('INTERNAL_PORT is read like PORT and must differ from it', async (t) => {
   t.throws(() => loadConfig(BaseConfigSchema, {}, { PORT: '4000', INTERNAL_PORT: '4000' }), /INTERNAL_PORT must differ from PORT/)
   t.equal(loadConfig(BaseConfigSchema, {}, { PORT: '0', INTERNAL_PORT: '0' }).INTERNAL_PORT, 0, 'both free ports in tests')
 })
+
+t.test('what is attached to the public server for slow or odd clients is attached to the internal one', async (t) => {
+  const app = Fastify({ ...serverOptions('kit-test', 'silent'), connectionTimeout: 4321, keepAliveTimeout: 1234, requestTimeout: 5678 })
+  await app.register(internalListenerPlugin)
+  t.after(() => app.close())
+  const onTimeout = (socket: { destroy(): void }) => socket.destroy()
+  app.server.on('timeout', onTimeout)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  await listenInternal(app, { host: '127.0.0.1', port: 0 })
+  const server = app.internalServer!
+  t.equal(server.timeout, 4321)
+  t.equal(server.keepAliveTimeout, 1234)
+  t.equal(server.requestTimeout, 5678)
+  t.ok(server.listeners('timeout').includes(onTimeout), 'timeout handling')
+  t.equal(server.listeners('clientError').length, app.server.listeners('clientError').length, 'clientError handling')
+})
