@@ -15,7 +15,8 @@ interface TestLike {
 }
 
 export function testConfig(iso: TestIsolation, overrides: Partial<AuditConfig> = {}): AuditConfig {
-  return readConfig({ ...serviceTestConfig(iso, 'audit'), ...overrides })
+  // No identity beside it unless the test names one: never whatever listens on the default internal port.
+  return readConfig({ ...serviceTestConfig(iso, 'audit'), IDENTITY_INTERNAL_URL: 'http://127.0.0.1:9', ...overrides })
 }
 
 export interface Account {
