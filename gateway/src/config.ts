@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { BaseConfigProperties, InternalUrlProperties, loadConfig } from '@roster/service-kit'
+import { BaseConfigProperties, ConfigError, InternalUrlProperties, loadConfig } from '@roster/service-kit'
 
 const { HOST, LOG_LEVEL, NATS_URL, NATS_PREFIX, IDENTITY_URL, REVOCATION_TTL_SECONDS } = BaseConfigProperties
 
@@ -27,6 +27,27 @@ export const GatewayConfigSchema = Type.Object({
 })
 export type GatewayConfig = Static<typeof GatewayConfigSchema>
 
-export function readConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
-  return loadConfig(GatewayConfigSchema, overrides)
+const UPSTREAMS = ['IDENTITY_URL', 'DIRECTORY_URL', 'AUDIT_URL'] as const
+const INTERNALS = ['IDENTITY_INTERNAL_URL', 'DIRECTORY_INTERNAL_URL', 'AUDIT_INTERNAL_URL'] as const
+
+function origin(url: string): string {
+  try {
+    return new URL(url).origin
+  } catch {
+    return url
+  }
+}
+
+/**
+ * Reads the gateway's environment. An upstream (where requests are forwarded) that is some service's
+ * internal listener is refused: forwarding there would open every internal route to the public.
+ */
+export function readConfig(overrides: Partial<GatewayConfig> = {}, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const config = loadConfig(GatewayConfigSchema, overrides, env)
+  const internal = new Map(INTERNALS.map((name) => [origin(config[name]), name]))
+  for (const name of UPSTREAMS) {
+    const clash = internal.get(origin(config[name]))
+    if (clash) throw new ConfigError(`invalid configuration: ${name} must not be an internal listener (it is ${clash})`)
+  }
+  return config
 }

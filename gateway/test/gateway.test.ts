@@ -41,8 +41,8 @@ async function system(t: { after(fn: () => unknown): void }, overrides: Record<s
       DIRECTORY_URL: 'http://127.0.0.1:9',
       AUDIT_URL: 'http://127.0.0.1:9',
       IDENTITY_INTERNAL_URL: identityInternalUrl,
-      DIRECTORY_INTERNAL_URL: 'http://127.0.0.1:9',
-      AUDIT_INTERNAL_URL: 'http://127.0.0.1:9',
+      DIRECTORY_INTERNAL_URL: 'http://127.0.0.1:1',
+      AUDIT_INTERNAL_URL: 'http://127.0.0.1:2',
       NATS_URL: iso.NATS_URL,
       NATS_PREFIX: iso.NATS_PREFIX,
       LOG_LEVEL: 'silent',
@@ -228,6 +228,13 @@ t.test('internal ports and URLs by default', async (t) => {
     AUDIT_INTERNAL_URL: 'http://127.0.0.1:3103'
   })
   t.throws(() => loadConfig(GatewayConfigSchema, {}, { PORT: '8080', INTERNAL_PORT: '8080' }), /INTERNAL_PORT must differ/)
+  t.throws(
+    () => readConfig({}, { IDENTITY_URL: 'http://roster-identity:3101/', IDENTITY_INTERNAL_URL: 'http://roster-identity:3101' }),
+    /IDENTITY_URL must not be an internal listener \(it is IDENTITY_INTERNAL_URL\)/,
+    'the gateway refuses to forward to an internal port'
+  )
+  t.throws(() => readConfig({}, { AUDIT_URL: 'http://127.0.0.1:3102' }), /AUDIT_URL must not be an internal listener/)
+  t.equal(readConfig({}, {}).AUDIT_URL, 'http://127.0.0.1:3003')
 })
 
 t.test('the gateway serves /metrics and /ready only on its internal port, and forwards nothing internal', async (t) => {
