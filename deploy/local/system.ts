@@ -27,6 +27,24 @@ export const DEFAULT_PORTS: Readonly<Record<ServiceName, number>> = {
   gateway: 8080
 }
 
+/**
+ * The internal listener of each process (`INTERNAL_PORT`): `/ready` (polled here), `/metrics`, `/internal/*`
+ * read-through and each service's own `/docs`. Nothing outside the machine needs them.
+ */
+export const DEFAULT_INTERNAL_PORTS: Readonly<Record<ServiceName, number>> = {
+  identity: 3101,
+  directory: 3102,
+  audit: 3103,
+  gateway: 9080
+}
+
+/** The variable through which the others find a service's internal listener. */
+export const INTERNAL_URL_VARIABLES: Readonly<Record<BackendName, string>> = {
+  identity: 'IDENTITY_INTERNAL_URL',
+  directory: 'DIRECTORY_INTERNAL_URL',
+  audit: 'AUDIT_INTERNAL_URL'
+}
+
 /** The variable through which the others find a service. */
 export const URL_VARIABLES: Readonly<Record<BackendName, string>> = {
   identity: 'IDENTITY_URL',
@@ -57,6 +75,11 @@ export interface StartSystemOptions {
   host?: string
   /** Port per process (default 3001/3002/3003/8080); 0 means a free port picked now. */
   ports?: Partial<Record<ServiceName, number>>
+  /**
+   * Internal port per process (default 3101/3102/3103/9080, or a free one when its public port is 0);
+   * 0 means a free port picked now. A taken internal port always moves to a free one.
+   */
+  internalPorts?: Partial<Record<ServiceName, number>>
   /**
    * When a requested port is taken: pick a free one (true, or for the listed services)
    * or fail before starting anything (false, default).
@@ -90,6 +113,8 @@ export interface RunningSystem {
   readonly gatewayUrl: string | undefined
   /** URL of every process that was started (skipped ones are absent). */
   readonly urls: Readonly<Partial<Record<ServiceName, string>>>
+  /** URL of every started process's internal listener (`/ready`, `/metrics`, `/internal/*`, a service's `/docs`). */
+  readonly internalUrls: Readonly<Partial<Record<ServiceName, string>>>
   readonly services: readonly ServiceName[]
   /** Requested but not started because `<dir>/src/server.ts` does not exist. */
   readonly skipped: readonly ServiceName[]
@@ -154,6 +179,7 @@ interface Slot {
   name: ServiceName
   port: number
   url: string
+  internalUrl: string
   env: Record<string, string>
   output: OutputTail
   child?: ChildProcess
@@ -163,7 +189,7 @@ interface Slot {
 /**
  * Starts the requested services and the gateway as child processes
  * (`node --import tsx <dir>/src/server.ts`, cwd = repository root), each once its
- * `/ready` answers 200. On any failure everything already started is stopped again.
+ * internal `/ready` answers 200. On any failure everything already started is stopped again.
  */
 export async function startSystem(options: StartSystemOptions = {}): Promise<RunningSystem> {
   const rootDir = options.rootDir ?? REPO_ROOT
@@ -203,6 +229,15 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
     taken.add(port)
     ports.set(name, port)
   }
+  const internalPorts = new Map<ServiceName, number>()
+  for (const name of wanted) {
+    const preferred = options.internalPorts?.[name] ?? (options.ports?.[name] === 0 ? 0 : DEFAULT_INTERNAL_PORTS[name])
+    let port = preferred !== 0 && !taken.has(preferred) && (await isPortFree(preferred, host)) ? preferred : await findFreePort(host)
+    while (taken.has(port)) port = await findFreePort(host)
+    if (preferred !== 0 && port !== preferred) log(`${name}: internal port ${preferred} is taken, using ${port}`)
+    taken.add(port)
+    internalPorts.set(name, port)
+  }
 
   const sharedEnv = options.env ?? {}
   const urlEnv: Record<string, string> = {}
@@ -212,6 +247,12 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
     // A skipped service keeps whatever URL the caller gave (it may run elsewhere), else its default.
     urlEnv[variable] =
       port !== undefined ? localUrl(host, port) : (sharedEnv[variable] ?? localUrl(LOOPBACK, DEFAULT_PORTS[name]))
+    const internalPort = internalPorts.get(name)
+    const internalVariable = INTERNAL_URL_VARIABLES[name]
+    urlEnv[internalVariable] =
+      internalPort !== undefined
+        ? localUrl(host, internalPort)
+        : (sharedEnv[internalVariable] ?? localUrl(LOOPBACK, DEFAULT_INTERNAL_PORTS[name]))
   }
 
   const schemaOf = (name: BackendName): string => {
@@ -230,9 +271,11 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
       // A schema inherited from the caller's shell must not put every service in one schema.
       DB_SCHEMA: name === 'gateway' ? options.serviceEnv?.gateway?.DB_SCHEMA : schemaOf(name),
       HOST: host,
-      PORT: String(port)
+      PORT: String(port),
+      INTERNAL_PORT: String(internalPorts.get(name))
     })
-    slots.set(name, { name, port, url: localUrl(host, port), env, output: new OutputTail(), stopping: false })
+    const internalUrl = localUrl(host, internalPorts.get(name)!)
+    slots.set(name, { name, port, url: localUrl(host, port), internalUrl, env, output: new OutputTail(), stopping: false })
   }
 
   const spawnService = (slot: Slot): ChildProcess => {
@@ -267,7 +310,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
     const ready = await pollUntil(
       async () => {
         try {
-          const response = await fetch(`${slot.url}/ready`, { signal: AbortSignal.timeout(2_000) })
+          const response = await fetch(`${slot.internalUrl}/ready`, { signal: AbortSignal.timeout(2_000) })
           await response.body?.cancel()
           lastAnswer = `answered ${response.status}`
           return response.status === 200
@@ -287,13 +330,13 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
           : child.signalCode !== null
             ? `signal ${child.signalCode}`
             : 'a spawn error'
-      throw new ServiceStartError(slot.name, `exited with ${how} before ${slot.url}/ready answered 200.`, tail)
+      throw new ServiceStartError(slot.name, `exited with ${how} before ${slot.internalUrl}/ready answered 200.`, tail)
     }
     slot.stopping = true
     await terminate(child, { timeoutMs: stopTimeoutMs })
     throw new ServiceStartError(
       slot.name,
-      `was not ready within ${readyTimeoutMs} ms: ${slot.url}/ready last ${lastAnswer.startsWith('answered') ? lastAnswer : `failed (${lastAnswer})`}.`,
+      `was not ready within ${readyTimeoutMs} ms: ${slot.internalUrl}/ready last ${lastAnswer.startsWith('answered') ? lastAnswer : `failed (${lastAnswer})`}.`,
       tail
     )
   }
@@ -343,11 +386,16 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
     return slot
   }
   const urls: Partial<Record<ServiceName, string>> = {}
-  for (const slot of slots.values()) urls[slot.name] = slot.url
+  const internalUrls: Partial<Record<ServiceName, string>> = {}
+  for (const slot of slots.values()) {
+    urls[slot.name] = slot.url
+    internalUrls[slot.name] = slot.internalUrl
+  }
 
   return {
     gatewayUrl: urls.gateway,
     urls,
+    internalUrls,
     services: [...slots.keys()],
     skipped,
     isRunning: (service) => {

@@ -6,8 +6,9 @@ import t, { type Test } from 'tap'
 import { findFreePort } from '../local/ports.js'
 import { PortInUseError, REPO_ROOT, SERVICE_DIRS, ServiceStartError, startSystem, type ServiceName } from '../local/system.js'
 
-// Stand-ins for the real services, with the same process contract: PORT/HOST from the
-// environment, /health and /ready, a graceful exit on SIGTERM. FAKE_MODE chooses a failure.
+// Stand-ins for the real services, with the same process contract: PORT/INTERNAL_PORT/HOST from the
+// environment, /health on both ports and /ready on the internal one only, a graceful exit on SIGTERM.
+// FAKE_MODE chooses a failure.
 const FAKE_SERVER = `
 import { createServer } from 'node:http';
 const mode = process.env.FAKE_MODE ?? 'ok';
@@ -17,15 +18,24 @@ if (mode === 'crash') {
 } else {
   const server = createServer((request, response) => {
     if (request.url === '/env') {
-      const names = ['DATABASE_URL', 'NATS_URL', 'NATS_PREFIX', 'DB_SCHEMA', 'HOST', 'PORT', 'IDENTITY_URL', 'DIRECTORY_URL', 'AUDIT_URL', 'ROSTER_ADMIN_USERNAME', 'SHOULD_BE_GONE'];
+      const names = ['DATABASE_URL', 'NATS_URL', 'NATS_PREFIX', 'DB_SCHEMA', 'HOST', 'PORT', 'INTERNAL_PORT', 'IDENTITY_URL', 'DIRECTORY_URL', 'AUDIT_URL', 'IDENTITY_INTERNAL_URL', 'DIRECTORY_INTERNAL_URL', 'AUDIT_INTERNAL_URL', 'ROSTER_ADMIN_USERNAME', 'SHOULD_BE_GONE'];
       response.end(JSON.stringify(Object.fromEntries(names.map((name) => [name, process.env[name]]))));
       return;
     }
     response.statusCode = request.url === '/ready' && mode === 'never-ready' ? 503 : 200;
     response.end('{}');
   });
-  server.listen(Number(process.env.PORT), process.env.HOST, () => console.log('listening on ' + process.env.PORT));
-  process.on('SIGTERM', () => server.close());
+  const internal = createServer((request, response) => {
+    if (request.url === '/ready' || request.url === '/health') server.emit('request', request, response);
+    else response.writeHead(404).end('{}');
+  });
+  const outside = createServer((request, response) => {
+    if (request.url === '/ready') response.writeHead(404).end('{}');
+    else server.emit('request', request, response);
+  });
+  outside.listen(Number(process.env.PORT), process.env.HOST, () => console.log('listening on ' + process.env.PORT));
+  internal.listen(Number(process.env.INTERNAL_PORT), process.env.HOST, () => console.log('internal on ' + process.env.INTERNAL_PORT));
+  process.on('SIGTERM', () => { outside.close(); internal.close(); });
 }
 `
 
@@ -66,6 +76,9 @@ t.test('starts the services that exist on free ports, wired together, and stops 
   t.match(messages.join('\n'), /skipping directory: services\/directory\/src\/server\.ts does not exist/)
   t.equal(system.gatewayUrl, system.urls.gateway)
   t.notOk(system.urls.directory)
+  t.notOk(system.internalUrls.directory)
+  const allUrls = [...Object.values(system.urls), ...Object.values(system.internalUrls)]
+  t.equal(new Set(allUrls).size, 6, 'every listener of every process has a port of its own')
 
   const identity = await getJson(`${system.urls.identity}/env`)
   t.match(identity, {
@@ -77,12 +90,24 @@ t.test('starts the services that exist on free ports, wired together, and stops 
     IDENTITY_URL: system.urls.identity,
     AUDIT_URL: system.urls.audit,
     DIRECTORY_URL: 'http://127.0.0.1:3002',
+    INTERNAL_PORT: new URL(system.internalUrls.identity!).port,
+    IDENTITY_INTERNAL_URL: system.internalUrls.identity,
+    AUDIT_INTERNAL_URL: system.internalUrls.audit,
+    DIRECTORY_INTERNAL_URL: 'http://127.0.0.1:3102',
     ROSTER_ADMIN_USERNAME: 'root'
   })
+  t.equal((await fetch(`${system.urls.identity}/ready`)).status, 404, 'the fake, as a service, keeps /ready internal')
+  t.equal((await fetch(`${system.internalUrls.identity}/ready`)).status, 200, 'readiness was polled on the internal port')
   t.equal(identity.SHOULD_BE_GONE, undefined)
   t.match(await getJson(`${system.urls.audit}/env`), { DB_SCHEMA: 'test_audit', ROSTER_ADMIN_USERNAME: undefined })
   const gateway = await getJson(`${system.gatewayUrl}/env`)
-  t.match(gateway, { IDENTITY_URL: system.urls.identity, AUDIT_URL: system.urls.audit, DB_SCHEMA: undefined })
+  t.match(gateway, {
+    IDENTITY_URL: system.urls.identity,
+    AUDIT_URL: system.urls.audit,
+    IDENTITY_INTERNAL_URL: system.internalUrls.identity,
+    AUDIT_INTERNAL_URL: system.internalUrls.audit,
+    DB_SCHEMA: undefined
+  })
   t.match(system.output('identity').join('\n'), /listening on/)
 
   await system.stop()
@@ -102,6 +127,7 @@ t.test('stopService and startService take one service down and bring it back on 
   })
   t.teardown(system.stop)
   const auditUrl = system.urls.audit
+  const auditInternalUrl = system.internalUrls.audit
 
   await system.stopService('audit', { signal: 'SIGKILL' })
   t.notOk(system.isRunning('audit'))
@@ -110,7 +136,8 @@ t.test('stopService and startService take one service down and bring it back on 
   t.same(exits, [], 'a requested stop is not reported as an unexpected exit')
 
   await system.startService('audit')
-  t.equal((await fetch(`${auditUrl}/ready`)).status, 200, 'ready again on the same URL')
+  t.equal((await fetch(`${auditUrl}/health`)).status, 200, 'back on the same URL')
+  t.equal((await fetch(`${auditInternalUrl}/ready`)).status, 200, 'ready again on the same internal URL')
   await t.rejects(system.startService('audit'), /already running/)
   await t.rejects(system.startService('gateway'), /not part of this system/)
 })
@@ -123,6 +150,7 @@ t.test('a service that exits during start-up fails with its stderr and leaves no
     rootDir,
     services: ['identity', 'audit'],
     ports: { identity: identityPort, audit: 0 },
+    internalPorts: { identity: 0 },
     env: { DATABASE_URL: 'postgres://nowhere/roster' },
     serviceEnv: { audit: { FAKE_MODE: 'crash' } }
   }).catch((e: unknown) => e)
@@ -139,18 +167,22 @@ t.test('a service that exits during start-up fails with its stderr and leaves no
 t.test('a service never ready times out with a clear error', async (t) => {
   const rootDir = await fakeRepo(t, ['directory'])
   const port = await findFreePort()
+  let internalPort = await findFreePort()
+  while (internalPort === port) internalPort = await findFreePort()
   const error = await startSystem({
     ...quiet,
     rootDir,
     services: ['directory'],
     ports: { directory: port },
+    internalPorts: { directory: internalPort },
     serviceEnv: { directory: { FAKE_MODE: 'never-ready' } },
-    readyTimeoutMs: 1_500
+    // Long enough for the child to start and answer 503 on a loaded machine (1.5 s was not).
+    readyTimeoutMs: 10_000
   }).catch((e: unknown) => e)
   t.type(error, ServiceStartError)
   t.match(
     (error as Error).message,
-    new RegExp(`directory was not ready within 1500 ms: http://127.0.0.1:${port}/ready last answered 503`)
+    new RegExp(`directory was not ready within 10000 ms: http://127.0.0.1:${internalPort}/ready last answered 503`)
   )
   t.match((error as Error).message, /listening on/)
   t.equal(await fetch(`http://127.0.0.1:${port}/health`).catch(() => 'down'), 'down', 'the child was stopped')
@@ -163,15 +195,21 @@ t.test('a taken port fails before anything starts, or moves when fallback is all
   await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => blocker.close(() => resolve())))
 
-  await t.rejects(startSystem({ ...quiet, rootDir, services: ['gateway'], ports: { gateway: port } }), PortInUseError)
+  await t.rejects(startSystem({ ...quiet, rootDir, services: ['gateway'], ports: { gateway: port }, internalPorts: { gateway: 0 } }), PortInUseError)
+  const messages: string[] = []
   const system = await startSystem({
     ...quiet,
+    log: (message) => messages.push(message),
     rootDir,
     services: ['gateway'],
     ports: { gateway: port },
+    // A taken internal port always moves: nothing outside the machine needs it.
+    internalPorts: { gateway: port },
     portFallback: ['gateway']
   })
   t.teardown(system.stop)
   t.not(system.gatewayUrl, `http://127.0.0.1:${port}`)
-  t.equal((await fetch(`${system.gatewayUrl}/ready`)).status, 200)
+  t.not(system.internalUrls.gateway, `http://127.0.0.1:${port}`)
+  t.match(messages.join('\n'), new RegExp(`gateway: internal port ${port} is taken, using`))
+  t.equal((await fetch(`${system.internalUrls.gateway}/ready`)).status, 200)
 })

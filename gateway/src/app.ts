@@ -14,6 +14,7 @@ import {
   authPlugin,
   errorsPlugin,
   healthPlugin,
+  internalListenerPlugin,
   jwksKeyResolver,
   metricsPlugin,
   natsPlugin,
@@ -71,6 +72,8 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
 
   try {
     await app.register(securityHeadersPlugin)
+    // `/metrics` and `/ready` answer only on INTERNAL_PORT; `/docs` and `/health` stay public.
+    await app.register(internalListenerPlugin)
     await app.register(errorsPlugin, { parseBodies: false })
     await app.register(healthPlugin)
     await app.register(metricsPlugin, { service: 'gateway' })
@@ -86,7 +89,11 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
       })
     }
 
-    const docs = new MergedDocs(upstreams, app.log)
+    // Each service's own document is internal: read from its internal listener, never from `upstreams`.
+    const docs = new MergedDocs(
+      { identity: config.IDENTITY_INTERNAL_URL, directory: config.DIRECTORY_INTERNAL_URL, audit: config.AUDIT_INTERNAL_URL },
+      app.log
+    )
     await app.register(swagger, {
       openapi: {
         openapi: '3.0.3',

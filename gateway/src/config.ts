@@ -1,11 +1,13 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { BaseConfigProperties, loadConfig } from '@roster/service-kit'
+import { BaseConfigProperties, ConfigError, InternalUrlProperties, loadConfig } from '@roster/service-kit'
 
 const { HOST, LOG_LEVEL, NATS_URL, NATS_PREFIX, IDENTITY_URL, REVOCATION_TTL_SECONDS } = BaseConfigProperties
 
 export const GatewayConfigSchema = Type.Object({
   HOST,
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  /** `/metrics` and `/ready` of the gateway; never exposed. */
+  INTERNAL_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9080 }),
   LOG_LEVEL,
   NATS_URL,
   NATS_PREFIX,
@@ -13,6 +15,8 @@ export const GatewayConfigSchema = Type.Object({
   REVOCATION_TTL_SECONDS,
   DIRECTORY_URL: Type.String({ default: 'http://127.0.0.1:3002' }),
   AUDIT_URL: Type.String({ default: 'http://127.0.0.1:3003' }),
+  // Where each service's own OpenAPI document is read for the merged `/docs`; requests are never forwarded there.
+  ...InternalUrlProperties,
   TRUSTED_PROXIES: Type.String({
     default: '',
     description: 'comma-separated addresses/CIDRs of proxies in front of the gateway whose X-Forwarded-For is believed'
@@ -23,6 +27,27 @@ export const GatewayConfigSchema = Type.Object({
 })
 export type GatewayConfig = Static<typeof GatewayConfigSchema>
 
-export function readConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
-  return loadConfig(GatewayConfigSchema, overrides)
+const UPSTREAMS = ['IDENTITY_URL', 'DIRECTORY_URL', 'AUDIT_URL'] as const
+const INTERNALS = ['IDENTITY_INTERNAL_URL', 'DIRECTORY_INTERNAL_URL', 'AUDIT_INTERNAL_URL'] as const
+
+function origin(url: string): string {
+  try {
+    return new URL(url).origin
+  } catch {
+    return url
+  }
+}
+
+/**
+ * Reads the gateway's environment. An upstream (where requests are forwarded) that is some service's
+ * internal listener is refused: forwarding there would open every internal route to the public.
+ */
+export function readConfig(overrides: Partial<GatewayConfig> = {}, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const config = loadConfig(GatewayConfigSchema, overrides, env)
+  const internal = new Map(INTERNALS.map((name) => [origin(config[name]), name]))
+  for (const name of UPSTREAMS) {
+    const clash = internal.get(origin(config[name]))
+    if (clash) throw new ConfigError(`invalid configuration: ${name} must not be an internal listener (it is ${clash})`)
+  }
+  return config
 }

@@ -4,7 +4,8 @@ import { upstreamOf, type Upstream } from './routing.js'
 type Doc = { paths?: Record<string, unknown>; components?: { schemas?: Record<string, unknown> }; tags?: { name: string }[] }
 
 /**
- * The merged OpenAPI document: each service's `/docs/json`, keeping only the `/api` paths the gateway
+ * The merged OpenAPI document: each service's `/docs/json` (served on the service's internal listener, so
+ * the base URLs here are the `*_INTERNAL_URL`s), keeping only the `/api` paths the gateway
  * routes to that service, with component schemas merged. Refreshed in the background so `/docs/json`
  * never waits on a service.
  */

@@ -3,4 +3,4 @@ import { buildApp } from './app.js'
 import { readConfig } from './config.js'
 
 const config = readConfig()
-await run(() => buildApp(config), config.HOST, config.PORT)
+await run(() => buildApp(config), { host: config.HOST, port: config.PORT, internalPort: config.INTERNAL_PORT })

@@ -4,8 +4,9 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp as buildIdentity } from '../../services/identity/src/app.js'
 import { testConfig, ADMIN } from '../../services/identity/test/helper.js'
 import { isolate } from '@roster/service-kit/testing'
+import { injectInternal, listenInternal, loadConfig } from '@roster/service-kit'
 import { buildApp } from '../src/app.js'
-import { readConfig } from '../src/config.js'
+import { GatewayConfigSchema, readConfig } from '../src/config.js'
 import { upstreamOf } from '../src/routing.js'
 
 t.test('routing follows ownership', async (t) => {
@@ -33,11 +34,15 @@ async function system(t: { after(fn: () => unknown): void }, overrides: Record<s
   t.after(() => identity.close())
   await identity.listen({ host: '127.0.0.1', port: 0 })
   const identityUrl = `http://127.0.0.1:${(identity.server.address() as any).port}`
+  const identityInternalUrl = await listenInternal(identity, { host: '127.0.0.1', port: 0 })
   const gateway = await buildApp(
     readConfig({
       IDENTITY_URL: identityUrl,
       DIRECTORY_URL: 'http://127.0.0.1:9',
       AUDIT_URL: 'http://127.0.0.1:9',
+      IDENTITY_INTERNAL_URL: identityInternalUrl,
+      DIRECTORY_INTERNAL_URL: 'http://127.0.0.1:1',
+      AUDIT_INTERNAL_URL: 'http://127.0.0.1:2',
       NATS_URL: iso.NATS_URL,
       NATS_PREFIX: iso.NATS_PREFIX,
       LOG_LEVEL: 'silent',
@@ -46,7 +51,7 @@ async function system(t: { after(fn: () => unknown): void }, overrides: Record<s
   )
   t.after(() => gateway.close())
   await gateway.ready()
-  return { identity, gateway }
+  return { identity, gateway, identityUrl, identityInternalUrl }
 }
 
 async function loginThrough(gateway: FastifyInstance, username: string, password: string, headers: Record<string, string> = {}) {
@@ -205,10 +210,47 @@ t.test('merged OpenAPI and Swagger UI', async (t) => {
   const ui = await gateway.inject({ method: 'GET', url: '/docs/' })
   t.equal(ui.statusCode, 200)
   t.match(ui.body, /swagger/i)
+  t.equal((await gateway.inject({ method: 'GET', url: '/health' })).statusCode, 200, '/health')
   for (const path of ['/health', '/ready', '/metrics']) {
-    const res = await gateway.inject({ method: 'GET', url: path })
-    t.equal(res.statusCode, 200, path)
+    const res = await injectInternal(gateway, path)
+    t.equal(res.statusCode, 200, `internal ${path}`)
   }
+  t.notOk(Object.keys(json.paths).some((p) => /^\/(ready|metrics|internal)/.test(p)), 'nothing internal is documented')
+})
+
+t.test('internal ports and URLs by default', async (t) => {
+  t.match(loadConfig(GatewayConfigSchema, {}, {}), {
+    PORT: 8080,
+    INTERNAL_PORT: 9080,
+    IDENTITY_URL: 'http://127.0.0.1:3001',
+    IDENTITY_INTERNAL_URL: 'http://127.0.0.1:3101',
+    DIRECTORY_INTERNAL_URL: 'http://127.0.0.1:3102',
+    AUDIT_INTERNAL_URL: 'http://127.0.0.1:3103'
+  })
+  t.throws(() => loadConfig(GatewayConfigSchema, {}, { PORT: '8080', INTERNAL_PORT: '8080' }), /INTERNAL_PORT must differ/)
+  t.throws(
+    () => readConfig({}, { IDENTITY_URL: 'http://roster-identity:3101/', IDENTITY_INTERNAL_URL: 'http://roster-identity:3101' }),
+    /IDENTITY_URL must not be an internal listener \(it is IDENTITY_INTERNAL_URL\)/,
+    'the gateway refuses to forward to an internal port'
+  )
+  t.throws(() => readConfig({}, { AUDIT_URL: 'http://127.0.0.1:3102' }), /AUDIT_URL must not be an internal listener/)
+  t.equal(readConfig({}, {}).AUDIT_URL, 'http://127.0.0.1:3003')
+})
+
+t.test('the gateway serves /metrics and /ready only on its internal port, and forwards nothing internal', async (t) => {
+  const { gateway, identityUrl, identityInternalUrl } = await system(t)
+  const publicUrl = await gateway.listen({ host: '127.0.0.1', port: 0 })
+  const internalUrl = await listenInternal(gateway, { host: '127.0.0.1', port: 0 })
+  for (const path of ['/ready', '/metrics', '/internal/users/1']) {
+    const res = await fetch(publicUrl + path)
+    t.equal(res.status, 404, `public ${path}`)
+    t.same(await res.json(), { detail: '未找到。' })
+  }
+  for (const path of ['/ready', '/metrics', '/health']) t.equal((await fetch(internalUrl + path)).status, 200, `internal ${path}`)
+  t.equal((await fetch(`${publicUrl}/docs/json`)).status, 200, 'the merged docs stay public')
+  // The second wall: even a path the gateway forwarded to identity's public port cannot reach an internal route.
+  t.equal((await fetch(`${identityUrl}/internal/users/1`)).status, 404, "identity's public port has no internal route")
+  t.equal((await fetch(`${identityInternalUrl}/internal/users/1`)).status, 200, 'its internal port has')
 })
 
 t.test('the flood guard answers 429 with Retry-After in the API shape', async (t) => {

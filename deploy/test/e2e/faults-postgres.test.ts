@@ -33,7 +33,7 @@ t.test('PostgreSQL down: clear 503s, never a 500, and everything stored is there
     'requests answer 503 while the database is away'
   )
   t.ok(during.every((r) => typeof r.json?.detail === 'string'), 'in the API shape')
-  t.equal((await fetch(`${system.urls.identity}/ready`)).status, 503, 'identity says it is not ready')
+  t.equal((await fetch(`${system.internalUrls.identity}/ready`)).status, 503, 'identity says it is not ready')
 
   postgres = await startEmbeddedPostgres({ dataDir: join(dataDir, 'pg'), port: postgres.port })
   await eventually(async () => (await api('GET', `/api/users/${user.id}/`, { token })).status === 200, { timeoutMs: 30_000, intervalMs: 200 })

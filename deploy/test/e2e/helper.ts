@@ -33,6 +33,7 @@ export async function startReplicas(
   const start = () => startSystem({
     services,
     ports: Object.fromEntries(services.map((s) => [s, 0])),
+    internalPorts: Object.fromEntries(services.map((s) => [s, 0])),
     env: {
       DATABASE_URL: iso.DATABASE_URL,
       NATS_URL: iso.NATS_URL,

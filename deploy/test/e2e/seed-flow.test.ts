@@ -70,5 +70,9 @@ t.test('the seed document flow through the gateway', async (t) => {
 
   const docs = await api('GET', '/docs/json')
   t.ok(docs.json.paths['/api/users/{pk}/'])
-  for (const path of ['/health', '/ready', '/metrics']) t.equal((await api('GET', path)).status, 200, path)
+  t.equal((await api('GET', '/health')).status, 200, '/health')
+  for (const path of ['/ready', '/metrics']) {
+    t.equal((await api('GET', path)).status, 404, `${path} is not public`)
+    t.equal((await fetch(system.internalUrls.gateway + path)).status, 200, `${path} on the gateway's internal port`)
+  }
 })

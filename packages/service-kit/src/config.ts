@@ -5,6 +5,12 @@ import { Type, type Static, type TObject, type TProperties } from '@sinclair/typ
 export const BaseConfigProperties = {
   HOST: Type.String({ default: '127.0.0.1' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  INTERNAL_PORT: Type.Integer({
+    minimum: 0,
+    maximum: 65535,
+    default: 3100,
+    description: 'the internal listener: /internal/*, /metrics, /ready, the service\'s own /docs; never exposed'
+  }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' }
@@ -23,6 +29,13 @@ export const BaseConfigProperties = {
     default: '127.0.0.1/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16',
     description: 'addresses whose X-Forwarded-For is believed (the gateway)'
   })
+}
+
+/** Internal base URLs of the services (their INTERNAL_PORT): read-through, docs merge. Never the gateway's upstreams. */
+export const InternalUrlProperties = {
+  IDENTITY_INTERNAL_URL: Type.String({ default: 'http://127.0.0.1:3101', description: 'identity\'s internal listener' }),
+  DIRECTORY_INTERNAL_URL: Type.String({ default: 'http://127.0.0.1:3102', description: 'directory\'s internal listener' }),
+  AUDIT_INTERNAL_URL: Type.String({ default: 'http://127.0.0.1:3103', description: 'audit\'s internal listener' })
 }
 
 export const BaseConfigSchema = Type.Object(BaseConfigProperties)
@@ -50,9 +63,15 @@ export function loadConfig<T extends TObject>(
     if (env[key] !== undefined && env[key] !== '') data[key] = env[key]
   }
   Object.assign(data, overrides)
+  let config: Static<T>
   try {
-    return envSchema<Static<T>>({ schema, data, dotenv: false })
+    config = envSchema<Static<T>>({ schema, data, dotenv: false })
   } catch (error) {
     throw new ConfigError(`invalid configuration: ${(error as Error).message}`)
   }
+  const ports = config as { PORT?: number; INTERNAL_PORT?: number }
+  if (ports.PORT !== undefined && ports.PORT !== 0 && ports.PORT === ports.INTERNAL_PORT) {
+    throw new ConfigError(`invalid configuration: INTERNAL_PORT must differ from PORT (both ${ports.PORT})`)
+  }
+  return config
 }

@@ -2,7 +2,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import { ApiError } from './errors.js'
 
 /**
- * Asks the service that owns a fact for it over internal HTTP, when a replica has not heard of it yet.
+ * Asks the service that owns a fact for it over internal HTTP (`baseUrl` is the owner's internal listener,
+ * a `*_INTERNAL_URL`: `/internal/*` routes exist nowhere else), when a replica has not heard of it yet.
  * Answers the JSON body, or null when the owner says 404 (or none is configured). Anything else
  * (unreachable, too slow, an error status) is a 503 for the client, never a false "does not exist".
  */

@@ -17,6 +17,7 @@ import { errorsPlugin } from './plugins/errors.js'
 import type { ConstraintTable } from './sql.js'
 import { securityHeadersPlugin } from './plugins/headers.js'
 import { healthPlugin } from './plugins/health.js'
+import { internalListenerPlugin } from './internal.js'
 import { metricsPlugin } from './plugins/metrics.js'
 import { ormPlugin } from './plugins/orm.js'
 import { natsPlugin } from './plugins/nats.js'
@@ -102,8 +103,9 @@ export function serverOptions(name: string, logLevel: string, logger?: FastifySe
 }
 
 /**
- * Builds a service from the kit's plugins in a fixed order: errors, health, metrics, docs, ORM, NATS,
- * outbox, revocation, auth, consumers, then the service's own setup and routes. Never listens.
+ * Builds a service from the kit's plugins in a fixed order: internal listener, errors, health, metrics,
+ * docs, ORM, NATS, outbox, revocation, auth, consumers, then the service's own setup and routes. Never
+ * listens (`run`/`listen` start both listeners; tests use `inject`/`injectInternal`).
  */
 export async function buildService(def: ServiceDefinition): Promise<ServiceApp> {
   const { config } = def
@@ -121,6 +123,8 @@ export async function buildService(def: ServiceDefinition): Promise<ServiceApp> 
 
   try {
     await app.register(securityHeadersPlugin)
+    // `/internal/*`, `/metrics`, `/ready` and this service's own `/docs` answer only on INTERNAL_PORT.
+    await app.register(internalListenerPlugin, { internalPrefixes: ['/docs'] })
     await app.register(errorsPlugin, { constraints: def.constraints })
     await app.register(healthPlugin)
     await app.register(metricsPlugin, { service: def.name })

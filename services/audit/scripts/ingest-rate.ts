@@ -26,7 +26,8 @@ async function main() {
     NATS_PREFIX: iso.NATS_PREFIX,
     DB_SCHEMA: iso.schema('audit'),
     LOG_LEVEL: 'warn',
-    IDENTITY_URL: 'http://127.0.0.1:9'
+    IDENTITY_URL: 'http://127.0.0.1:9',
+    IDENTITY_INTERNAL_URL: 'http://127.0.0.1:9'
   })
 
   // The backlog, published the way identity's outbox relay does (msgID = event id).

@@ -13,7 +13,8 @@ import './context.js'
 
 /**
  * The audit service: user logs written from identity's session events, the known user ids from its
- * user events, and the patient blacklist. Tokens are verified with identity's JWKS at IDENTITY_URL.
+ * user events, and the patient blacklist. Tokens are verified with identity's JWKS at IDENTITY_URL; an
+ * unknown user id is asked of identity's internal listener (IDENTITY_INTERNAL_URL).
  */
 export async function buildApp(config: AuditConfig, options: { logger?: FastifyServerOptions['logger'] } = {}): Promise<ServiceApp> {
   return buildService({
@@ -29,7 +30,7 @@ export async function buildApp(config: AuditConfig, options: { logger?: FastifyS
     async setup(app) {
       app.decorate('audit', {
         config,
-        knownUsers: new KnownUsers(config.IDENTITY_URL, config.IDENTITY_READ_THROUGH_TIMEOUT_MS, app.log)
+        knownUsers: new KnownUsers(config.IDENTITY_INTERNAL_URL, config.IDENTITY_READ_THROUGH_TIMEOUT_MS, app.log)
       })
     },
     routes: [userLogRoutes, blackListRoutes]

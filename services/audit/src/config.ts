@@ -1,8 +1,13 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { loadConfig, serviceConfigSchema } from '@roster/service-kit'
+import { InternalUrlProperties, loadConfig, serviceConfigSchema } from '@roster/service-kit'
 
 export const AuditConfigSchema = serviceConfigSchema({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3003 }),
+  INTERNAL_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3103 }),
+  IDENTITY_INTERNAL_URL: Type.String({
+    ...InternalUrlProperties.IDENTITY_INTERNAL_URL,
+    description: "identity's internal listener, asked whether an unknown user id exists (empty: none)"
+  }),
   IDENTITY_READ_THROUGH_TIMEOUT_MS: Type.Integer({
     minimum: 100,
     maximum: 30000,

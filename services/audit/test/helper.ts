@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { isolate, eventually, serviceTestConfig, type TestIsolation } from '@roster/service-kit/testing'
-import type { ServiceApp } from '@roster/service-kit'
+import { listenInternal, type ServiceApp } from '@roster/service-kit'
 import type { EventData, EventEnvelope, EventSubject } from '@roster/contracts'
 import { buildApp as buildIdentity } from '../../identity/src/app.js'
 import { ADMIN, bearer, login, register, testConfig as identityTestConfig } from '../../identity/test/helper.js'
@@ -15,7 +15,8 @@ interface TestLike {
 }
 
 export function testConfig(iso: TestIsolation, overrides: Partial<AuditConfig> = {}): AuditConfig {
-  return readConfig({ ...serviceTestConfig(iso, 'audit'), ...overrides })
+  // No identity beside it unless the test names one: never whatever listens on the default internal port.
+  return readConfig({ ...serviceTestConfig(iso, 'audit'), IDENTITY_INTERNAL_URL: 'http://127.0.0.1:9', ...overrides })
 }
 
 export interface Account {
@@ -30,6 +31,8 @@ export interface System {
   /** A real identity service, listening, whose events and JWKS audit uses. */
   identity: ServiceApp
   identityUrl: string
+  /** Identity's internal listener (read-through of unknown user ids). */
+  identityInternalUrl: string
   audit: ServiceApp
   admin: Account
 }
@@ -48,12 +51,13 @@ export async function buildSystem(t: TestLike, overrides: Partial<AuditConfig> =
   t.after(() => identity.close())
   await identity.listen({ port: 0, host: '127.0.0.1' })
   const identityUrl = `http://127.0.0.1:${(identity.server.address() as AddressInfo).port}`
-  const audit = await buildApp(testConfig(iso, { IDENTITY_URL: identityUrl, ...overrides }))
+  const identityInternalUrl = await listenInternal(identity, { port: 0, host: '127.0.0.1' })
+  const audit = await buildApp(testConfig(iso, { IDENTITY_URL: identityUrl, IDENTITY_INTERNAL_URL: identityInternalUrl, ...overrides }))
   t.after(() => audit.close())
   await audit.ready()
   const tokens = await login(identity, ADMIN.username, ADMIN.password)
   const admin = { id: userIdOf(tokens.access), username: ADMIN.username, password: ADMIN.password, access: tokens.access }
-  return { iso, identity, identityUrl, audit, admin }
+  return { iso, identity, identityUrl, identityInternalUrl, audit, admin }
 }
 
 /**

@@ -3,6 +3,7 @@ import { loadConfig, serviceConfigSchema } from '@roster/service-kit'
 
 export const DirectoryConfigSchema = serviceConfigSchema({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3002 }),
+  INTERNAL_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3102 }),
   DIRECTORY_SEED_OCCUPATIONS: Type.Boolean({
     default: true,
     description: 'fill the standard occupation catalogue into a directory that has never held an occupation'

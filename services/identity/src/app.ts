@@ -52,7 +52,7 @@ export async function buildApp(config: IdentityConfig, options: { logger?: Fasti
     ],
     async setup(app) {
       if (ephemeral) app.log.warn('no ROSTER_JWT_PRIVATE_KEY(_FILE): using a key made for this process only; replicas must share one')
-      replica = new DirectoryReplica(config.DIRECTORY_URL, app.log)
+      replica = new DirectoryReplica(config.DIRECTORY_INTERNAL_URL, app.log)
       app.decorate('identity', {
         config,
         passwords: new Passwords(config.BCRYPT_COST),

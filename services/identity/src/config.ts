@@ -1,9 +1,13 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { loadConfig, serviceConfigSchema } from '@roster/service-kit'
+import { InternalUrlProperties, loadConfig, serviceConfigSchema } from '@roster/service-kit'
 
 export const IdentityConfigSchema = serviceConfigSchema({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3001 }),
-  DIRECTORY_URL: Type.String({ default: '', description: 'directory service, for read-through on a replica miss' }),
+  INTERNAL_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3101 }),
+  DIRECTORY_INTERNAL_URL: Type.String({
+    ...InternalUrlProperties.DIRECTORY_INTERNAL_URL,
+    description: "directory's internal listener, for read-through on a replica miss (empty: none)"
+  }),
   ROSTER_JWT_PRIVATE_KEY: Type.String({ default: '', description: 'PEM (PKCS8) Ed25519 or P-256 private key' }),
   ROSTER_JWT_PRIVATE_KEY_FILE: Type.String({ default: '' }),
   ROSTER_JWT_PREVIOUS_KEY_FILES: Type.String({

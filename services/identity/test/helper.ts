@@ -19,6 +19,8 @@ export function testConfig(iso: TestIsolation, overrides: Partial<IdentityConfig
     ROSTER_JWT_PRIVATE_KEY: testKey,
     ROSTER_ADMIN_USERNAME: ADMIN.username,
     ROSTER_ADMIN_PASSWORD: ADMIN.password,
+    // No directory beside it unless a test starts one: a replica miss is a 404, not a read-through.
+    DIRECTORY_INTERNAL_URL: '',
     ...overrides
   })
 }

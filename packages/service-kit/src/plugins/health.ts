@@ -12,7 +12,10 @@ declare module 'fastify' {
 
 const HealthSchema = Type.Object({ status: Type.String(), checks: Type.Optional(Type.Record(Type.String(), Type.String())) })
 
-/** `/health` says the process is alive; `/ready` runs every dependency's check (database, NATS, ...). */
+/**
+ * `/health` says the process is alive (on every listener: it reveals nothing); `/ready` runs every
+ * dependency's check (database, NATS, ...) and is internal: it names them and says which one failed.
+ */
 export const healthPlugin = fp(
   async function health(app: FastifyInstance, options: { timeoutMs?: number }) {
     const checks = new Map<string, Check>()
@@ -24,7 +27,7 @@ export const healthPlugin = fp(
 
     app.get(
       '/ready',
-      { schema: { tags, summary: 'readiness: database and NATS reachable', response: { 200: HealthSchema, 503: HealthSchema } } },
+      { config: { internal: true }, schema: { tags, summary: 'readiness: database and NATS reachable', response: { 200: HealthSchema, 503: HealthSchema } } },
       async (request, reply) => {
         const results: Record<string, string> = {}
         await Promise.all(

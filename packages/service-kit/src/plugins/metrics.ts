@@ -8,7 +8,7 @@ declare module 'fastify' {
   }
 }
 
-/** Prometheus metrics at `/metrics`: process defaults and a request-duration histogram per route. */
+/** Prometheus metrics at `/metrics` (internal listener only): process defaults and a request-duration histogram per route. */
 export const metricsPlugin = fp(
   async function metrics(app: FastifyInstance, options: { service: string }) {
     const registry = new Registry()
@@ -36,7 +36,7 @@ export const metricsPlugin = fp(
       if (reply.statusCode >= 500) errors.inc({ route })
     })
 
-    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    app.get('/metrics', { config: { internal: true }, schema: { hide: true } }, async (_request, reply) => {
       reply.type(registry.contentType)
       return registry.metrics()
     })

@@ -3,7 +3,10 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 
-/** OpenAPI 3 generated from the route schemas at `/docs/json`, Swagger UI at `/docs/`. */
+/**
+ * OpenAPI 3 generated from the route schemas at `/docs/json`, Swagger UI at `/docs/`. A service's docs are
+ * internal (`buildService` marks `/docs` so): the gateway merges them and serves the public `/docs`.
+ */
 export const swaggerPlugin = fp(
   async function docs(app: FastifyInstance, options: { service: string; description: string }) {
     await app.register(swagger, {

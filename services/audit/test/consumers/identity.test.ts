@@ -170,7 +170,7 @@ t.test('the IDENTITY consumer', async (t) => {
   })
 
   t.test('events published while audit is down are logged once it is back', async (t) => {
-    const config = testConfig(sys.iso, { IDENTITY_URL: sys.identityUrl })
+    const config = testConfig(sys.iso, { IDENTITY_URL: sys.identityUrl, IDENTITY_INTERNAL_URL: sys.identityInternalUrl })
     await audit.close()
     const userId = ++nextUser
     const events = Array.from({ length: 20 }, (_, i) => envelope('identity.session.login', login(userId), new Date(Date.now() - 1000 * (20 - i))))

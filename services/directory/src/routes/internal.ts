@@ -8,7 +8,7 @@ import { occupationFact } from '../domain/occupations.js'
 
 /**
  * Read-through for replicas downstream (identity): the same fact `directory.*` events carry, or 404.
- * Paths are contracts' `INTERNAL_PATHS`; the gateway never routes them.
+ * Paths are contracts' `INTERNAL_PATHS`; served only on the internal listener (INTERNAL_PORT), never the public one.
  */
 export const internalRoutes: FastifyPluginAsyncTypebox = async function internalRoutes(app) {
   const notFound = Type.Ref('Detail')
@@ -16,7 +16,7 @@ export const internalRoutes: FastifyPluginAsyncTypebox = async function internal
   app.get(
     '/internal/occupations/:pk',
     {
-      config: { access: 'public' },
+      config: { access: 'public', internal: true },
       schema: { hide: true, params: PkParamsSchema, response: { 200: EVENTS['directory.occupation.created'], 404: notFound } }
     },
     async function occupationFactRoute(request) {
@@ -29,7 +29,7 @@ export const internalRoutes: FastifyPluginAsyncTypebox = async function internal
   app.get(
     '/internal/groups/:pk',
     {
-      config: { access: 'public' },
+      config: { access: 'public', internal: true },
       schema: { hide: true, params: PkParamsSchema, response: { 200: EVENTS['directory.group.created'], 404: notFound } }
     },
     async function groupFactRoute(request) {

@@ -2,11 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PkParamsSchema } from '@roster/contracts'
 import { NotFoundError, parsePk } from '@roster/service-kit'
 
-/** Read-through for replicas downstream (audit): the same fact `identity.user.*` carries. Not routed by the gateway. */
+/** Read-through for replicas downstream (audit): the same fact `identity.user.*` carries. Internal listener only. */
 export const internalRoutes: FastifyPluginAsyncTypebox = async function internalRoutes(app) {
   app.get(
     '/internal/users/:pk',
-    { config: { access: 'public' }, schema: { hide: true, params: PkParamsSchema } },
+    { config: { access: 'public', internal: true }, schema: { hide: true, params: PkParamsSchema } },
     async function userFact(request) {
       const [user] = await request.em
         .getConnection()
