@@ -128,7 +128,7 @@ export async function buildService(def: ServiceDefinition): Promise<ServiceApp> 
       entities: def.entities,
       migrations: [...kitMigrations, ...def.migrations],
       poolMax: config.DB_POOL_MAX,
-      migrate: true
+      migrate: config.MIGRATE_ON_START
     })
     await app.register(natsPlugin, { url: config.NATS_URL, prefix: config.NATS_PREFIX, name: def.name, streams: def.produces })
     await app.register(outboxPlugin, { pollMs: config.OUTBOX_POLL_MS })
