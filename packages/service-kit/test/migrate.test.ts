@@ -57,7 +57,15 @@ t.test('a service started with migrations off is unready until migrateService ha
 t.test('/metrics exports the outbox, parked-event and consumer gauges the alert rules use', async (t) => {
   const iso = await isolate(t)
   const config = probeConfig(serviceTestConfig(iso, 'probe'))
-  const app = await buildService({ name: 'probe', description: 'probe', config, entities: [], migrations: [], routes: [] })
+  const app = await buildService({
+    name: 'probe',
+    description: 'probe',
+    config,
+    entities: [],
+    migrations: [],
+    routes: [],
+    consumers: [{ durable: 'probe', stream: 'DIRECTORY', handlers: {} }]
+  })
   t.after(() => app.close())
   await app.ready()
   const gauge = async (name: string) => {
@@ -65,6 +73,7 @@ t.test('/metrics exports the outbox, parked-event and consumer gauges the alert 
     const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
     return line === undefined ? undefined : Number(line.split(' ').at(-1))
   }
+  t.equal(await eventually(async () => (await gauge('roster_consumer_pending')) === 0), true, "the durable consumer's lag is exported")
   t.equal(await gauge('roster_parked_events'), 0)
   t.equal(await gauge('roster_outbox_unpublished'), 0)
   t.equal(await gauge('roster_outbox_oldest_unpublished_seconds'), 0)
