@@ -390,7 +390,12 @@ async function main(): Promise<void> {
     for (const target of running) {
       const { url } = await waitReady(target)
       const ms = performance.now() - (startedAt.get(target.name) ?? 0)
-      figures.push(`ready ${target.service}: ${ms.toFixed(0)} ms after podman run (${url.includes(`:${target.internalPort}/`) ? 'internal' : 'public'} port)`)
+      // From the process's start (podman's own container set-up excluded) to /ready answering 200.
+      const processStarted = Date.parse(await podman(['inspect', '--format', '{{.State.StartedAt}}', target.name]).then((at) => at.replace(/ \+0000 UTC$/, 'Z').replace(' ', 'T')))
+      const fromStart = Number.isNaN(processStarted) ? '?' : (Date.now() - processStarted).toFixed(0)
+      figures.push(
+        `ready ${target.service}: ${fromStart} ms after its process started, ${ms.toFixed(0)} ms after podman run (${url.includes(`:${target.internalPort}/`) ? 'internal' : 'public'} port)`
+      )
       check(true, `${target.service} ready at ${url}`)
     }
 
