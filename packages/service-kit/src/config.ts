@@ -18,6 +18,10 @@ export const BaseConfigProperties = {
   DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/roster' }),
   DB_SCHEMA: Type.String({ pattern: '^([a-z_][a-z0-9_]{0,62})?$', default: '', description: 'empty: the service name' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
+  MIGRATE_ON_START: Type.Boolean({
+    default: true,
+    description: 'apply pending migrations at start-up; false where a migration Job runs them once per rollout (Kubernetes)'
+  }),
   NATS_URL: Type.String({ default: 'nats://127.0.0.1:4222' }),
   NATS_PREFIX: Type.String({ pattern: '^([A-Za-z0-9_-]{1,32})?$', default: '' }),
   ROSTER_TIME_ZONE: Type.String({ default: 'Asia/Shanghai' }),

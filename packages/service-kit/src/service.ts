@@ -26,6 +26,7 @@ import { consumersPlugin, type ConsumerSpec } from './plugins/consumers.js'
 import { revocationPlugin } from './plugins/revocation.js'
 import { authPlugin, type KeyResolver } from './plugins/auth.js'
 import { swaggerPlugin } from './plugins/swagger.js'
+import { opsMetricsPlugin } from './plugins/ops-metrics.js'
 import { jwksKeyResolver } from './keys.js'
 
 export type ServiceApp = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>
@@ -138,7 +139,7 @@ export async function buildService(def: ServiceDefinition): Promise<ServiceApp> 
       entities: def.entities,
       migrations: [...kitMigrations, ...def.migrations],
       poolMax: config.DB_POOL_MAX,
-      migrate: true
+      migrate: config.MIGRATE_ON_START
     })
     await app.register(natsPlugin, { url: config.NATS_URL, prefix: config.NATS_PREFIX, name: def.name, streams: def.produces })
     await app.register(outboxPlugin, { pollMs: config.OUTBOX_POLL_MS })
@@ -146,6 +147,7 @@ export async function buildService(def: ServiceDefinition): Promise<ServiceApp> 
     if (def.setup) await def.setup(app)
     await app.register(authPlugin, { resolveKey: def.resolveKey ?? jwksKeyResolver(config.IDENTITY_URL) })
     await app.register(consumersPlugin, { specs: def.consumers ?? [], maxDeliver: config.CONSUMER_MAX_DELIVER })
+    await app.register(opsMetricsPlugin, { consumers: def.consumers ?? [] })
     for (const routes of def.routes) await app.register(routes)
     app.registerMethodNotAllowed()
   } catch (error) {

@@ -116,6 +116,25 @@ export async function createOrm(options: OrmOptions): Promise<MikroORM> {
   })
 }
 
+/** A readiness check that passes once every known migration is recorded as applied (then stays passed). */
+function schemaIsCurrent(orm: MikroORM, options: OrmOptions): () => Promise<void> {
+  let current = false
+  return async () => {
+    if (current) return
+    const rows = await orm.em
+      .getConnection()
+      .execute<{ name: string }[]>(`select name from "${options.schema}".mikro_orm_migrations`)
+      .catch((error: { code?: string }) => {
+        if (error.code === '42P01' || error.code === '3F000') return []
+        throw error
+      })
+    const applied = new Set(rows.map((row) => row.name.replace(/\.[jt]s$/, '')))
+    const pending = options.migrations.filter((migration) => !applied.has(migration.name.replace(/\.[jt]s$/, '')))
+    if (pending.length > 0) throw new Error(`${pending.length} migration(s) not applied yet: run the migration Job`)
+    current = true
+  }
+}
+
 /** MikroORM for the service: one ORM, a forked EntityManager per request, closed with the app. */
 export const ormPlugin = fp(
   async function orm(app: FastifyInstance, options: OrmOptions) {
@@ -131,6 +150,8 @@ export const ormPlugin = fp(
     app.readiness.add('database', async () => {
       await orm.em.getConnection().execute('select 1')
     })
+    // Migrations run elsewhere (a Job): not ready until the schema has every migration this build knows.
+    if (!options.migrate) app.readiness.add('migrations', schemaIsCurrent(orm, options))
   },
   { name: 'roster-orm', dependencies: ['roster-health'] }
 )
