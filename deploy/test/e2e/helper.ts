@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { isolate } from '@roster/service-kit/testing'
-import { startSystem, type RunningSystem, type ServiceName } from '../../local/system.js'
+import { startSystem, type LogSink, type RunningSystem, type ServiceName } from '../../local/system.js'
 
 export const ADMIN = { username: 'e2e-admin', password: 'e2e-admin-pass-1' }
 
@@ -8,12 +8,22 @@ interface TestLike {
   after(fn: () => unknown): void
 }
 
+export interface E2EOptions {
+  /** Receives every line every process writes, whole (a process's `output()` keeps only the last lines). */
+  onLog?: LogSink
+}
+
 /**
  * The system as a client meets it: each service and the gateway as its own process, on the machine's
  * PostgreSQL and NATS, with fresh schemas and stream names.
  */
-export async function startE2E(t: TestLike, services: ServiceName[], env: Record<string, string> = {}): Promise<RunningSystem & { iso: Awaited<ReturnType<typeof isolate>> }> {
-  const [system] = await startReplicas(t, services, 1, env)
+export async function startE2E(
+  t: TestLike,
+  services: ServiceName[],
+  env: Record<string, string> = {},
+  options: E2EOptions = {}
+): Promise<RunningSystem & { iso: Awaited<ReturnType<typeof isolate>> }> {
+  const [system] = await startReplicas(t, services, 1, env, options)
   return system
 }
 
@@ -26,7 +36,8 @@ export async function startReplicas(
   t: TestLike,
   services: ServiceName[],
   count: number,
-  env: Record<string, string> = {}
+  env: Record<string, string> = {},
+  options: E2EOptions = {}
 ): Promise<(RunningSystem & { iso: Awaited<ReturnType<typeof isolate>> })[]> {
   const iso = await isolate(t)
   const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
@@ -45,7 +56,7 @@ export async function startReplicas(
     serviceEnv: {
       identity: { ROSTER_JWT_PRIVATE_KEY: key, ROSTER_ADMIN_USERNAME: ADMIN.username, ROSTER_ADMIN_PASSWORD: ADMIN.password, BCRYPT_COST: '4' }
     },
-    pipeLogs: process.env.TEST_LOG_LEVEL ? true : false,
+    pipeLogs: options.onLog ?? (process.env.TEST_LOG_LEVEL ? true : false),
     readyTimeoutMs: 60_000
   })
   const started = await Promise.allSettled(Array.from({ length: count }, start))
