@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { isolate } from '@roster/service-kit/testing'
-import { startSystem, type LogSink, type RunningSystem, type ServiceName } from '../../local/system.js'
+import { startSystem, type LogSink, type RestartPolicy, type RunningSystem, type ServiceName } from '../../local/system.js'
 
 export const ADMIN = { username: 'e2e-admin', password: 'e2e-admin-pass-1' }
 
@@ -11,6 +11,10 @@ interface TestLike {
 export interface E2EOptions {
   /** Receives every line every process writes, whole (a process's `output()` keeps only the last lines). */
   onLog?: LogSink
+  /** Supervise the processes as `pnpm start` does (restart what dies); default off. */
+  restart?: boolean | RestartPolicy
+  /** The launcher's own notices (an unexpected exit, a restart); default stderr. */
+  log?: (message: string) => void
 }
 
 /**
@@ -57,7 +61,9 @@ export async function startReplicas(
       identity: { ROSTER_JWT_PRIVATE_KEY: key, ROSTER_ADMIN_USERNAME: ADMIN.username, ROSTER_ADMIN_PASSWORD: ADMIN.password, BCRYPT_COST: '4' }
     },
     pipeLogs: options.onLog ?? (process.env.TEST_LOG_LEVEL ? true : false),
-    readyTimeoutMs: 60_000
+    readyTimeoutMs: 60_000,
+    restart: options.restart,
+    log: options.log
   })
   const started = await Promise.allSettled(Array.from({ length: count }, start))
   const systems = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
