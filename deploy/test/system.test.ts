@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { findFreePort } from '../local/ports.js'
 import { eventually } from '@roster/service-kit/testing'
-import { PortInUseError, REPO_ROOT, restartDelay, SERVICE_DIRS, ServiceStartError, startSystem, type ServiceName } from '../local/system.js'
+import { PortInUseError, prettyLines, REPO_ROOT, restartDelay, SERVICE_DIRS, ServiceStartError, startSystem, type ServiceName } from '../local/system.js'
 
 // Stand-ins for the real services, with the same process contract: PORT/HOST from the
 // environment, /health and /ready, a graceful exit on SIGTERM. FAKE_MODE chooses a failure.
@@ -278,4 +278,14 @@ setInterval(() => {}, 60_000)
     t.pass(`service ${pid} stopped after its launcher was killed`)
     await t.rejects(fetch(`${started.urls[i]}/ready`), `${started.urls[i]} no longer answers`)
   }
+})
+
+t.test('pino JSON lines are made human-readable for a terminal; other lines pass as they are', async (t) => {
+  const pretty = prettyLines(false)
+  const line = pretty(JSON.stringify({ level: 50, time: Date.UTC(2026, 10, 30, 12, 0, 0), service: 'identity', msg: 'database went away', reqId: 'r-1' }))
+  t.match(line, /^\[\d\d:\d\d:\d\d\.\d{3}\] ERROR: database went away/)
+  t.match(line, /reqId: "r-1"/)
+  t.notMatch(line, /"level"/, 'no raw JSON left')
+  t.equal(pretty('    at Object.<anonymous> (server.ts:1:1)'), '    at Object.<anonymous> (server.ts:1:1)')
+  t.equal(pretty('{not json'), '{not json')
 })
