@@ -12,7 +12,7 @@ import { buildRequest, rawRequest, type RawResponse } from './raw-http.js'
 // of them are sent and every failure is collected (no shrinking: a report of every class that fails is
 // more useful than one minimal example, and the time stays bounded).
 
-t.setTimeout(300_000)
+t.setTimeout(180_000)
 
 const SEED = 20261130
 const RUNS_PER_OPERATION = 24
