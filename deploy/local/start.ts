@@ -108,7 +108,10 @@ async function main(): Promise<void> {
     ports: { gateway: port },
     // The backends are internal: if 3001-3003 are taken they move; the gateway's port is the one people open.
     portFallback: ['identity', 'directory', 'audit'],
+    // JSON lines made human-readable when the output is a terminal, JSON as it is otherwise.
     pipeLogs: true,
+    // A process that dies is started again, with a doubling delay, and the log says so.
+    restart: true,
     log: say,
     readyTimeoutMs: 60_000
   })

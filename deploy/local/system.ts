@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { prettyFactory } from 'pino-pretty'
 import { choosePort, findFreePort, isPortFree, localUrl, LOOPBACK } from './ports.js'
 import { forEachLine, guardChild, hasExited, OutputTail, pollUntil, terminate, type OutputStream } from './processes.js'
 
@@ -12,6 +13,9 @@ export const BACKEND_NAMES: readonly BackendName[] = ['identity', 'directory', '
 
 /** The repository root, the working directory every service is started in. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+/** Preloaded into each child: it stops itself when the launcher's IPC channel closes (the launcher died). */
+const EXIT_WITH_LAUNCHER = pathToFileURL(fileURLToPath(new URL('./exit-with-launcher.mjs', import.meta.url))).href
 
 export const SERVICE_DIRS: Readonly<Record<ServiceName, string>> = {
   identity: 'services/identity',
@@ -94,11 +98,31 @@ export interface StartSystemOptions {
   readyTimeoutMs?: number
   stopTimeoutMs?: number
   /**
+   * Supervision: a child that exits without being asked to is started again after a delay that doubles
+   * with each exit in a row (from `initialDelayMs`, capped at `maxDelayMs`), and the log says which
+   * process died, how, and when it comes back. Default off (tests stop and start services themselves).
+   */
+  restart?: boolean | RestartPolicy
+  /**
    * Start each child in its own process group (default true) so that a terminal's Ctrl-C
    * reaches only the launcher, which then stops them in order; they are still signalled
    * if this process exits without stopping them.
    */
   detached?: boolean
+}
+
+export interface RestartPolicy {
+  /** Delay before the first restart (default 500 ms). */
+  initialDelayMs?: number
+  /** Cap of the doubling delay (default 30 s). */
+  maxDelayMs?: number
+  /** A child that served this long counts as healthy again: the next exit restarts after the initial delay (default 60 s). */
+  resetAfterMs?: number
+}
+
+/** The delay before restart number `attempt` (1, 2, ...): doubling from the initial delay, capped. */
+export function restartDelay(attempt: number, policy: Required<RestartPolicy>): number {
+  return Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.max(0, attempt - 1))
 }
 
 export interface StopServiceOptions {
@@ -160,12 +184,44 @@ const COLORS: Readonly<Record<ServiceName, string>> = {
   gateway: '\u001b[32m'
 }
 
-function prefixingSink(): LogSink {
+/** Turns one JSON log line into a human-readable one; anything that is not pino JSON is passed as is. */
+export type LineFormatter = (line: string) => string
+
+/**
+ * pino-pretty's formatter (time, level, message, then the other fields indented), for a terminal.
+ * A line that is not pino's JSON (a stack trace, tsx's own output) comes back unchanged.
+ */
+export function prettyLines(colorize: boolean): LineFormatter {
+  const format = prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+  return (line) => {
+    if (!line.startsWith('{')) return line
+    try {
+      return format(line).replace(/\n$/, '')
+    } catch {
+      return line
+    }
+  }
+}
+
+/**
+ * Each child's lines prefixed with its name; on a terminal in colour and, when `pretty` (default: the
+ * stream is a terminal), pino's JSON made human-readable. Piped elsewhere, the JSON lines stay as they are.
+ */
+export function prefixingSink({ pretty }: { pretty?: boolean } = {}): LogSink {
   const width = Math.max(...SERVICE_NAMES.map((name) => name.length))
+  const formatters = new Map<NodeJS.WriteStream, LineFormatter>()
   return (service, line, stream) => {
     const out = stream === 'stderr' ? process.stderr : process.stdout
     const label = service.padEnd(width)
-    out.write(out.isTTY ? `${COLORS[service]}${label} |\u001b[0m ${line}\n` : `${label} | ${line}\n`)
+    let text = line
+    if (pretty ?? out.isTTY === true) {
+      let formatter = formatters.get(out)
+      if (formatter === undefined) formatters.set(out, (formatter = prettyLines(out.isTTY === true)))
+      // A pretty record spans lines (its fields below the message): each gets the prefix.
+      text = formatter(line)
+    }
+    const prefix = out.isTTY ? `${COLORS[service]}${label} |\u001b[0m ` : `${label} | `
+    out.write(`${text.split('\n').map((part) => prefix + part).join('\n')}\n`)
   }
 }
 
@@ -184,6 +240,10 @@ interface Slot {
   output: OutputTail
   child?: ChildProcess
   stopping: boolean
+  /** Exits in a row without a healthy run between them. */
+  crashes: number
+  startedAt: number
+  restartTimer?: NodeJS.Timeout
 }
 
 /**
@@ -199,6 +259,10 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000
   const stopTimeoutMs = options.stopTimeoutMs ?? 10_000
   const detached = options.detached ?? true
+  const restartPolicy: Required<RestartPolicy> | undefined = options.restart
+    ? { initialDelayMs: 500, maxDelayMs: 30_000, resetAfterMs: 60_000, ...(options.restart === true ? {} : options.restart) }
+    : undefined
+  let systemStopped = false
   const requested = SERVICE_NAMES.filter((name) => (options.services ?? SERVICE_NAMES).includes(name))
 
   const wanted: ServiceName[] = []
@@ -275,18 +339,20 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
       INTERNAL_PORT: String(internalPorts.get(name))
     })
     const internalUrl = localUrl(host, internalPorts.get(name)!)
-    slots.set(name, { name, port, url: localUrl(host, port), internalUrl, env, output: new OutputTail(), stopping: false })
+    slots.set(name, { name, port, url: localUrl(host, port), internalUrl, env, output: new OutputTail(), stopping: false, crashes: 0, startedAt: 0 })
   }
 
   const spawnService = (slot: Slot): ChildProcess => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(SERVICE_DIRS[slot.name], 'src', 'server.ts')], {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--import', EXIT_WITH_LAUNCHER, join(SERVICE_DIRS[slot.name], 'src', 'server.ts')], {
       cwd: rootDir,
       env: slot.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // The IPC channel closes when this process dies, however it dies: the child then stops itself.
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       detached
     })
     slot.child = child
     slot.stopping = false
+    slot.startedAt = Date.now()
     guardChild(child)
     for (const stream of ['stdout', 'stderr'] as const) {
       forEachLine(child[stream], (line) => {
@@ -296,11 +362,40 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
     }
     child.once('error', (error) => slot.output.push(`could not be run: ${error.message}`, 'stderr'))
     child.once('exit', (code, signal) => {
-      if (slot.stopping) return
-      log(`${slot.name} exited unexpectedly (${code !== null ? `code ${code}` : `signal ${signal}`})`)
+      if (slot.stopping || slot.child !== child) return
+      const how = code !== null ? `code ${code}` : `signal ${signal}`
       options.onExit?.(slot.name, code, signal)
+      if (restartPolicy === undefined || systemStopped) {
+        log(`${slot.name} (pid ${child.pid}) exited unexpectedly (${how})`)
+        return
+      }
+      if (Date.now() - slot.startedAt >= restartPolicy.resetAfterMs) slot.crashes = 0
+      slot.crashes++
+      const delay = restartDelay(slot.crashes, restartPolicy)
+      log(`${slot.name} (pid ${child.pid}) exited unexpectedly (${how}); restarting in ${delay} ms (restart ${slot.crashes} in a row)`)
+      slot.restartTimer = setTimeout(() => {
+        slot.restartTimer = undefined
+        if (systemStopped || slot.stopping) return
+        void restartSlot(slot)
+      }, delay)
     })
     return child
+  }
+
+  /** Starts a crashed child again; a new exit schedules the next restart, a long silence is only logged. */
+  const restartSlot = async (slot: Slot): Promise<void> => {
+    const child = spawnService(slot)
+    log(`${slot.name} restarted (pid ${child.pid})`)
+    const ready = await pollUntil(
+      async () => {
+        const response = await fetch(`${slot.internalUrl}/ready`, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined)
+        await response?.body?.cancel()
+        return response?.status === 200
+      },
+      { timeoutMs: readyTimeoutMs, intervalMs: 200, stop: () => hasExited(child) || slot.child !== child || systemStopped }
+    )
+    if (ready) log(`${slot.name} is serving again on ${slot.url}`)
+    else if (!hasExited(child) && slot.child === child && !systemStopped) log(`${slot.name} is not ready ${readyTimeoutMs} ms after its restart; still waiting`)
   }
 
   const waitReady = async (slot: Slot, child: ChildProcess): Promise<void> => {
@@ -343,10 +438,14 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
 
   const startSlot = async (slot: Slot): Promise<void> => {
     if (slot.child !== undefined && !hasExited(slot.child)) throw new Error(`${slot.name} is already running`)
+    clearTimeout(slot.restartTimer)
+    slot.restartTimer = undefined
     await waitReady(slot, spawnService(slot))
   }
 
   const stopSlot = async (slot: Slot, stopOptions: StopServiceOptions = {}): Promise<void> => {
+    clearTimeout(slot.restartTimer)
+    slot.restartTimer = undefined
     const child = slot.child
     if (child === undefined || hasExited(child)) return
     slot.stopping = true
@@ -354,6 +453,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
   }
 
   const stopAll = async (): Promise<void> => {
+    systemStopped = true
     const gateway = slots.get('gateway')
     if (gateway !== undefined) await stopSlot(gateway)
     await Promise.all([...slots.values()].filter((slot) => slot.name !== 'gateway').map((slot) => stopSlot(slot)))

@@ -33,6 +33,12 @@ async function occupy(t: Test): Promise<number> {
   return port
 }
 
+/** The process group of `pid` (field 5 of /proc/<pid>/stat, after the parenthesised command). */
+async function processGroup(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2])
+}
+
 async function query(url: string, sql: string): Promise<Record<string, unknown>[]> {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
@@ -48,6 +54,7 @@ t.test('startNatsServer runs nats-server with JetStream and stops it', async (t)
   const nats = await startNatsServer({ dataDir: join(dir, 'nats'), port: 0 })
   t.teardown(nats.stop)
   t.match(nats.url, /^nats:\/\/127\.0\.0\.1:\d+$/)
+  t.not(await processGroup(nats.pid), await processGroup(process.pid), 'nats-server runs in a process group of its own')
 
   const nc = await connect({ servers: nats.url })
   try {
@@ -126,6 +133,9 @@ t.test('startEmbeddedPostgres creates database roster beside a PostgreSQL on 543
     t.ok(postgres.portFellBack)
   }
   t.match(postgres.url, new RegExp(`^postgres://postgres:[^@]+@127\\.0\\.0\\.1:${postgres.port}/roster$`))
+  // A terminal's Ctrl-C goes to the launcher's process group only; the launcher stops PostgreSQL last.
+  t.ok(postgres.pid > 0)
+  t.not(await processGroup(postgres.pid), await processGroup(process.pid), 'postgres runs in a process group of its own')
   const [row] = await query(
     postgres.url,
     "SELECT current_database() AS db, current_setting('server_encoding') AS enc, 1 + 1 AS two"

@@ -1,18 +1,21 @@
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { spawn } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { findFreePort } from '../local/ports.js'
-import { PortInUseError, REPO_ROOT, SERVICE_DIRS, ServiceStartError, startSystem, type ServiceName } from '../local/system.js'
+import { eventually } from '@roster/service-kit/testing'
+import { PortInUseError, prettyLines, REPO_ROOT, restartDelay, SERVICE_DIRS, ServiceStartError, startSystem, type ServiceName } from '../local/system.js'
 
 // Stand-ins for the real services, with the same process contract: PORT/INTERNAL_PORT/HOST from the
 // environment, /health on both ports and /ready on the internal one only, a graceful exit on SIGTERM.
 // FAKE_MODE chooses a failure.
 const FAKE_SERVER = `
 import { createServer } from 'node:http';
+import { existsSync } from 'node:fs';
 const mode = process.env.FAKE_MODE ?? 'ok';
-if (mode === 'crash') {
+if (mode === 'crash' || (process.env.FAKE_CRASH_FILE && existsSync(process.env.FAKE_CRASH_FILE))) {
   console.error('cannot connect to the database at ' + process.env.DATABASE_URL);
   process.exitCode = 3;
 } else {
@@ -165,6 +168,7 @@ t.test('a service that exits during start-up fails with its stderr and leaves no
 })
 
 t.test('a service never ready times out with a clear error', async (t) => {
+  // Long enough for the stand-in to be listening (and answering 503) on a loaded machine.
   const rootDir = await fakeRepo(t, ['directory'])
   const port = await findFreePort()
   let internalPort = await findFreePort()
@@ -182,7 +186,7 @@ t.test('a service never ready times out with a clear error', async (t) => {
   t.type(error, ServiceStartError)
   t.match(
     (error as Error).message,
-    new RegExp(`directory was not ready within 10000 ms: http://127.0.0.1:${internalPort}/ready last answered 503`)
+    new RegExp(`directory was not ready within 10000 ms: http://127.0.0.1:${internalPort}/ready last (answered 503|failed \\(ECONNREFUSED\\))`)
   )
   t.match((error as Error).message, /listening on/)
   t.equal(await fetch(`http://127.0.0.1:${port}/health`).catch(() => 'down'), 'down', 'the child was stopped')
@@ -212,4 +216,114 @@ t.test('a taken port fails before anything starts, or moves when fallback is all
   t.not(system.internalUrls.gateway, `http://127.0.0.1:${port}`)
   t.match(messages.join('\n'), new RegExp(`gateway: internal port ${port} is taken, using`))
   t.equal((await fetch(`${system.internalUrls.gateway}/ready`)).status, 200)
+})
+
+t.test('restart delays double from the initial delay up to the cap', async (t) => {
+  const policy = { initialDelayMs: 500, maxDelayMs: 30_000, resetAfterMs: 60_000 }
+  t.same([1, 2, 3, 4, 5, 6, 7, 8, 20].map((attempt) => restartDelay(attempt, policy)), [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000])
+})
+
+t.test('supervision: a child that dies is restarted with a doubling delay, and the log says so', async (t) => {
+  const rootDir = await fakeRepo(t, ['identity', 'audit'])
+  const crashFile = join(rootDir, 'crash-on-start')
+  const messages: string[] = []
+  const system = await startSystem({
+    ...quiet,
+    rootDir,
+    services: ['identity', 'audit'],
+    ports: { identity: 0, audit: 0 },
+    serviceEnv: { audit: { FAKE_CRASH_FILE: crashFile } },
+    restart: { initialDelayMs: 100, maxDelayMs: 400, resetAfterMs: 60_000 },
+    log: (message) => messages.push(message)
+  })
+  t.teardown(system.stop)
+  const auditUrl = system.urls.audit!
+  const firstPid = system.pid('audit')!
+
+  // Killed from outside: restarted after the initial delay, on the same URL, and the log says which, how and when.
+  process.kill(firstPid, 'SIGKILL')
+  await eventually(async () => messages.some((m) => m === `audit is serving again on ${auditUrl}`), { timeoutMs: 30_000, intervalMs: 50 })
+  t.match(messages.join('\n'), new RegExp(`audit \\(pid ${firstPid}\\) exited unexpectedly \\(signal SIGKILL\\); restarting in 100 ms \\(restart 1 in a row\\)`))
+  t.match(messages.join('\n'), /audit restarted \(pid \d+\)/)
+  t.not(system.pid('audit'), firstPid, 'a new process')
+  t.equal((await fetch(`${auditUrl}/health`)).status, 200, 'serving again on the same URL')
+  t.ok(system.isRunning('identity'), 'the others were left alone')
+
+  // A crash loop (exits at start-up while the file exists): each delay doubles, up to the cap.
+  await writeFile(crashFile, '')
+  process.kill(system.pid('audit')!, 'SIGKILL')
+  await eventually(async () => messages.some((m) => /code 3\); restarting in 400 ms \(restart 5 in a row\)/.test(m)), { timeoutMs: 60_000, intervalMs: 50 }).catch(
+    (error: Error) => Promise.reject(new Error(`${error.message}; the launcher said:\n${messages.join('\n')}`))
+  )
+  const delays = messages.flatMap((m) => /^audit \(pid \d+\) exited unexpectedly .*restarting in (\d+) ms/.exec(m)?.[1] ?? []).map(Number)
+  t.same(delays.slice(0, 5), [100, 200, 400, 400, 400], 'doubling, capped')
+  await rm(crashFile)
+  await eventually(async () => (await fetch(`${auditUrl}/health`).catch(() => undefined))?.status === 200, { timeoutMs: 30_000, intervalMs: 100 })
+  t.pass('back once it can start again')
+})
+
+t.test('supervision: a stop cancels a pending restart', async (t) => {
+  const rootDir = await fakeRepo(t, ['audit'])
+  const messages: string[] = []
+  const system = await startSystem({
+    ...quiet,
+    rootDir,
+    services: ['audit'],
+    ports: { audit: 0 },
+    restart: { initialDelayMs: 600_000, maxDelayMs: 600_000 },
+    log: (message) => messages.push(message)
+  })
+  t.teardown(system.stop)
+  process.kill(system.pid('audit')!, 'SIGKILL')
+  await eventually(async () => messages.some((m) => /restarting in 600000 ms/.test(m)), { timeoutMs: 30_000, intervalMs: 50 })
+  await system.stop()
+  t.notOk(system.isRunning('audit'))
+  // The pending timer is cleared: were it not, this file would not end for ten minutes (tap's timeout).
+})
+
+/** Gone, or a zombie waiting to be reaped by whoever inherited it: not running either way. */
+async function processGone(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)
+  return stat === undefined || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')
+}
+
+t.test('services started by a launcher that is killed (SIGKILL) stop themselves: no orphans', async (t) => {
+  const rootDir = await fakeRepo(t, ['identity', 'audit'])
+  const launcher = join(rootDir, 'launcher.mts')
+  await writeFile(
+    launcher,
+    `import { startSystem } from ${JSON.stringify(join(REPO_ROOT, 'deploy/local/system.ts'))}
+const system = await startSystem({ rootDir: ${JSON.stringify(rootDir)}, services: ['identity', 'audit'], ports: { identity: 0, audit: 0 }, restart: true, log: () => {} })
+console.log(JSON.stringify({ pids: [system.pid('identity'), system.pid('audit')], urls: [system.urls.identity, system.urls.audit] }))
+setInterval(() => {}, 60_000)
+`
+  )
+  const child = spawn(process.execPath, ['--import', 'tsx', launcher], { cwd: rootDir, stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => child.kill('SIGKILL'))
+  const started = await new Promise<{ pids: number[]; urls: string[] }>((resolve, reject) => {
+    let text = ''
+    child.stdout!.on('data', (chunk: Buffer) => {
+      text += chunk.toString()
+      if (text.includes('\n')) resolve(JSON.parse(text.split('\n')[0]!))
+    })
+    child.once('exit', (code) => reject(new Error(`the launcher exited with ${code} before starting`)))
+  })
+  for (const url of started.urls) t.equal((await fetch(`${url}/health`)).status, 200, `${url} serves`)
+
+  child.kill('SIGKILL')
+  for (const [i, pid] of started.pids.entries()) {
+    await eventually(async () => await processGone(pid), { timeoutMs: 30_000, intervalMs: 100 })
+    t.pass(`service ${pid} stopped after its launcher was killed`)
+    await t.rejects(fetch(`${started.urls[i]}/health`), `${started.urls[i]} no longer answers`)
+  }
+})
+
+t.test('pino JSON lines are made human-readable for a terminal; other lines pass as they are', async (t) => {
+  const pretty = prettyLines(false)
+  const line = pretty(JSON.stringify({ level: 50, time: Date.UTC(2026, 10, 30, 12, 0, 0), service: 'identity', msg: 'database went away', reqId: 'r-1' }))
+  t.match(line, /^\[\d\d:\d\d:\d\d\.\d{3}\] ERROR: database went away/)
+  t.match(line, /reqId: "r-1"/)
+  t.notMatch(line, /"level"/, 'no raw JSON left')
+  t.equal(pretty('    at Object.<anonymous> (server.ts:1:1)'), '    at Object.<anonymous> (server.ts:1:1)')
+  t.equal(pretty('{not json'), '{not json')
 })

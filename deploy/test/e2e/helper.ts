@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { isolate } from '@roster/service-kit/testing'
-import { startSystem, type RunningSystem, type ServiceName } from '../../local/system.js'
+import { startSystem, type LogSink, type RestartPolicy, type RunningSystem, type ServiceName } from '../../local/system.js'
 
 export const ADMIN = { username: 'e2e-admin', password: 'e2e-admin-pass-1' }
 
@@ -8,12 +8,26 @@ interface TestLike {
   after(fn: () => unknown): void
 }
 
+export interface E2EOptions {
+  /** Receives every line every process writes, whole (a process's `output()` keeps only the last lines). */
+  onLog?: LogSink
+  /** Supervise the processes as `pnpm start` does (restart what dies); default off. */
+  restart?: boolean | RestartPolicy
+  /** The launcher's own notices (an unexpected exit, a restart); default stderr. */
+  log?: (message: string) => void
+}
+
 /**
  * The system as a client meets it: each service and the gateway as its own process, on the machine's
  * PostgreSQL and NATS, with fresh schemas and stream names.
  */
-export async function startE2E(t: TestLike, services: ServiceName[], env: Record<string, string> = {}): Promise<RunningSystem & { iso: Awaited<ReturnType<typeof isolate>> }> {
-  const [system] = await startReplicas(t, services, 1, env)
+export async function startE2E(
+  t: TestLike,
+  services: ServiceName[],
+  env: Record<string, string> = {},
+  options: E2EOptions = {}
+): Promise<RunningSystem & { iso: Awaited<ReturnType<typeof isolate>> }> {
+  const [system] = await startReplicas(t, services, 1, env, options)
   return system
 }
 
@@ -26,7 +40,8 @@ export async function startReplicas(
   t: TestLike,
   services: ServiceName[],
   count: number,
-  env: Record<string, string> = {}
+  env: Record<string, string> = {},
+  options: E2EOptions = {}
 ): Promise<(RunningSystem & { iso: Awaited<ReturnType<typeof isolate>> })[]> {
   const iso = await isolate(t)
   const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
@@ -46,8 +61,10 @@ export async function startReplicas(
     serviceEnv: {
       identity: { ROSTER_JWT_PRIVATE_KEY: key, ROSTER_ADMIN_USERNAME: ADMIN.username, ROSTER_ADMIN_PASSWORD: ADMIN.password, BCRYPT_COST: '4' }
     },
-    pipeLogs: process.env.TEST_LOG_LEVEL ? true : false,
-    readyTimeoutMs: 60_000
+    pipeLogs: options.onLog ?? (process.env.TEST_LOG_LEVEL ? true : false),
+    readyTimeoutMs: 60_000,
+    restart: options.restart,
+    log: options.log
   })
   const started = await Promise.allSettled(Array.from({ length: count }, start))
   const systems = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
