@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { Type } from '@sinclair/typebox'
 import {
@@ -135,7 +135,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     }
   )
 
-  async function update(request: FastifyRequest<{ Params: { pk: string }; Body: UserPatchBody }>, replace: boolean) {
+  async function update(request: FastifyRequest<{ Params: { pk: string }; Body: UserPatchBody }>, reply: FastifyReply, replace: boolean) {
     const id = parsePk(request.params.pk)
     const caller = assertSelfOrAdmin(request, id)
     const { em, body } = request
@@ -166,6 +166,9 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     const activeChange = caller.isStaff && body.is_active !== undefined && body.is_active !== user.isActive
     const revoked: Revoked[] = await em.transactional(async (tem) => {
       const t = tem as EntityManager
+      // The user's row lock first: a login in flight either commits its session before (and it is
+      // revoked below) or sees this change (see Sessions).
+      if (!(await sessions.lockUser(t, id))) throw new NotFoundError()
       if (body.email !== undefined) user.email = body.email
       if (newHash) user.password = newHash
       if (staffChange) user.isStaff = body.is_staff!
@@ -183,6 +186,8 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       } else if (existing && (newHash || body.email !== undefined)) {
         existing.modifier = caller.userId
       }
+      // What ends sessions: deactivation, a change of is_staff either way (tokens carry it), a new
+      // password (all but the caller's own session when users change their own).
       let ended: Revoked[] = []
       if (activeChange && !user.isActive) ended = await sessions.revoke(t, { userId: id })
       else if (staffChange) ended = await sessions.revoke(t, { userId: id })
@@ -191,7 +196,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       await app.outbox.emit(t, 'identity.user.updated', await nextUserFact(t, id, caller.userId))
       return ended
     })
-    sessions.afterCommit(revoked)
+    await sessions.afterCommit(revoked, reply)
     const [rendered] = await loadUsers(em.fork(), [id], tz)
     return rendered
   }
@@ -211,7 +216,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
         response: updateResponses
       }
     },
-    (request) => update(request as any, true)
+    (request, reply) => update(request as any, reply, true)
   )
   app.patch(
     '/api/users/:pk/',
@@ -224,7 +229,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
         response: updateResponses
       }
     },
-    (request) => update(request as any, false)
+    (request, reply) => update(request as any, reply, false)
   )
 
   app.delete(
@@ -239,7 +244,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
         response: { 200: errorRef, 401: errorRef, 403: errorRef, 404: errorRef }
       }
     },
-    async function deleteUser(request) {
+    async function deleteUser(request, reply) {
       const id = parsePk(request.params.pk)
       const caller = request.caller!
       if (caller.userId === id) throw new ApiError(403, 'cannot_delete_self')
@@ -248,12 +253,13 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       if (!user) throw new NotFoundError()
       const revoked = await em.transactional(async (tem) => {
         const t = tem as EntityManager
+        if (!(await sessions.lockUser(t, id))) throw new NotFoundError()
         const ended = await sessions.revoke(t, { userId: id })
         await t.nativeDelete(UserEntity, { id })
         await app.outbox.emit(t, 'identity.user.deleted', { user_id: id, username: user.username, actor: caller.userId })
         return ended
       })
-      sessions.afterCommit(revoked)
+      await sessions.afterCommit(revoked, reply)
       return { detail: message('deleted', request.lang) }
     }
   )
