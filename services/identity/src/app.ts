@@ -6,7 +6,7 @@ import type { IdentityConfig } from './config.js'
 import { entities } from './entities/index.js'
 import { migrations } from './migrations/index.js'
 import { loadPreviousKeys, loadSigningKey } from './domain/keys.js'
-import { Passwords, threadPoolSize } from './domain/passwords.js'
+import { Passwords, defaultPasswordWorkers } from './domain/passwords.js'
 import { Tokens } from './domain/tokens.js'
 import { Sessions } from './domain/sessions.js'
 import { DirectoryReplica } from './domain/directory-replica.js'
@@ -54,7 +54,7 @@ export async function buildApp(config: IdentityConfig, options: { logger?: Fasti
       app.decorate('identity', {
         config,
         passwords: new Passwords(config.BCRYPT_COST, {
-          concurrency: config.PASSWORD_WORKERS || threadPoolSize(),
+          concurrency: config.PASSWORD_WORKERS || defaultPasswordWorkers(),
           maxWaitMs: config.PASSWORD_QUEUE_WAIT_MS,
           maxQueue: 1024
         }),

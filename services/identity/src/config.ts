@@ -21,11 +21,11 @@ export const IdentityConfigSchema = serviceConfigSchema({
     minimum: 0,
     maximum: 1024,
     default: 0,
-    description: 'bcrypt operations at once; 0: the size of libuv thread pool (UV_THREADPOOL_SIZE, default 4)'
+    description: 'bcrypt operations at once; 0: the size of libuv thread pool (UV_THREADPOOL_SIZE, default 4), at most the number of cores'
   }),
   PASSWORD_QUEUE_WAIT_MS: Type.Integer({
     minimum: 0,
-    default: 5000,
+    default: 10000,
     description: 'how long a login, registration or password change waits for a bcrypt slot before answering 503'
   }),
   LOGIN_MAX_FAILURES: Type.Integer({ minimum: 1, default: 5 }),

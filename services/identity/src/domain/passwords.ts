@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import bcrypt from 'bcrypt'
 import { ApiError } from '@roster/service-kit'
 
@@ -16,6 +17,15 @@ export function threadPoolSize(): number {
   return Number.isInteger(size) && size > 0 ? Math.min(size, 1024) : 4
 }
 
+/**
+ * The default width of the password work queue: the thread pool, but no more than the cores. bcrypt is
+ * pure CPU: more of it at once than there are cores finishes nothing sooner and takes the CPU from the
+ * event loop that answers everyone else (`pnpm bench flood`).
+ */
+export function defaultPasswordWorkers(): number {
+  return Math.max(1, Math.min(threadPoolSize(), availableParallelism()))
+}
+
 /** 503 with Retry-After: the password work queue is full, or a slot did not free up in time. */
 export class PasswordWorkBusyError extends ApiError {
   constructor(retryAfterSeconds: number) {
@@ -28,7 +38,8 @@ export class PasswordWorkBusyError extends ApiError {
  * bcrypt hashing and checking, bounded. Every bcrypt call (login, refresh never, registration, password
  * change, the dummy check of an unknown username) takes a slot of a queue as wide as libuv's thread pool,
  * so a flood of logins cannot fill the pool and the CPU with work that nobody is waiting for: beyond the
- * slots, calls wait at most `maxWaitMs` (and at most `maxQueue` of them), then answer 503 quickly.
+ * slots, calls wait at most `maxWaitMs` (and at most `maxQueue` of them), then answer 503; a call whose
+ * wait would exceed `maxWaitMs` at the pace operations have been taking is answered 503 at once.
  * Nothing here holds a database connection: callers must not call it inside a transaction.
  *
  * A dummy hash lets a login for an unknown user take as long as one for a known user.
@@ -37,12 +48,14 @@ export class Passwords {
   private dummy: Promise<string> | null = null
   private running = 0
   private readonly waiting: Array<{ start: () => void }> = []
+  /** Moving average of an operation's duration, to refuse at once a wait that would time out anyway. */
+  private averageMs = 0
   /** bcrypt operations started (compares and hashes), for tests and metrics. */
   readonly counts = { compares: 0, hashes: 0, refused: 0 }
 
   constructor(
     private readonly cost: number,
-    readonly limits: PasswordWorkLimits = { concurrency: threadPoolSize(), maxWaitMs: 5000, maxQueue: 256 }
+    readonly limits: PasswordWorkLimits = { concurrency: defaultPasswordWorkers(), maxWaitMs: 10_000, maxQueue: 1024 }
   ) {}
 
   hash(password: string): Promise<string> {
@@ -77,9 +90,12 @@ export class Passwords {
   async withSlot<T>(work: () => Promise<T>): Promise<T> {
     if (this.running >= this.limits.concurrency) await this.slot()
     else this.running++
+    const started = performance.now()
     try {
       return await work()
     } finally {
+      const took = performance.now() - started
+      this.averageMs = this.averageMs === 0 ? took : this.averageMs * 0.9 + took * 0.1
       const next = this.waiting.shift()
       // The slot passes straight to the next waiter, so `running` never drops below the limit while
       // someone waits (no newcomer can overtake the queue).
@@ -89,7 +105,8 @@ export class Passwords {
   }
 
   private slot(): Promise<void> {
-    if (this.waiting.length >= this.limits.maxQueue) {
+    const expectedWaitMs = ((this.waiting.length + 1) * this.averageMs) / this.limits.concurrency
+    if (this.waiting.length >= this.limits.maxQueue || expectedWaitMs > this.limits.maxWaitMs) {
       this.counts.refused++
       return Promise.reject(new PasswordWorkBusyError(this.limits.maxWaitMs / 1000))
     }
