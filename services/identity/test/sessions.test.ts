@@ -274,3 +274,26 @@ t.test('the queue: never more running than the slots, waiting ones in order, a f
   t.equal((settled[5] as PromiseRejectedResult).reason.statusCode, 503)
   t.same(passwords.load, { running: 0, waiting: 0 })
 })
+
+t.test('a reused rotated refresh token ends its session, named to the gateway like any ending', async (t) => {
+  const app = await build(t, { ROSTER_ROTATE_REFRESH: true })
+  const user = await register(app)
+  const tokens = await login(app, user.username, 'password1')
+  const first = await app.inject({ method: 'POST', url: '/api/auth/refresh/', payload: { refresh: tokens.refresh } })
+  t.equal(first.statusCode, 200)
+  t.notOk(first.headers[REVOKED_SESSIONS_HEADER])
+  const reuse = await app.inject({ method: 'POST', url: '/api/auth/refresh/', payload: { refresh: tokens.refresh } })
+  t.equal(reuse.statusCode, 401)
+  t.match(reuse.json(), { code: 'token_not_valid' })
+  t.equal(String(reuse.headers[REVOKED_SESSIONS_HEADER]).split(',')[0], claimsOf(tokens.access).sid)
+})
+
+t.test('an inactive account refreshes nothing, even with a session the deactivation did not reach', async (t) => {
+  const app = await build(t)
+  const user = await register(app)
+  const tokens = await login(app, user.username, 'password1')
+  // Deactivated behind the service's back (no revocation): refresh still reads the account.
+  await app.orm.em.fork().getConnection().execute('update app_user set is_active = false where id = ?', [user.id])
+  const res = await app.inject({ method: 'POST', url: '/api/auth/refresh/', payload: { refresh: tokens.refresh } })
+  t.equal(res.statusCode, 401)
+})

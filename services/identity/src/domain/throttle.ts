@@ -85,16 +85,19 @@ export class LoginThrottle {
    * (the username), `none` (the check never ran) only drops it.
    */
   async settle(em: EntityManager, reservation: Reservation, outcome: 'failure' | 'success' | 'none', clearKey?: string): Promise<void> {
-    const keys = reservation.keys.map((k) => k.key)
-    await run(
-      em,
-      `update login_throttle set
-         pending = greatest(pending - 1, 0),
-         failures = case when ? then failures + 1 when key = ? then 0 else failures end,
-         window_start = case when ? and failures = 0 then now() else window_start end
-       where key in (${keys.map(() => '?').join(', ')})`,
-      [outcome === 'failure', outcome === 'success' ? (clearKey ?? '') : '', outcome === 'failure', ...keys]
-    )
+    // One statement per key, in the order `reserve` locks them: a statement over several rows would lock
+    // them in whatever order it scans them, and could deadlock with a reservation.
+    for (const { key } of reservation.keys) {
+      await run(
+        em,
+        `update login_throttle set
+           pending = greatest(pending - 1, 0),
+           failures = case when ? then failures + 1 when ? then 0 else failures end,
+           window_start = case when ? and failures = 0 then now() else window_start end
+         where key = ?`,
+        [outcome === 'failure', outcome === 'success' && key === clearKey, outcome === 'failure', key]
+      )
+    }
   }
 
   /** Failures and attempts in flight of a key now (tests, diagnostics). */

@@ -81,13 +81,16 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
           const user = valid && row ? await sessions.lockUser(t, row.id) : null
           // A password changed (or a user deleted) since the check makes the check worthless.
           const reason = !user || user.password !== row!.password ? 'bad_credentials' : !user.is_active ? 'inactive' : null
+          // The counters last: their rows are shared by every attempt from the address, so they are
+          // held locked only for the end of the transaction.
           if (reason) {
-            await throttle.settle(t, reservation, 'failure')
             await failed(t, row?.id ?? null, reason)
+            await throttle.settle(t, reservation, 'failure')
             return null
           }
+          const tokens = await sessions.open(t, { id: user!.id, username: user!.username, isStaff: user!.is_staff }, client)
           await throttle.settle(t, reservation, 'success', userKey)
-          return sessions.open(t, { id: user!.id, username: user!.username, isStaff: user!.is_staff }, client)
+          return tokens
         })
         settled = true
         if (!outcome) throw new ApiError(401, 'login_failed')
