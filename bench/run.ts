@@ -130,7 +130,7 @@ async function main() {
     }
 
     if (wanted.has('login')) {
-      // Many accounts: attempts on one username are checked one at a time (the lockout's row lock).
+      // Many accounts: at most LOGIN_MAX_FAILURES attempts on one username are checked at a time.
       const names = Array.from({ length: 64 }, (_, i) => `bench-login-${i}`)
       await Promise.all(names.map((username) => post(`${gateway}/api/users/`, { username, password: 'password1' })))
       const loginRun = async () => {
