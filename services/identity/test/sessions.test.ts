@@ -297,3 +297,34 @@ t.test('an inactive account refreshes nothing, even with a session the deactivat
   const res = await app.inject({ method: 'POST', url: '/api/auth/refresh/', payload: { refresh: tokens.refresh } })
   t.equal(res.statusCode, 401)
 })
+
+t.test('logins checking passwords hold no database connection: reads go on with every connection free', async (t) => {
+  const app = await build(t, { DB_POOL_MAX: 2 })
+  const user = await register(app)
+  const own = await login(app, user.username, 'password1')
+  const passwords = app.identity.passwords
+  const original = passwords.verify.bind(passwords)
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
+  let inCheck = 0
+  let allIn!: () => void
+  const allInP = new Promise<void>((resolve) => (allIn = resolve))
+  // Every login stays in its password check until released: more of them than the pool has connections.
+  passwords.verify = async (password, hash) => {
+    const result = await original(password, hash)
+    if (++inCheck === 4) allIn()
+    await released
+    return result
+  }
+  const logins = Array.from({ length: 4 }, (_, i) =>
+    app.inject({ method: 'POST', url: '/api/auth/', payload: { username: user.username, password: 'password1' }, remoteAddress: `10.0.0.${i + 1}` })
+  )
+  await allInP
+  const read = await app.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(own.access) })
+  t.equal(read.statusCode, 200, 'answered while four logins are in their password check')
+  release()
+  t.same(
+    (await Promise.all(logins)).map((r) => r.statusCode),
+    [200, 200, 200, 200]
+  )
+})
