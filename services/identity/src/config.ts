@@ -26,7 +26,7 @@ export const IdentityConfigSchema = serviceConfigSchema({
   PASSWORD_QUEUE_WAIT_MS: Type.Integer({
     minimum: 0,
     default: 10000,
-    description: 'how long a login, registration or password change waits for a bcrypt slot before answering 503'
+    description: 'how long a login, registration or password change waits for a bcrypt slot before answering 429'
   }),
   LOGIN_MAX_FAILURES: Type.Integer({ minimum: 1, default: 5 }),
   LOGIN_LOCKOUT_SECONDS: Type.Integer({ minimum: 1, default: 900 }),

@@ -215,7 +215,7 @@ t.test('parallel right logins from one address all pass, waiting for the checks 
   )
 })
 
-t.test('password work is bounded: beyond the slots, calls wait a bounded time, then 503 with Retry-After', async (t) => {
+t.test('password work is bounded: beyond the slots, calls wait a bounded time, then 429 with Retry-After', async (t) => {
   const app = await build(t, { PASSWORD_WORKERS: 1, PASSWORD_QUEUE_WAIT_MS: 0 })
   const passwords = app.identity.passwords
   t.equal(passwords.limits.concurrency, 1)
@@ -225,11 +225,11 @@ t.test('password work is bounded: beyond the slots, calls wait a bounded time, t
   const holding = passwords.withSlot(() => new Promise<void>((resolve) => (release = resolve)))
   t.same(passwords.load, { running: 1, waiting: 0 })
   const busy = await app.inject({ method: 'POST', url: '/api/auth/', payload: { username: user.username, password: 'password1' }, headers: { 'accept-language': 'en' } })
-  t.equal(busy.statusCode, 503)
-  t.same(busy.json(), { detail: 'Service temporarily unavailable, try again later.' })
+  t.equal(busy.statusCode, 429)
+  t.match(busy.json(), { detail: /^Request was throttled\. Expected available in \d+ seconds\.$/ })
   t.ok(Number(busy.headers['retry-after']) >= 1)
   const registration = await app.inject({ method: 'POST', url: '/api/users/', payload: { username: 'while-busy', password: 'password1' } })
-  t.equal(registration.statusCode, 503, 'registration goes through the same bound')
+  t.equal(registration.statusCode, 429, 'registration goes through the same bound')
   const token = await new Promise<string>((resolve) => {
     release()
     void holding.then(async () => resolve((await login(app, user.username, 'password1')).access))
@@ -271,7 +271,7 @@ t.test('the queue: never more running than the slots, waiting ones in order, a f
     settled.map((s) => s.status),
     ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']
   )
-  t.equal((settled[5] as PromiseRejectedResult).reason.statusCode, 503)
+  t.equal((settled[5] as PromiseRejectedResult).reason.statusCode, 429)
   t.same(passwords.load, { running: 0, waiting: 0 })
 })
 

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
 import bcrypt from 'bcrypt'
-import { ApiError } from '@roster/service-kit'
+import { ThrottledError } from '@roster/service-kit'
 
 export interface PasswordWorkLimits {
   /** bcrypt operations running at once (each occupies a thread of libuv's pool). */
@@ -26,10 +26,13 @@ export function defaultPasswordWorkers(): number {
   return Math.max(1, Math.min(threadPoolSize(), availableParallelism()))
 }
 
-/** 503 with Retry-After: the password work queue is full, or a slot did not free up in time. */
-export class PasswordWorkBusyError extends ApiError {
+/**
+ * 429 with Retry-After (DRF's throttled message): the password work queue is full, or a slot would not
+ * free up in time. A 429 rather than a 503: the service is up, and the answer tells when to come back.
+ */
+export class PasswordWorkBusyError extends ThrottledError {
   constructor(retryAfterSeconds: number) {
-    super(503, 'service_unavailable', {}, undefined, { 'retry-after': String(Math.max(1, Math.ceil(retryAfterSeconds))) })
+    super(retryAfterSeconds)
     this.name = 'PasswordWorkBusyError'
   }
 }
@@ -38,8 +41,8 @@ export class PasswordWorkBusyError extends ApiError {
  * bcrypt hashing and checking, bounded. Every bcrypt call (login, refresh never, registration, password
  * change, the dummy check of an unknown username) takes a slot of a queue as wide as libuv's thread pool,
  * so a flood of logins cannot fill the pool and the CPU with work that nobody is waiting for: beyond the
- * slots, calls wait at most `maxWaitMs` (and at most `maxQueue` of them), then answer 503; a call whose
- * wait would exceed `maxWaitMs` at the pace operations have been taking is answered 503 at once.
+ * slots, calls wait at most `maxWaitMs` (and at most `maxQueue` of them), then answer 429; a call whose
+ * wait would exceed `maxWaitMs` at the pace operations have been taking is answered 429 at once.
  * Nothing here holds a database connection: callers must not call it inside a transaction.
  *
  * A dummy hash lets a login for an unknown user take as long as one for a known user.

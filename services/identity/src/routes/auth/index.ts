@@ -28,11 +28,10 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
         description:
           'Answers an access and a refresh token and starts a session. Wrong credentials and inactive accounts get the ' +
           'same 401. After 5 failures for one username within 15 minutes, or 20 failures from one address within a ' +
-          'minute, attempts answer 429 with Retry-After. When the server is saturated with password checks it answers ' +
-          '503 with Retry-After.',
+          'minute, attempts answer 429 with Retry-After; so do logins while the server is saturated with password checks.',
         security: [],
         body: LoginBodySchema,
-        response: { 200: TokenPairSchema, 400: fieldErrors, 401: errorRef, 429: errorRef, 503: errorRef }
+        response: { 200: TokenPairSchema, 400: fieldErrors, 401: errorRef, 429: errorRef }
       }
     },
     async function login(request) {
