@@ -6,6 +6,7 @@
  *           (information), then identity pinned to cores of its own and compared with bcrypt there: ≥ 0.9
  *   list    GET /api/users/ (page, search) over BENCH_USERS users, and /api/user-logs/ over BENCH_LOGS rows
  *   events  login → audit log row, and occupation → identity replica: latency p50 / p99 (≤ 1 s)
+ *   flood   GET /api/users/{self}/ p99 idle vs. during 30 parallel logins from one address: ≤ 3× idle
  * `pnpm bench hop login` runs some of them. BENCH_SECONDS sets the length of each run (default 10).
  */
 import { generateKeyPairSync } from 'node:crypto'
@@ -24,7 +25,7 @@ const USERS = Number(process.env.BENCH_USERS ?? 100_000)
 const LOGS = Number(process.env.BENCH_LOGS ?? 1_000_000)
 const COST = Number(process.env.BCRYPT_COST ?? 10)
 const ADMIN = { username: 'bench-admin', password: 'bench-admin-pass-1' }
-const wanted = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['hop', 'login', 'list', 'events'])
+const wanted = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['hop', 'login', 'list', 'events', 'flood'])
 
 interface Result {
   scenario: string
@@ -96,7 +97,8 @@ async function main() {
         ROSTER_ADMIN_USERNAME: ADMIN.username,
         ROSTER_ADMIN_PASSWORD: ADMIN.password,
         BCRYPT_COST: String(COST),
-        LOGIN_IP_MAX_FAILURES: '1000000'
+        LOGIN_IP_MAX_FAILURES: '1000000',
+        ...(process.env.PASSWORD_WORKERS ? { PASSWORD_WORKERS: process.env.PASSWORD_WORKERS } : {})
       }
     },
     readyTimeoutMs: 60_000
@@ -128,7 +130,7 @@ async function main() {
     }
 
     if (wanted.has('login')) {
-      // Many accounts: attempts on one username are checked one at a time (the lockout's row lock).
+      // Many accounts: at most LOGIN_MAX_FAILURES attempts on one username are checked at a time.
       const names = Array.from({ length: 64 }, (_, i) => `bench-login-${i}`)
       await Promise.all(names.map((username) => post(`${gateway}/api/users/`, { username, password: 'password1' })))
       const loginRun = async () => {
@@ -205,6 +207,60 @@ async function main() {
       } else {
         results.push({ scenario: 'login', measure: 'identity on cores of its own', value: 0, detail: 'skipped: needs 2 cores and taskset' })
       }
+    }
+
+    if (wanted.has('flood')) {
+      // A login flood must not slow everyone else: a user's read of itself, alone and while 30 clients
+      // from one address log in as fast as they can (30 accounts, so each attempt is a full bcrypt check).
+      const FLOOD = 30
+      const names = Array.from({ length: FLOOD }, (_, i) => `bench-flood-${i}`)
+      // A few at a time: registrations share the bounded password work too.
+      for (let i = 0; i < FLOOD; i += 4) {
+        await Promise.all(names.slice(i, i + 4).map((username) => post(`${gateway}/api/users/`, { username, password: 'password1' })))
+      }
+      const read = () => cannon({ url: `${gateway}/api/users/${user.id}/`, headers: auth, connections: 2 })
+      const idleBefore = await read()
+      let turn = 0
+      const [during, flood] = await Promise.all([
+        read(),
+        cannon({
+          url: `${gateway}/api/auth/`,
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          requests: [
+            {
+              setupRequest: (request) => ({ ...request, body: JSON.stringify({ username: names[turn++ % FLOOD], password: 'password1' }) })
+            }
+          ],
+          connections: FLOOD
+        })
+      ])
+      // Idle before and after, so that a change of the machine's load meanwhile shows.
+      const idleAfter = await read()
+      const idleP99 = (idleBefore.p99 + idleAfter.p99) / 2
+      const ratio = during.p99 / Math.max(idleP99, 1)
+      results.push(
+        {
+          scenario: 'flood',
+          measure: 'GET /api/users/{self}/ idle p99 ms (mean of before, after)',
+          value: idleP99,
+          detail: `before p99 ${idleBefore.p99} ms p50 ${idleBefore.p50} ms; after p99 ${idleAfter.p99} ms p50 ${idleAfter.p50} ms`
+        },
+        {
+          scenario: 'flood',
+          measure: `GET /api/users/{self}/ p99 ms during ${FLOOD} parallel logins`,
+          value: during.p99,
+          detail: `p50 ${during.p50} ms, ${during.rps.toFixed(0)} req/s, non-2xx ${during.non2xx}`
+        },
+        {
+          scenario: 'flood',
+          measure: 'read p99 during flood / idle',
+          value: ratio,
+          target: '≤ 3',
+          ok: ratio <= 3 && during.non2xx === 0,
+          detail: `logins ${flood.rps.toFixed(1)}/s, p50 ${flood.p50} ms, p99 ${flood.p99} ms, non-2xx ${flood.non2xx}`
+        }
+      )
     }
 
     if (wanted.has('list')) {

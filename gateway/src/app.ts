@@ -18,6 +18,8 @@ import {
   jwksKeyResolver,
   metricsPlugin,
   natsPlugin,
+  parseRevokedSessions,
+  REVOKED_SESSIONS_HEADER,
   revocationPlugin,
   serverOptions
 } from '@roster/service-kit'
@@ -167,6 +169,16 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
               out['x-forwarded-proto'] = request.protocol
               out['x-request-id'] = request.id
               return out as any
+            },
+            // Sessions an answer of identity ended are refused here before the client has the answer;
+            // the header is internal and never passed on.
+            rewriteHeaders: (headers) => {
+              if (headers[REVOKED_SESSIONS_HEADER] === undefined) return headers
+              if (upstream === 'identity') {
+                for (const r of parseRevokedSessions(headers[REVOKED_SESSIONS_HEADER])) app.revocations.remember(r.sid, r.exp)
+              }
+              const { [REVOKED_SESSIONS_HEADER]: _internal, ...rest } = headers
+              return rest
             },
             onError: (reply, { error }) => {
               if ((request.body as LimitedBody | undefined)?.tooLarge) {

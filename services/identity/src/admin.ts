@@ -39,8 +39,10 @@ async function upsertAdmin(
     .execute<{ id: number }[]>('select id from app_user where username_key = ?', [identifierKey(username.normalize('NFKC'))])
   const created = !row
   const hash = created || resetPassword ? await passwords.hash(password) : null
-  const id = await em.transactional(async (tem) => {
+  const { id, ended } = await em.transactional(async (tem) => {
     const t = tem as EntityManager
+    // A reset password ends the account's sessions, under the row lock as every ending change (see Sessions).
+    const ended = row && hash ? (await app.identity.sessions.lockUser(t, row.id), await app.identity.sessions.revoke(t, { userId: row.id })) : []
     let user = row ? await t.findOneOrFail(UserEntity, { id: row.id }) : null
     if (!user) {
       user = t.create(UserEntity, {
@@ -60,7 +62,8 @@ async function upsertAdmin(
     }
     await t.flush()
     await app.outbox.emit(t, created ? 'identity.user.created' : 'identity.user.updated', await nextUserFact(t, user.id, null))
-    return user.id
+    return { id: user.id, ended }
   })
+  await app.identity.sessions.afterCommit(ended)
   return { id, created }
 }

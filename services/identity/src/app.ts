@@ -6,7 +6,7 @@ import type { IdentityConfig } from './config.js'
 import { entities } from './entities/index.js'
 import { migrations } from './migrations/index.js'
 import { loadPreviousKeys, loadSigningKey } from './domain/keys.js'
-import { Passwords } from './domain/passwords.js'
+import { Passwords, defaultPasswordWorkers } from './domain/passwords.js'
 import { Tokens } from './domain/tokens.js'
 import { Sessions } from './domain/sessions.js'
 import { DirectoryReplica } from './domain/directory-replica.js'
@@ -55,7 +55,11 @@ export async function buildApp(config: IdentityConfig, options: { logger?: Fasti
       replica = new DirectoryReplica(config.DIRECTORY_INTERNAL_URL, app.log)
       app.decorate('identity', {
         config,
-        passwords: new Passwords(config.BCRYPT_COST),
+        passwords: new Passwords(config.BCRYPT_COST, {
+          concurrency: config.PASSWORD_WORKERS || defaultPasswordWorkers(),
+          maxWaitMs: config.PASSWORD_QUEUE_WAIT_MS,
+          maxQueue: 1024
+        }),
         tokens,
         jwks: { keys: verifying.map((k) => k.jwk) },
         sessions: new Sessions(app, tokens, config.ROSTER_ROTATE_REFRESH),

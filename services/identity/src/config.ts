@@ -21,6 +21,17 @@ export const IdentityConfigSchema = serviceConfigSchema({
   ROSTER_ADMIN_USERNAME: Type.String({ default: '' }),
   ROSTER_ADMIN_PASSWORD: Type.String({ default: '' }),
   BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 15, default: 10 }),
+  PASSWORD_WORKERS: Type.Integer({
+    minimum: 0,
+    maximum: 1024,
+    default: 0,
+    description: 'bcrypt operations at once; 0: the size of libuv thread pool (UV_THREADPOOL_SIZE, default 4), at most the number of cores'
+  }),
+  PASSWORD_QUEUE_WAIT_MS: Type.Integer({
+    minimum: 0,
+    default: 10000,
+    description: 'how long a login, registration or password change waits for a bcrypt slot before answering 429'
+  }),
   LOGIN_MAX_FAILURES: Type.Integer({ minimum: 1, default: 5 }),
   LOGIN_LOCKOUT_SECONDS: Type.Integer({ minimum: 1, default: 900 }),
   LOGIN_IP_MAX_FAILURES: Type.Integer({ minimum: 1, default: 20 }),

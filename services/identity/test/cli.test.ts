@@ -2,7 +2,7 @@ import t from 'tap'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { isolate } from '@roster/service-kit/testing'
+import { eventually, isolate } from '@roster/service-kit/testing'
 import { buildApp } from '../src/app.js'
 import { testConfig, testKey, login } from './helper.js'
 
@@ -33,6 +33,14 @@ t.test('the create-admin command makes an admin who can log in', async (t) => {
   const tokens = await login(app, 'root2', 'root-pass-456')
   const list = await app.inject({ method: 'GET', url: '/api/users/', headers: { authorization: `Bearer ${tokens.access}` } })
   t.equal(list.statusCode, 200)
+
+  // A reset password ends the sessions of the account, in every process (this one learns it from the bucket).
+  await run(process.execPath, ['--import', 'tsx', cli, '--username', 'root2', '--password', 'root-pass-789'], { env })
+  await eventually(
+    async () => (await app.inject({ method: 'GET', url: '/api/users/', headers: { authorization: `Bearer ${tokens.access}` } })).statusCode === 401
+  )
+  const refreshed = await app.inject({ method: 'POST', url: '/api/auth/refresh/', payload: { refresh: tokens.refresh } })
+  t.equal(refreshed.statusCode, 401)
 })
 
 t.test('start-up fails loudly on bad configuration', async (t) => {

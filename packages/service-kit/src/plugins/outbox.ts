@@ -25,6 +25,11 @@ export interface Outbox {
   kick(): void
   /** Publishes what is pending and older than `graceMs` (default 0: all); resolves with the number of rows sent. */
   relayOnce(graceMs?: number): Promise<number>
+  /**
+   * Resolves once the after-commit publishing of these rows (ids from `enqueue` / `emit`, transaction
+   * committed) has finished, sent or left to the relay; at once for rows not being published now.
+   */
+  settled(eventIds: string[]): Promise<void>
 }
 
 declare module 'fastify' {
@@ -102,6 +107,7 @@ export const outboxPlugin = fp(
     // Publishing after commit. Rows of one transaction go out in order; a failure leaves that row and
     // the ones after it to the relay.
     const inFlight = new Set<Promise<void>>()
+    const publishing = new Map<string, Promise<void>>()
     let toMark: string[] = []
     let marking: Promise<void> | null = null
     function publishCommitted(rows: OutboxRow[]) {
@@ -118,7 +124,11 @@ export const outboxPlugin = fp(
         marking ??= markSent()
       })()
       inFlight.add(job)
-      void job.finally(() => inFlight.delete(job))
+      for (const row of rows) publishing.set(row.event_id, job)
+      void job.finally(() => {
+        inFlight.delete(job)
+        for (const row of rows) if (publishing.get(row.event_id) === job) publishing.delete(row.event_id)
+      })
     }
 
     /** Marks what went out since the last mark, in one statement; loops while more arrives meanwhile. */
@@ -234,7 +244,10 @@ export const outboxPlugin = fp(
       enqueue,
       onKind: (kind, handler) => void handlers.set(kind, handler),
       kick,
-      relayOnce
+      relayOnce,
+      settled: async (eventIds) => {
+        await Promise.all(eventIds.map((id) => publishing.get(id)))
+      }
     } satisfies Outbox)
 
     // Rows that waited while NATS was away go out as soon as it is back, not at the next retry.

@@ -14,6 +14,36 @@ export interface Revocations {
   readonly size: number
 }
 
+/**
+ * Internal response header: the sessions an answer of identity has just ended, `sid,exp;sid,exp`. The
+ * gateway that carries the answer adds them to its revocation list before the client sees the answer,
+ * and strips the header. Only a bounded number fit; the rest reach the gateway through the bucket.
+ */
+export const REVOKED_SESSIONS_HEADER = 'x-roster-revoked-sessions'
+export const REVOKED_SESSIONS_HEADER_MAX = 200
+const SID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+export function formatRevokedSessions(revoked: { sid: string; exp: number }[]): string {
+  return revoked
+    .slice(0, REVOKED_SESSIONS_HEADER_MAX)
+    .map((r) => `${r.sid},${r.exp}`)
+    .join(';')
+}
+
+/** The well-formed entries of the header (anything else in it is ignored). */
+export function parseRevokedSessions(value: string | string[] | undefined): { sid: string; exp: number }[] {
+  if (value === undefined) return []
+  const text = Array.isArray(value) ? value.join(';') : value
+  return text
+    .split(';')
+    .slice(0, REVOKED_SESSIONS_HEADER_MAX)
+    .flatMap((entry) => {
+      const [sid, exp, extra] = entry.trim().split(',')
+      const seconds = Number(exp)
+      return extra === undefined && sid !== undefined && SID.test(sid) && Number.isSafeInteger(seconds) && seconds > 0 ? [{ sid, exp: seconds }] : []
+    })
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     revocations: Revocations

@@ -5,70 +5,104 @@ export interface ThrottleRule {
   windowSeconds: number
 }
 
-export interface ThrottleState {
-  failures: number
-  /** Seconds until the window passes, for `Retry-After`. */
-  retryAfter: number
+export interface ThrottleKey extends ThrottleRule {
+  key: string
+}
+
+/** Attempts admitted to the password check; settle each exactly once. */
+export interface Reservation {
+  keys: ThrottleKey[]
+}
+
+export type ReserveOutcome =
+  | { kind: 'admitted'; reservation: Reservation }
+  /** A key has `max` failures in its window: wait `retryAfter` seconds. */
+  | { kind: 'locked'; retryAfter: number }
+  /** Attempts still being checked fill a key's allowance; asking again shortly may succeed. */
+  | { kind: 'busy' }
+
+class Refused extends Error {
+  constructor(readonly outcome: Exclude<ReserveOutcome, { kind: 'admitted' }>) {
+    super(outcome.kind)
+  }
 }
 
 const run = async <T>(em: EntityManager, sql: string, params: unknown[]): Promise<T> =>
   (await em.getConnection().execute(sql, params, 'all', em.getTransactionContext())) as T
 
 /**
- * Failed-login counters in PostgreSQL, shared by every replica. A window starts at the first failure
- * and the counter restarts once it has passed.
+ * Failed-login counters in PostgreSQL, shared by every replica, per username and per client address.
+ *
+ * An attempt is admitted before its password is checked by *reserving* it: one atomic conditional upsert
+ * per key raises `pending` only while `failures + pending < max`, and all keys of an attempt are reserved
+ * in one short transaction (all or none; keys in a fixed order, so two attempts never deadlock). After
+ * the check the reservation is settled: a failure moves it to `failures`, a success drops it (and, for
+ * the username, clears its failures). So however many attempts run at once, at most `max` failures of a
+ * key reach bcrypt in its window, and no lock or transaction is held while bcrypt runs.
+ *
+ * A window starts at a key's first failure and the counters restart once it has passed (a reservation
+ * leaked by a crash is forgotten then too).
  */
 export class LoginThrottle {
-  /**
-   * Takes the username's lock until the caller's transaction ends (an advisory lock on the key), so
-   * attempts on one username are checked one at a time: of 30 simultaneous wrong attempts only `max`
-   * reach bcrypt, while simultaneous right ones all pass, each after the one before. `lookup` (a select
-   * whose rows have a non-null column) rides along in the same round trip; its rows are answered. Call `check` after it: a statement
-   * sees what committed before it started, so the counters must be read by a later one.
-   */
-  async lock<T>(em: EntityManager, userKey: string, lookup: { sql: string; params: unknown[] }): Promise<T[]> {
-    // A left join: the lock side is always evaluated, whether or not the lookup finds anything (then its
-    // one row is all nulls and is dropped here).
-    const rows = await run<T[]>(
-      em,
-      `select found.* from (select pg_advisory_xact_lock(hashtext(?))) as locked left join lateral (${lookup.sql}) as found on true`,
-      [userKey, ...lookup.params]
-    )
-    return rows.filter((row) => Object.values(row as object).some((value) => value !== null))
-  }
-
-  /**
-   * Reads the failures of a username (whose lock the caller holds) and of the client address (not
-   * locked: a burst from one address may overshoot its limit by a little).
-   */
-  async check(em: EntityManager, userKey: string, userRule: ThrottleRule, ipKey: string, ipRule: ThrottleRule) {
-    const rows = await run<{ key: string; failures: number; retry_after: number }[]>(
-      em,
-      `select t.key, t.failures, extract(epoch from (t.window_start + make_interval(secs => r.win) - now()))::float as retry_after
-       from (values (?, ?::int), (?, ?::int)) as r (key, win)
-       join login_throttle t on t.key = r.key and t.window_start >= now() - make_interval(secs => r.win)`,
-      [userKey, userRule.windowSeconds, ipKey, ipRule.windowSeconds]
-    )
-    const state = (key: string): ThrottleState => {
-      const row = rows.find((r) => r.key === key)
-      return row ? { failures: row.failures, retryAfter: Math.max(1, Math.ceil(row.retry_after)) } : { failures: 0, retryAfter: 0 }
+  async reserve(em: EntityManager, keys: ThrottleKey[]): Promise<ReserveOutcome> {
+    const ordered = [...keys].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    try {
+      await em.transactional(async (tem) => {
+        const t = tem as EntityManager
+        for (const k of ordered) {
+          const rows = await run<unknown[]>(
+            t,
+            `insert into login_throttle as t (key, window_start, failures, pending) values (?, now(), 0, 1)
+             on conflict (key) do update set
+               failures = case when t.window_start < now() - make_interval(secs => ?) then 0 else t.failures end,
+               pending = case when t.window_start < now() - make_interval(secs => ?) then 1 else t.pending + 1 end,
+               window_start = case when t.window_start < now() - make_interval(secs => ?) then now() else t.window_start end
+             where t.window_start < now() - make_interval(secs => ?) or t.failures + t.pending < ?
+             returning 1`,
+            [k.key, k.windowSeconds, k.windowSeconds, k.windowSeconds, k.windowSeconds, k.max]
+          )
+          if (rows.length === 1) continue
+          const [state] = await run<{ failures: number; retry_after: number }[]>(
+            t,
+            `select failures, extract(epoch from (window_start + make_interval(secs => ?) - now()))::float as retry_after
+             from login_throttle where key = ?`,
+            [k.windowSeconds, k.key]
+          )
+          throw new Refused(
+            state && state.failures >= k.max ? { kind: 'locked', retryAfter: Math.max(1, Math.ceil(state.retry_after)) } : { kind: 'busy' }
+          )
+        }
+      })
+    } catch (error) {
+      if (error instanceof Refused) return error.outcome
+      throw error
     }
-    return { user: state(userKey), ip: state(ipKey) }
+    return { kind: 'admitted', reservation: { keys: ordered } }
   }
 
-  /** Counts a failure, starting a new window when the last one has passed. */
-  async fail(em: EntityManager, key: string, rule: ThrottleRule): Promise<void> {
-    await run(
-      em,
-      `insert into login_throttle as t (key, window_start, failures) values (?, now(), 1)
-       on conflict (key) do update set
-         failures = case when t.window_start < now() - make_interval(secs => ?) then 1 else t.failures + 1 end,
-         window_start = case when t.window_start < now() - make_interval(secs => ?) then now() else t.window_start end`,
-      [key, rule.windowSeconds, rule.windowSeconds]
-    )
+  /**
+   * Ends a reservation: `failure` counts it, `success` drops it and clears the failures of `clearKey`
+   * (the username), `none` (the check never ran) only drops it.
+   */
+  async settle(em: EntityManager, reservation: Reservation, outcome: 'failure' | 'success' | 'none', clearKey?: string): Promise<void> {
+    // One statement per key, in the order `reserve` locks them: a statement over several rows would lock
+    // them in whatever order it scans them, and could deadlock with a reservation.
+    for (const { key } of reservation.keys) {
+      await run(
+        em,
+        `update login_throttle set
+           pending = greatest(pending - 1, 0),
+           failures = case when ? then failures + 1 when ? then 0 else failures end,
+           window_start = case when ? and failures = 0 then now() else window_start end
+         where key = ?`,
+        [outcome === 'failure', outcome === 'success' && key === clearKey, outcome === 'failure', key]
+      )
+    }
   }
 
-  async clear(em: EntityManager, key: string): Promise<void> {
-    await run(em, 'delete from login_throttle where key = ?', [key])
+  /** Failures and attempts in flight of a key now (tests, diagnostics). */
+  async state(em: EntityManager, key: string): Promise<{ failures: number; pending: number } | null> {
+    const [row] = await run<{ failures: number; pending: number }[]>(em, 'select failures, pending from login_throttle where key = ?', [key])
+    return row ?? null
   }
 }

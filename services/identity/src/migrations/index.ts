@@ -135,9 +135,17 @@ export class Migration20261130000100 extends Migration {
   }
 }
 
+/** Login attempts being checked count against the throttle (see `LoginThrottle`). */
+export class Migration20261130000200 extends Migration {
+  override async up(): Promise<void> {
+    this.addSql('alter table login_throttle add column pending integer not null default 0')
+  }
+}
+
 export const migrations = [
   { name: 'Migration20261123000100', class: Migration20261123000100 },
   { name: 'Migration20261124000100', class: Migration20261124000100 },
   { name: 'Migration20261124000200', class: Migration20261124000200 },
-  { name: 'Migration20261130000100', class: Migration20261130000100 }
+  { name: 'Migration20261130000100', class: Migration20261130000100 },
+  { name: 'Migration20261130000200', class: Migration20261130000200 }
 ]

@@ -1,10 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { EntityManager } from '@mikro-orm/postgresql'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { JwksSchema, LoginBodySchema, RefreshBodySchema, RefreshResponseSchema, TokenPairSchema } from '@roster/contracts'
 import { ApiError, ThrottledError, message } from '@roster/service-kit'
 import { LoginThrottle } from '../../domain/throttle.js'
+import type { Revoked } from '../../domain/sessions.js'
 import { clientOf } from '../../context.js'
 import { identifierKey } from '../../domain/identifiers.js'
 
@@ -16,6 +17,7 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
   const { config, passwords, sessions } = app.identity
   const userRule = { max: config.LOGIN_MAX_FAILURES, windowSeconds: config.LOGIN_LOCKOUT_SECONDS }
   const ipRule = { max: config.LOGIN_IP_MAX_FAILURES, windowSeconds: config.LOGIN_IP_WINDOW_SECONDS }
+  const throttle = new LoginThrottle()
 
   app.post(
     '/api/auth/',
@@ -27,7 +29,7 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
         description:
           'Answers an access and a refresh token and starts a session. Wrong credentials and inactive accounts get the ' +
           'same 401. After 5 failures for one username within 15 minutes, or 20 failures from one address within a ' +
-          'minute, attempts answer 429 with Retry-After.',
+          'minute, attempts answer 429 with Retry-After; so do logins while the server is saturated with password checks.',
         security: [],
         body: LoginBodySchema,
         response: { 200: TokenPairSchema, 400: fieldErrors, 401: errorRef, 429: errorRef }
@@ -36,13 +38,11 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
     async function login(request) {
       const { username, password } = request.body
       const client = clientOf(request)
-      const throttle = new LoginThrottle()
-      const ipKey = `ip:${client.ip}`
+      const em = request.em
       // Login compares usernames as uniqueness does (NFKC + case folding): `ADMIN` and `ａｄｍｉｎ` are `admin`.
       const userKey = `user:${identifierKey(username)}`
-
-      const failed = async (em: EntityManager, userId: number | null, reason: 'bad_credentials' | 'inactive' | 'locked_out') =>
-        app.outbox.emit(em, 'identity.session.login_failed', {
+      const failed = (tem: EntityManager, userId: number | null, reason: 'bad_credentials' | 'inactive' | 'locked_out') =>
+        app.outbox.emit(tem, 'identity.session.login_failed', {
           user_id: userId,
           username: username.slice(0, 150),
           reason,
@@ -50,32 +50,56 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
           user_agent: client.userAgent
         })
 
-      const outcome = await request.em.transactional(async (tem) => {
-        const em = tem as EntityManager
-        const [row] = await throttle.lock<{ id: number; username: string; password: string; is_staff: boolean; is_active: boolean }>(em, userKey, {
-          sql: 'select id, username, password, is_staff, is_active from app_user where username_key = ?',
-          params: [identifierKey(username)]
-        })
-        const limits = await throttle.check(em, userKey, userRule, ipKey, ipRule)
-        const blocked = [limits.ip.failures >= ipRule.max && limits.ip, limits.user.failures >= userRule.max && limits.user].filter(Boolean)
-        if (blocked.length > 0) {
-          await failed(em, null, 'locked_out')
-          return { kind: 'locked' as const, retryAfter: Math.max(...blocked.map((b) => (b as { retryAfter: number }).retryAfter)) }
-        }
+      // 1. Reserve the attempt on both counters (a short transaction of its own). Attempts still being
+      //    checked may fill a counter for a moment: wait for them, bounded, rather than refuse.
+      const keys = [
+        { key: `ip:${client.ip}`, ...ipRule },
+        { key: userKey, ...userRule }
+      ]
+      const deadline = Date.now() + passwords.limits.maxWaitMs + 1000
+      let reserved = await throttle.reserve(em, keys)
+      for (let pause = 20; reserved.kind === 'busy' && Date.now() < deadline; pause = Math.min(pause * 2, 250)) {
+        await new Promise((resolve) => setTimeout(resolve, pause))
+        reserved = await throttle.reserve(em, keys)
+      }
+      if (reserved.kind !== 'admitted') {
+        await em.transactional((tem) => failed(tem as EntityManager, null, 'locked_out'))
+        throw new ThrottledError(reserved.kind === 'locked' ? reserved.retryAfter : 1)
+      }
+      const { reservation } = reserved
+
+      let settled = false
+      try {
+        // 2. The password check, with no transaction and no connection held while bcrypt runs.
+        const [row] = await em
+          .getConnection()
+          .execute<{ id: number; password: string }[]>('select id, password from app_user where username_key = ?', [identifierKey(username)])
         const valid = await passwords.verify(password, row?.password ?? null)
-        if (!row || !valid || !row.is_active) {
-          await throttle.fail(em, userKey, userRule)
-          await throttle.fail(em, ipKey, ipRule)
-          await failed(em, row?.id ?? null, row && valid ? 'inactive' : 'bad_credentials')
-          return { kind: 'failed' as const }
-        }
-        if (limits.user.failures > 0) await throttle.clear(em, userKey)
-        const tokens = await sessions.open(em, { id: row.id, username: row.username, isStaff: row.is_staff }, client)
-        return { kind: 'ok' as const, tokens }
-      })
-      if (outcome.kind === 'locked') throw new ThrottledError(outcome.retryAfter)
-      if (outcome.kind === 'failed') throw new ApiError(401, 'login_failed')
-      return outcome.tokens
+
+        // 3. One short transaction under the user's row lock: the account as it is now (see Sessions).
+        const outcome = await em.transactional(async (tem) => {
+          const t = tem as EntityManager
+          const user = valid && row ? await sessions.lockUser(t, row.id) : null
+          // A password changed (or a user deleted) since the check makes the check worthless.
+          const reason = !user || user.password !== row!.password ? 'bad_credentials' : !user.is_active ? 'inactive' : null
+          // The counters last: their rows are shared by every attempt from the address, so they are
+          // held locked only for the end of the transaction.
+          if (reason) {
+            await failed(t, row?.id ?? null, reason)
+            await throttle.settle(t, reservation, 'failure')
+            return null
+          }
+          const tokens = await sessions.open(t, { id: user!.id, username: user!.username, isStaff: user!.is_staff }, client)
+          await throttle.settle(t, reservation, 'success', userKey)
+          return tokens
+        })
+        settled = true
+        if (!outcome) throw new ApiError(401, 'login_failed')
+        return outcome
+      } finally {
+        // Not checked (bcrypt busy, the database failing): the attempt counts for nothing.
+        if (!settled) await throttle.settle(em, reservation, 'none').catch((error) => request.log.warn({ err: error }, 'could not release a login reservation'))
+      }
     }
   )
 
@@ -92,8 +116,15 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
         response: { 200: RefreshResponseSchema, 400: fieldErrors, 401: errorRef }
       }
     },
-    async function refresh(request) {
-      return sessions.refresh(request.em, request.body.refresh)
+    async function refresh(request, reply) {
+      try {
+        return await sessions.refresh(request.em, request.body.refresh)
+      } catch (error) {
+        // A reused rotated refresh token ended its session: named to the gateway like any ending.
+        const revoked = (error as { revoked?: Revoked[] }).revoked
+        if (revoked) await sessions.afterCommit(revoked, reply)
+        throw error
+      }
     }
   )
 
@@ -102,9 +133,9 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
     summary: 'log out: end the session for every service',
     response: { 200: errorRef, 401: errorRef }
   }
-  async function logout(request: FastifyRequest) {
+  async function logout(request: FastifyRequest, reply: FastifyReply) {
     const caller = request.caller!
-    await sessions.end(request.em, caller.sid, caller.userId, clientOf(request))
+    await sessions.afterCommit(await sessions.end(request.em, caller.sid, caller.userId, clientOf(request)), reply)
     return { detail: message('logged_out', request.lang) }
   }
   app.get('/api/auth/logout/', { schema: logoutSchema }, logout)

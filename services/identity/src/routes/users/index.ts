@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { Type } from '@sinclair/typebox'
 import {
@@ -149,7 +149,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     }
   )
 
-  async function update(request: FastifyRequest<{ Params: { pk: string }; Body: UserPatchBody }>, replace: boolean) {
+  async function update(request: FastifyRequest<{ Params: { pk: string }; Body: UserPatchBody }>, reply: FastifyReply, replace: boolean) {
     const id = parsePk(request.params.pk)
     const caller = assertSelfOrAdmin(request, id)
     const { em, body } = request
@@ -206,6 +206,8 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       } else if (existing && (newHash || body.email !== undefined)) {
         existing.modifier = caller.userId
       }
+      // What ends sessions: deactivation, a change of is_staff either way (tokens carry it), a new
+      // password (all but the caller's own session when users change their own).
       let ended: Revoked[] = []
       if (activeChange && !user.isActive) ended = await sessions.revoke(t, { userId: id })
       else if (staffChange) ended = await sessions.revoke(t, { userId: id })
@@ -214,7 +216,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       await app.outbox.emit(t, 'identity.user.updated', await nextUserFact(t, id, caller.userId))
       return ended
     })
-    sessions.afterCommit(revoked)
+    await sessions.afterCommit(revoked, reply)
     const [rendered] = await loadUsers(em.fork(), [id], tz)
     if (!rendered) throw new NotFoundError() // deleted right after this change committed
     return rendered
@@ -236,7 +238,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
         response: updateResponses
       }
     },
-    (request) => update(request as any, true)
+    (request, reply) => update(request as any, reply, true)
   )
   app.patch(
     '/api/users/:pk/',
@@ -249,7 +251,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
         response: updateResponses
       }
     },
-    (request) => update(request as any, false)
+    (request, reply) => update(request as any, reply, false)
   )
 
   app.delete(
@@ -264,7 +266,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
         response: { 200: errorRef, 401: errorRef, 403: errorRef, 404: errorRef }
       }
     },
-    async function deleteUser(request) {
+    async function deleteUser(request, reply) {
       const id = parsePk(request.params.pk)
       const caller = request.caller!
       if (caller.userId === id) throw new ApiError(403, 'cannot_delete_self')
@@ -279,7 +281,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
         await app.outbox.emit(t, 'identity.user.deleted', { user_id: id, username: user.username, actor: caller.userId })
         return ended
       })
-      sessions.afterCommit(revoked)
+      await sessions.afterCommit(revoked, reply)
       return { detail: message('deleted', request.lang) }
     }
   )
