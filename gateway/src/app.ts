@@ -1,5 +1,4 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { Transform, type Readable } from 'node:stream'
 import replyFrom from '@fastify/reply-from'
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
@@ -9,43 +8,26 @@ import {
   ApiError,
   BODY_LIMIT_BYTES,
   NotFoundError,
-  PayloadTooLargeError,
   ThrottledError,
   authPlugin,
   errorsPlugin,
   healthPlugin,
   jwksKeyResolver,
   metricsPlugin,
+  message,
   natsPlugin,
+  negotiateLanguage,
+  refuseMalformed,
   revocationPlugin,
   serverOptions
 } from '@roster/service-kit'
 import type { GatewayConfig } from './config.js'
-import { upstreamOf, type Upstream } from './routing.js'
+import { canonicalPath, forwardedQuery, proxyRoutes, type Upstream } from './routing.js'
 import { MergedDocs } from './openapi.js'
 
 // Not passed on: hop-by-hop headers, and `expect` (this server already answered a client's `100-continue`;
 // undici refuses to send it, which made every curl upload over 1 KiB a 503).
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect']
-
-type LimitedBody = Transform & { tooLarge?: boolean }
-
-/** Passes a body on while counting it; past the limit it fails (and says so), ending the forward. */
-function limitBody(payload: Readable): LimitedBody {
-  let seen = 0
-  const limited: LimitedBody = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      seen += chunk.length
-      if (seen > BODY_LIMIT_BYTES) {
-        limited.tooLarge = true
-        return callback(new PayloadTooLargeError())
-      }
-      callback(null, chunk)
-    }
-  })
-  payload.on('error', (error) => limited.destroy(error))
-  return payload.pipe(limited)
-}
 
 function trustProxy(config: GatewayConfig): string[] | false {
   const list = config.TRUSTED_PROXIES.split(',').map((s) => s.trim()).filter(Boolean)
@@ -63,7 +45,24 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
     directory: config.DIRECTORY_URL,
     audit: config.AUDIT_URL
   }
-  const app = Fastify({ ...serverOptions('gateway', config.LOG_LEVEL, options.logger), trustProxy: trustProxy(config) })
+  const app = Fastify({
+    ...serverOptions('gateway', config.LOG_LEVEL, options.logger, {
+      headersMs: config.CLIENT_HEADERS_TIMEOUT_MS,
+      requestMs: config.CLIENT_REQUEST_TIMEOUT_MS,
+      keepAliveMs: config.CLIENT_KEEP_ALIVE_TIMEOUT_MS,
+      idleMs: Math.max(120_000, 2 * config.UPSTREAM_TIMEOUT_MS)
+    }),
+    trustProxy: trustProxy(config)
+  })
+  app.addHook('onRequest', refuseMalformed)
+  // A preflight must name its origin and method; @fastify/cors answers one without them in text/plain.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.method !== 'OPTIONS' || (request.headers.origin && request.headers['access-control-request-method'])) return undefined
+    const text = message('malformed_request', negotiateLanguage(request.headers['accept-language']), {
+      reason: 'a CORS preflight needs Origin and Access-Control-Request-Method'
+    })
+    return reply.code(400).send({ detail: text, non_field_errors: [text] })
+  })
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
@@ -128,49 +127,71 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
       disableRequestLogging: true
     } as any)
     await app.register(async function proxy(scope) {
-      // Bodies pass through as streams: the service that owns the path parses them. The size limit is
-      // also kept here, before and while forwarding: a service that refuses a large body closes the
-      // connection in the middle of the upload, which would reach the client as a 503.
+      // A body is read whole (up to the 1 MiB limit; more is a 413, declared or streamed) before anything
+      // is forwarded, so a slow upload holds only its own client connection and never an upstream one;
+      // the service that owns the path parses it.
       scope.removeAllContentTypeParsers()
+      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT_BYTES }, (_request, body, done) => done(null, body))
+      // A client that resets in the middle of its upload has gone: nothing failed here, nobody to answer.
+      scope.setErrorHandler(function clientGone(error, request, reply) {
+        if (!request.raw.socket || request.raw.socket.destroyed) {
+          request.log.info({ code: (error as { code?: string }).code }, 'client went away during its request')
+          return reply.code(400).send()
+        }
+        throw error
+      })
       // The rest of a refused body is never read: the connection is closed after the answer instead of
       // being kept alive with an upload still coming.
       scope.addHook('onSend', async (_request, reply) => {
         if (reply.statusCode === 413) reply.header('connection', 'close')
       })
-      scope.addContentTypeParser('*', (request, payload, done) => {
-        if (Number(request.headers['content-length'] ?? 0) > BODY_LIMIT_BYTES) return done(new PayloadTooLargeError(), undefined)
-        done(null, limitBody(payload))
+      // Only a canonical path is forwarded: the router has already matched a public template (after
+      // ignoring duplicate and trailing slashes and decoding parameters); the raw path must be that
+      // template's canonical spelling too, or the answer is this gateway's own 404.
+      scope.addHook('onRequest', async (request) => {
+        if (canonicalPath(request.raw.url ?? '') === null) throw new NotFoundError()
       })
-      scope.all(
-        '/api/*',
-        { config: { access: 'public' }, schema: { hide: true } },
-        async function forward(request, reply) {
-          const path = request.url.split('?')[0]
-          const upstream = upstreamOf(path)
-          if (!upstream) throw new NotFoundError()
-          return reply.from(upstreams[upstream] + request.url, {
-            timeout: config.UPSTREAM_TIMEOUT_MS,
-            rewriteRequestHeaders: (_req, headers) => {
-              const out: Record<string, string | string[] | undefined> = { ...headers }
-              for (const name of HOP_BY_HOP) delete out[name]
-              out['x-forwarded-for'] = request.ip
-              out['x-forwarded-host'] = request.host
-              out['x-forwarded-proto'] = request.protocol
-              out['x-request-id'] = request.id
-              return out as any
-            },
-            onError: (reply, { error }) => {
-              if ((request.body as LimitedBody | undefined)?.tooLarge) {
-                reply.code(413).send(new PayloadTooLargeError().body(request.lang))
-                return
+      for (const route of proxyRoutes()) {
+        const upstream = route.owner
+        scope.route({
+          method: route.methods,
+          url: route.path,
+          config: { access: 'public' },
+          schema: { hide: true },
+          handler: async function forward(request, reply) {
+            const url = request.raw.url ?? ''
+            const path = canonicalPath(url)
+            if (path === null) throw new NotFoundError()
+            const body = request.body
+            return reply.from(upstreams[upstream] + path, {
+              timeout: config.UPSTREAM_TIMEOUT_MS,
+              queryString: () => forwardedQuery(url),
+              ...(Buffer.isBuffer(body)
+                ? { body, contentType: request.headers['content-type'] ?? 'application/octet-stream' }
+                : {}),
+              rewriteRequestHeaders: (_req, headers) => {
+                const out: Record<string, string | string[] | number | undefined> = { ...headers }
+                for (const name of HOP_BY_HOP) delete out[name]
+                out['x-forwarded-for'] = request.ip
+                out['x-forwarded-host'] = request.host
+                out['x-forwarded-proto'] = request.protocol
+                out['x-request-id'] = request.id
+                return out as any
+              },
+              // Whatever the upstream did (refused, reset, timed out, answered garbage) the client gets an
+              // answer in the API's shape: 504 when it took too long, 503 otherwise.
+              onError: (reply, { error }) => {
+                const timedOut = (error as { statusCode?: number }).statusCode === 504
+                request.log.error({ err: error, upstream }, 'upstream failed')
+                const status = timedOut ? 504 : 503
+                reply.code(status).send({ detail: new ApiError(status, timedOut ? 'gateway_timeout' : 'service_unavailable').body(request.lang).detail })
               }
-              request.log.error({ err: error, upstream }, 'upstream failed')
-              reply.code(503).send({ detail: new ApiError(503, 'service_unavailable').body(request.lang).detail })
-            }
-          })
-        }
-      )
+            })
+          }
+        })
+      }
     })
+    app.registerMethodNotAllowed()
   } catch (error) {
     await app.close().catch(() => undefined)
     throw error
