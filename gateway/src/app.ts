@@ -55,6 +55,12 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
     trustProxy: trustProxy(config)
   })
   app.addHook('onRequest', refuseMalformed)
+  // Only a canonical path is forwarded (or answered 405): the router has matched a public template after
+  // ignoring duplicate and trailing slashes and decoding parameters; the raw path must also be that
+  // template's canonical spelling, or the answer is this gateway's own 404.
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.url?.startsWith('/api/') && canonicalPath(request.raw.url ?? '') === null) throw new NotFoundError()
+  })
   // A preflight must name its origin and method; @fastify/cors answers one without them in text/plain.
   app.addHook('onRequest', async (request, reply) => {
     if (request.method !== 'OPTIONS' || (request.headers.origin && request.headers['access-control-request-method'])) return undefined
@@ -144,12 +150,6 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
       // being kept alive with an upload still coming.
       scope.addHook('onSend', async (_request, reply) => {
         if (reply.statusCode === 413) reply.header('connection', 'close')
-      })
-      // Only a canonical path is forwarded: the router has already matched a public template (after
-      // ignoring duplicate and trailing slashes and decoding parameters); the raw path must be that
-      // template's canonical spelling too, or the answer is this gateway's own 404.
-      scope.addHook('onRequest', async (request) => {
-        if (canonicalPath(request.raw.url ?? '') === null) throw new NotFoundError()
       })
       for (const route of proxyRoutes()) {
         const upstream = route.owner

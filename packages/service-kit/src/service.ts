@@ -3,7 +3,6 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { EntitySchema, MigrationObject } from '@mikro-orm/core'
 import { randomUUID } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
-import { parse as parseQueryString } from 'node:querystring'
 import type { Socket } from 'node:net'
 import type { FieldCheck, StreamKey } from '@roster/contracts'
 import { FieldErrorsSchema, DetailSchema } from '@roster/contracts'
@@ -93,21 +92,15 @@ export interface ClientTimeouts {
 
 export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5_000, idleMs: 120_000 }
 
-const MALFORMED_QUERY = Symbol('roster.malformedQuery')
-
 /**
- * Fastify's query parser, except that it never throws (a throw there is an uncaught exception, outside any
- * request) and marks a query with invalid percent-encoding (`%FF`, `%E4%B8`, `%zz`) for `refuseMalformed`.
+ * A query must be valid percent-encoded UTF-8 (`%FF`, `%E4%B8`, `%zz` and encoded lone surrogates are not);
+ * Fastify's parser lets such a query through and whatever decodes it later throws, as a 500.
  */
-export function parseQuery(query: string): Record<string, unknown> {
-  const parsed = parseQueryString(query) as Record<string, unknown>
-  if (query.includes('%') && !wellFormed(query)) Object.defineProperty(parsed, MALFORMED_QUERY, { value: true })
-  return parsed
-}
-
-function wellFormed(encoded: string): boolean {
+function wellFormedQuery(url: string): boolean {
+  const start = url.indexOf('?')
+  if (start === -1 || !url.includes('%', start)) return true
   try {
-    decodeURIComponent(encoded)
+    decodeURIComponent(url.slice(start + 1))
     return true
   } catch {
     return false
@@ -126,7 +119,7 @@ export async function refuseMalformed(request: FastifyRequest, reply: FastifyRep
   const lang = negotiateLanguage(request.headers['accept-language'])
   let reason: string | null = null
   if (host === undefined ? request.raw.httpVersion === '1.1' : !HOST.test(host)) reason = 'invalid Host header'
-  else if ((request.query as Record<symbol, unknown> | undefined)?.[MALFORMED_QUERY]) reason = 'invalid percent-encoding in the query'
+  else if (!wellFormedQuery(request.raw.url ?? '')) reason = 'invalid percent-encoding in the query'
   if (reason === null) return undefined
   request.log.info({ status: 400, reason }, 'request refused')
   return reply.code(400).header('connection', 'close').send(malformed(reason, lang))
@@ -162,7 +155,7 @@ export function serverOptions(
     clientErrorHandler,
     frameworkErrors,
     bodyLimit: BODY_LIMIT_BYTES,
-    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 200, querystringParser: parseQuery },
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 200 },
     // Slow clients are cut off (Node answers 408 through `clientErrorHandler`): headers, then the whole
     // request, checked every second rather than Node's default 30 s; a missing Host is `refuseMalformed`'s.
     http: { headersTimeout: timeouts.headersMs, connectionsCheckingInterval: 1000, requireHostHeader: false },
