@@ -22,7 +22,11 @@ export const GatewayConfigSchema = Type.Object({
   UPSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
   CLIENT_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10000, description: 'time a client may take to send its headers' }),
   CLIENT_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000, description: 'time a client may take to send a whole request, body included' }),
-  CLIENT_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000, description: 'how long an idle client connection is kept open' })
+  CLIENT_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    default: 72000,
+    description: 'how long an idle client connection is kept open (longer than a load balancer in front keeps its own)'
+  })
 })
 export type GatewayConfig = Static<typeof GatewayConfigSchema>
 

@@ -90,7 +90,7 @@ export interface ClientTimeouts {
   idleMs: number
 }
 
-export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5_000, idleMs: 120_000 }
+export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 72_000, idleMs: 120_000 }
 
 /**
  * A query must be valid percent-encoded UTF-8 (`%FF`, `%E4%B8`, `%zz` and encoded lone surrogates are not);
