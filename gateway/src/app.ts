@@ -165,6 +165,9 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
             const body = request.body
             return reply.from(upstreams[upstream] + path, {
               timeout: config.UPSTREAM_TIMEOUT_MS,
+              // reply-from would repeat a GET that a service answers 503 up to ten times: a service in
+              // trouble would get ten times the load. Its 503 is passed on as it is.
+              retryDelay: () => null,
               queryString: () => forwardedQuery(url),
               ...(Buffer.isBuffer(body)
                 ? { body, contentType: request.headers['content-type'] ?? 'application/octet-stream' }

@@ -439,3 +439,35 @@ t.test('bodies are forwarded whole, byte for byte, with their content type', asy
   t.equal(Number(forwarded.headers['content-length']), Buffer.byteLength(body))
   t.notOk(forwarded.headers['transfer-encoding'])
 })
+
+t.test("the route table is exactly the services' public routes, and the merged document exactly the table", async (t) => {
+  const { buildApp: buildDirectory } = await import('../../services/directory/src/app.js')
+  const { testConfig: directoryConfig } = await import('../../services/directory/test/helper.js')
+  const { buildApp: buildAudit } = await import('../../services/audit/src/app.js')
+  const { testConfig: auditConfig } = await import('../../services/audit/test/helper.js')
+  const iso = await isolate(t)
+  const services = {
+    identity: await buildIdentity(testConfig(iso)),
+    directory: await buildDirectory(directoryConfig(iso)),
+    audit: await buildAudit(auditConfig(iso))
+  }
+  const operations = (doc: { paths?: Record<string, Record<string, unknown>> }, owner?: string) =>
+    Object.entries(doc.paths ?? {})
+      .filter(([path]) => path.startsWith('/api/'))
+      .flatMap(([path, item]) => Object.keys(item).filter((m) => m !== 'parameters').map((m) => `${m.toUpperCase()} ${path}${owner ? ' ' + owner : ''}`))
+  const declared = PUBLIC_ROUTES.map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, '{$1}')} ${r.owner}`).sort()
+  const served: string[] = []
+  const urls = {} as Record<Owner, string>
+  for (const [owner, app] of Object.entries(services) as [Owner, FastifyInstance][]) {
+    t.after(() => app.close())
+    await app.ready()
+    served.push(...operations(app.swagger() as any, owner))
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    urls[owner] = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  }
+  t.same(served.sort(), declared, 'every documented /api operation of each service is in the table, with that owner, and no other')
+
+  const { gateway } = await gatewayOver(t, urls)
+  const merged = (await gateway.inject({ method: 'GET', url: '/docs/json' })).json()
+  t.same(operations(merged).sort(), declared.map((d) => d.slice(0, d.lastIndexOf(' '))).sort(), 'the merged document has exactly the table')
+})
