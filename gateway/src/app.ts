@@ -29,6 +29,9 @@ import { MergedDocs } from './openapi.js'
 // undici refuses to send it, which made every curl upload over 1 KiB a 503).
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect']
 
+/** The largest answer a service may give (a page of the longest list is far smaller). */
+const MAX_ANSWER_BYTES = 32 * 1024 * 1024
+
 function trustProxy(config: GatewayConfig): string[] | false {
   const list = config.TRUSTED_PROXIES.split(',').map((s) => s.trim()).filter(Boolean)
   return list.length > 0 ? list : false
@@ -180,6 +183,27 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
                 out['x-forwarded-proto'] = request.protocol
                 out['x-request-id'] = request.id
                 return out as any
+              },
+              // The answer is read whole before it is sent on, so a client that reads slowly (or not at all)
+              // holds only its own connection, never one to a service. Hop-by-hop headers stay on this hop.
+              rewriteHeaders: (headers) => {
+                const out: Record<string, unknown> = { ...headers }
+                for (const name of HOP_BY_HOP) delete out[name]
+                return out as any
+              },
+              onResponse: (_request, reply, res) => {
+                const chunks: Buffer[] = []
+                let size = 0
+                res.stream.on('data', (chunk: Buffer) => {
+                  size += chunk.length
+                  if (size > MAX_ANSWER_BYTES) res.stream.destroy(new Error(`an answer over ${MAX_ANSWER_BYTES} bytes`))
+                  else chunks.push(chunk)
+                })
+                res.stream.on('end', () => void reply.send(Buffer.concat(chunks)))
+                res.stream.on('error', (error: Error) => {
+                  request.log.error({ err: error, upstream }, 'upstream answer failed')
+                  if (!reply.sent) void reply.code(503).send({ detail: new ApiError(503, 'service_unavailable').body(request.lang).detail })
+                })
               },
               // Whatever the upstream did (refused, reset, timed out, answered garbage) the client gets an
               // answer in the API's shape: 504 when it took too long, 503 otherwise.

@@ -31,10 +31,17 @@ async function recordingUpstream(t: Test, owner: Owner) {
     received.push(entry)
     req.on('data', (chunk: Buffer) => (entry.body += chunk.toString('utf8')))
   })
-  app.all('/*', async (request) => ({ owner, url: request.url }))
+  const finished: string[] = []
+  app.all('/*', async (request, reply) => {
+    reply.raw.on('finish', () => finished.push(request.url))
+    // `?big=N`: an answer of N MiB, for clients that do not read.
+    const big = Number((request.query as { big?: string }).big ?? 0)
+    if (big > 0) return { owner, pad: 'x'.repeat(big * 1024 * 1024) }
+    return { owner, url: request.url }
+  })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(() => app.close())
-  return { received, url: `http://127.0.0.1:${(app.server.address() as { port: number }).port}` }
+  return { received, finished, url: `http://127.0.0.1:${(app.server.address() as { port: number }).port}` }
 }
 
 /** A TCP server that accepts and resets every connection as soon as a request arrives. */
@@ -470,4 +477,36 @@ t.test("the route table is exactly the services' public routes, and the merged d
   const { gateway } = await gatewayOver(t, urls)
   const merged = (await gateway.inject({ method: 'GET', url: '/docs/json' })).json()
   t.same(operations(merged).sort(), declared.map((d) => d.slice(0, d.lastIndexOf(' '))).sort(), 'the merged document has exactly the table')
+})
+
+t.test('a client that does not read its answer holds no upstream connection', async (t) => {
+  const { port, identity } = await recordingSystem(t)
+  const reader = connect(port, '127.0.0.1')
+  reader.on('error', () => undefined)
+  t.after(() => reader.destroy())
+  reader.pause()
+  reader.write(get('/api/users/?big=16'))
+  // The service finishes sending its 16 MiB answer although the client has read none of it: the gateway
+  // took it all.
+  await eventually(() => identity.finished.includes('/api/users/?big=16'), { timeoutMs: 20_000 })
+  const other = await raw(port, get('/api/users/2/'))
+  t.equal(other.status, 200, 'others are served meanwhile')
+  // And the whole answer does arrive when the client reads at last.
+  let bytes = 0
+  await new Promise<void>((resolve) => {
+    reader.on('data', (chunk: Buffer) => (bytes += chunk.length))
+    reader.on('close', () => resolve())
+    reader.resume()
+  })
+  t.ok(bytes > 16 * 1024 * 1024, 'the answer arrives whole')
+  t.notOk(identity.received.some((r) => r.headers['transfer-encoding']), 'nothing chunked was sent upstream')
+})
+
+t.test("hop-by-hop headers of a service's answer are not passed on", async (t) => {
+  const { port } = await recordingSystem(t)
+  const answer = await raw(port, 'GET /api/users/3/ HTTP/1.1\r\nHost: x\r\n\r\n')
+  t.equal(answer.status, 200)
+  // The service keeps idle connections 72 s; this gateway (as configured here) 5 s, and says so itself.
+  t.equal(answer.headers['keep-alive'], 'timeout=5', "the gateway's own keep-alive, not the service's")
+  t.notOk(answer.headers['transfer-encoding'])
 })
