@@ -192,6 +192,8 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
                 return out as any
               },
               onResponse: (_request, reply, res) => {
+                // HEAD has no body to hold anything up, and the service's Content-Length must stand.
+                if (request.method === 'HEAD') return void reply.send(res.stream)
                 const chunks: Buffer[] = []
                 let size = 0
                 res.stream.on('data', (chunk: Buffer) => {

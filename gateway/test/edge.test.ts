@@ -509,4 +509,7 @@ t.test("hop-by-hop headers of a service's answer are not passed on", async (t) =
   // The service keeps idle connections 72 s; this gateway (as configured here) 5 s, and says so itself.
   t.equal(answer.headers['keep-alive'], 'timeout=5', "the gateway's own keep-alive, not the service's")
   t.notOk(answer.headers['transfer-encoding'])
+  const head = await raw(port, 'HEAD /api/users/3/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  t.equal(head.status, 200)
+  t.equal(head.headers['content-length'], String(Buffer.byteLength(answer.body)), "HEAD keeps the service's Content-Length")
 })
