@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { PUBLIC_ROUTES } from '@roster/contracts'
+import { DEFAULT_CLIENT_TIMEOUTS, errorsPlugin, serverOptions } from '@roster/service-kit'
 import { isolate, eventually } from '@roster/service-kit/testing'
 import { buildApp as buildIdentity } from '../../services/identity/src/app.js'
 import { testConfig } from '../../services/identity/test/helper.js'
@@ -512,4 +513,38 @@ t.test("hop-by-hop headers of a service's answer are not passed on", async (t) =
   const head = await raw(port, 'HEAD /api/users/3/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
   t.equal(head.status, 200)
   t.equal(head.headers['content-length'], String(Buffer.byteLength(answer.body)), "HEAD keeps the service's Content-Length")
+})
+
+t.test("the kit's server options cut off slow clients on every server, services included", async (t) => {
+  // A bare server from the kit's options, with short timeouts so the test is quick.
+  const app = Fastify(serverOptions('t', 'silent', undefined, { headersMs: 500, requestMs: 1000, keepAliveMs: 1000, idleMs: 5000 }))
+  await app.register(errorsPlugin)
+  app.post('/api/echo/', async (request) => request.body)
+  t.after(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as { port: number }).port
+  const held = (first: string) =>
+    new Promise<string>((resolve) => {
+      let answer = ''
+      const socket = connect(port, '127.0.0.1', () => socket.write(first))
+      const timer = setInterval(() => socket.writable && socket.write('a'), 100)
+      socket.on('data', (chunk) => (answer += chunk.toString('utf8')))
+      socket.on('error', () => undefined)
+      socket.on('close', () => (clearInterval(timer), resolve(answer)))
+    })
+  const [headers, body] = await Promise.all([
+    held('GET /api/echo/ HTTP/1.1\r\nHost: x\r\nX-Slow: '),
+    held('POST /api/echo/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"a": "')
+  ])
+  t.match(headers, /^HTTP\/1\.1 408 [^]*"detail":"请求超时。"/, 'slow headers: 408 in the API shape, connection closed')
+  t.match(body, /^HTTP\/1\.1 408 /, 'slow body: 408, connection closed')
+
+  // The services are built with the defaults.
+  const iso = await isolate(t)
+  const identity = await buildIdentity(testConfig(iso))
+  t.after(() => identity.close())
+  await identity.ready()
+  t.equal(identity.server.headersTimeout, DEFAULT_CLIENT_TIMEOUTS.headersMs)
+  t.equal(identity.server.requestTimeout, DEFAULT_CLIENT_TIMEOUTS.requestMs)
+  t.equal(identity.server.keepAliveTimeout, DEFAULT_CLIENT_TIMEOUTS.keepAliveMs)
 })
