@@ -141,6 +141,25 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
       // the service that owns the path parses it.
       scope.removeAllContentTypeParsers()
       scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT_BYTES }, (_request, body, done) => done(null, body))
+      // Bodies being read are held in memory: together they may take BODY_BUFFER_BUDGET_BYTES (each counts
+      // its declared length, or the whole 1 MiB limit when chunked) until its answer is finished or its
+      // connection closed. Past that a new upload is a quick 503, instead of many slow uploads together
+      // taking the process's memory.
+      let buffering = 0
+      scope.addHook('preParsing', async (request, reply, payload) => {
+        const length = request.headers['content-length']
+        if (length === undefined && request.headers['transfer-encoding'] === undefined) return payload
+        const declared = Number(length)
+        const reserve = length !== undefined && Number.isFinite(declared) ? Math.min(declared, BODY_LIMIT_BYTES) : BODY_LIMIT_BYTES
+        if (reserve <= 0) return payload
+        if (buffering + reserve > config.BODY_BUFFER_BUDGET_BYTES) {
+          reply.header('connection', 'close')
+          throw new ApiError(503, 'service_unavailable', {}, undefined, { 'retry-after': '1' })
+        }
+        buffering += reserve
+        reply.raw.once('close', () => (buffering -= reserve))
+        return payload
+      })
       // A client that resets in the middle of its upload has gone: nothing failed here, nobody to answer.
       scope.setErrorHandler(function clientGone(error, request, reply) {
         if (!request.raw.socket || request.raw.socket.destroyed) {

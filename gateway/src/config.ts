@@ -22,6 +22,11 @@ export const GatewayConfigSchema = Type.Object({
   UPSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
   CLIENT_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10000, description: 'time a client may take to send its headers' }),
   CLIENT_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000, description: 'time a client may take to send a whole request, body included' }),
+  BODY_BUFFER_BUDGET_BYTES: Type.Integer({
+    minimum: 1048576,
+    default: 134217728,
+    description: 'request bodies the gateway holds in memory at once while reading them (past it: 503)'
+  }),
   CLIENT_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({
     minimum: 100,
     default: 72000,

@@ -548,3 +548,41 @@ t.test("the kit's server options cut off slow clients on every server, services 
   t.equal(identity.server.requestTimeout, DEFAULT_CLIENT_TIMEOUTS.requestMs)
   t.equal(identity.server.keepAliveTimeout, DEFAULT_CLIENT_TIMEOUTS.keepAliveMs)
 })
+
+t.test('bodies held at once have a memory budget: past it a new upload is a quick 503, and the budget comes back', async (t) => {
+  const { port, received } = await recordingSystem(t, { BODY_BUFFER_BUDGET_BYTES: 3 * 1024 * 1024 })
+  // Three uploads that each declare 1 MiB and send a little of it fill the budget…
+  const holders = await Promise.all(
+    Array.from(
+      { length: 3 },
+      () =>
+        new Promise<Socket>((resolve) => {
+          const socket = connect(port, '127.0.0.1', () =>
+            socket.write('POST /api/users/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n{"u', () => resolve(socket))
+          )
+          socket.on('error', () => undefined)
+        })
+    )
+  )
+  const body = '{"username":"a"}'
+  const post = () =>
+    raw(port, `POST /api/users/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
+  // …so the next one is refused at once (the holders are being read: wait until the gateway counts them).
+  const refused = await eventually(async () => {
+    const answer = await post()
+    return answer.status === 503 ? answer : null
+  })
+  isDrf(t, refused, 'over the budget')
+  t.equal(refused.headers['retry-after'], '1')
+  const read = await raw(port, get('/api/users/1/'))
+  t.equal(read.status, 200, 'requests without a body are not affected')
+  // When the holders go, the budget is free again.
+  for (const socket of holders) socket.destroy()
+  const accepted = await eventually(async () => {
+    const answer = await post()
+    return answer.status === 200 ? answer : null
+  })
+  t.equal(accepted.status, 200)
+  const posts = received().filter((r) => r.method === 'POST')
+  t.ok(posts.length >= 1 && posts.every((r) => r.body === body), 'only whole uploads were forwarded, never a holder')
+})
