@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { ServerResponse } from 'node:http'
 import replyFrom from '@fastify/reply-from'
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
@@ -141,11 +142,16 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
       // the service that owns the path parses it.
       scope.removeAllContentTypeParsers()
       scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT_BYTES }, (_request, body, done) => done(null, body))
-      // Bodies being read are held in memory: together they may take BODY_BUFFER_BUDGET_BYTES (each counts
-      // its declared length, or the whole 1 MiB limit when chunked) until its answer is finished or its
-      // connection closed. Past that a new upload is a quick 503, instead of many slow uploads together
-      // taking the process's memory.
+      // Bodies being read, and answers being sent, are held in memory: together they may take
+      // BODY_BUFFER_BUDGET_BYTES (a body counts its declared length, or the whole 1 MiB limit when chunked,
+      // an answer its length) until the answer is finished or the connection closed. Past that a new upload
+      // is a quick 503 and an answer is streamed, instead of many slow clients taking the process's memory.
       let buffering = 0
+      const hold = (response: ServerResponse, bytes: number) => {
+        buffering += bytes
+        if (response.closed) buffering -= bytes
+        else response.once('close', () => (buffering -= bytes))
+      }
       scope.addHook('preParsing', async (request, reply, payload) => {
         const length = request.headers['content-length']
         if (length === undefined && request.headers['transfer-encoding'] === undefined) return payload
@@ -156,8 +162,7 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
           reply.header('connection', 'close')
           throw new ApiError(503, 'service_unavailable', {}, undefined, { 'retry-after': '1' })
         }
-        buffering += reserve
-        reply.raw.once('close', () => (buffering -= reserve))
+        hold(reply.raw, reserve)
         return payload
       })
       // A client that resets in the middle of its upload has gone: nothing failed here, nobody to answer.
@@ -211,8 +216,13 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
                 return out as any
               },
               onResponse: (_request, reply, res) => {
-                // HEAD has no body to hold anything up, and the service's Content-Length must stand.
-                if (request.method === 'HEAD') return void reply.send(res.stream)
+                // HEAD has no body to hold anything up, and the service's Content-Length must stand. An answer
+                // of unknown length, or one the memory budget has no room for, is streamed as it comes.
+                const length = Number((res as unknown as { headers: Record<string, string | undefined> }).headers['content-length'])
+                if (request.method === 'HEAD' || !Number.isFinite(length) || length > MAX_ANSWER_BYTES || buffering + length > config.BODY_BUFFER_BUDGET_BYTES) {
+                  return void reply.send(res.stream)
+                }
+                hold(reply.raw as ServerResponse, length)
                 const chunks: Buffer[] = []
                 let size = 0
                 res.stream.on('data', (chunk: Buffer) => {

@@ -25,7 +25,7 @@ export const GatewayConfigSchema = Type.Object({
   BODY_BUFFER_BUDGET_BYTES: Type.Integer({
     minimum: 1048576,
     default: 134217728,
-    description: 'request bodies the gateway holds in memory at once while reading them (past it: 503)'
+    description: 'bodies and answers the gateway holds in memory at once (past it: an upload is a 503, an answer is streamed)'
   }),
   CLIENT_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({
     minimum: 100,

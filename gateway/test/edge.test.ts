@@ -586,3 +586,14 @@ t.test('bodies held at once have a memory budget: past it a new upload is a quic
   const posts = received().filter((r) => r.method === 'POST')
   t.ok(posts.length >= 1 && posts.every((r) => r.body === body), 'only whole uploads were forwarded, never a holder')
 })
+
+t.test('answers the memory budget has no room for are streamed, whole', async (t) => {
+  const { port, identity } = await recordingSystem(t, { BODY_BUFFER_BUDGET_BYTES: 2 * 1024 * 1024 })
+  const answer = await raw(port, get('/api/users/?big=4'))
+  t.equal(answer.status, 200)
+  t.equal(Buffer.byteLength(answer.body), Number(answer.headers['content-length']))
+  t.ok(Buffer.byteLength(answer.body) > 4 * 1024 * 1024, 'the 4 MiB answer arrives whole')
+  t.ok(identity.finished.includes('/api/users/?big=4'))
+  const small = await raw(port, get('/api/users/5/'))
+  t.equal(small.status, 200, 'and the budget is still there for others')
+})
