@@ -23,7 +23,19 @@ export const GatewayConfigSchema = Type.Object({
   }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 60000, description: 'requests per client address per minute; 0 turns it off' }),
   CORS_ORIGINS: Type.String({ default: '*', description: "comma-separated allowed origins, or '*'" }),
-  UPSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 })
+  UPSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
+  CLIENT_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10000, description: 'time a client may take to send its headers' }),
+  CLIENT_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000, description: 'time a client may take to send a whole request, body included' }),
+  BODY_BUFFER_BUDGET_BYTES: Type.Integer({
+    minimum: 1048576,
+    default: 134217728,
+    description: 'bodies and answers the gateway holds in memory at once (past it: an upload is a 503, an answer is streamed)'
+  }),
+  CLIENT_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    default: 72000,
+    description: 'how long an idle client connection is kept open (longer than a load balancer in front keeps its own)'
+  })
 })
 export type GatewayConfig = Static<typeof GatewayConfigSchema>
 

@@ -1,12 +1,18 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { upstreamOf, type Upstream } from './routing.js'
+import { PUBLIC_ROUTES, openApiPath } from '@roster/contracts'
+import type { Upstream } from './routing.js'
+
+// `GET /api/users/{pk}/` → its owner: exactly the operations the gateway forwards are documented.
+const OWNERS = new Map(PUBLIC_ROUTES.map((r) => [`${r.method.toLowerCase()} ${openApiPath(r.path)}`, r.owner]))
+
+const METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'])
 
 type Doc = { paths?: Record<string, unknown>; components?: { schemas?: Record<string, unknown> }; tags?: { name: string }[] }
 
 /**
  * The merged OpenAPI document: each service's `/docs/json` (served on the service's internal listener, so
- * the base URLs here are the `*_INTERNAL_URL`s), keeping only the `/api` paths the gateway
- * routes to that service, with component schemas merged. Refreshed in the background so `/docs/json`
+ * the base URLs here are the `*_INTERNAL_URL`s), keeping only the operations the gateway forwards to that
+ * service (`PUBLIC_ROUTES`), with component schemas merged. Refreshed in the background so `/docs/json`
  * never waits on a service.
  */
 export class MergedDocs {
@@ -38,7 +44,10 @@ export class MergedDocs {
     const tags = new Map((merged.tags ?? []).map((t) => [t.name, t]))
     for (const [name, doc] of this.docs) {
       for (const [path, item] of Object.entries(doc.paths ?? {})) {
-        if (upstreamOf(path.replace(/\{[^}]+\}/g, '1')) === name) merged.paths[path] = item
+        const kept = Object.entries(item as Record<string, unknown>).filter(
+          ([key]) => !METHODS.has(key) || OWNERS.get(`${key} ${path}`) === name
+        )
+        if (kept.some(([key]) => METHODS.has(key))) merged.paths[path] = Object.fromEntries(kept)
       }
       Object.assign(merged.components.schemas, doc.components?.schemas ?? {})
       for (const tag of doc.tags ?? []) tags.set(tag.name, tag)

@@ -77,6 +77,7 @@ const CATALOGUE = {
   malformed_request: { zh: '请求格式错误 - {reason}', en: 'Malformed request - {reason}' },
   headers_too_large: { zh: '请求头过大。', en: 'Request header fields too large.' },
   request_timeout: { zh: '请求超时。', en: 'Request timeout.' },
+  gateway_timeout: { zh: '服务响应超时，请稍后再试。', en: 'The service took too long to answer, try again later.' },
   throttled: { zh: '请求超过了限速。预计 {wait} 秒后可用。', en: 'Request was throttled. Expected available in {wait} seconds.' },
   token_not_valid: { zh: 'Given token not valid for any token type', en: 'Given token not valid for any token type' },
   refresh_not_valid: { zh: 'Token is invalid or expired', en: 'Token is invalid or expired' },

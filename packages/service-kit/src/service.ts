@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { EntitySchema, MigrationObject } from '@mikro-orm/core'
 import { randomUUID } from 'node:crypto'
@@ -9,7 +9,7 @@ import { FieldErrorsSchema, DetailSchema } from '@roster/contracts'
 import type { BaseConfig } from './config.js'
 import { kitMigrations } from './kit-migration.js'
 import { BODY_LIMIT_BYTES } from './errors.js'
-import { message } from './messages.js'
+import { message, negotiateLanguage, type Lang } from './messages.js'
 import { validatorCompiler } from './validation.js'
 import { loggerOptions } from './logging.js'
 import { assertTimeZone } from './time.js'
@@ -80,13 +80,77 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
   )
 }
 
-function malformed(reason: string) {
-  const text = message('malformed_request', 'zh', { reason })
+function malformed(reason: string, lang: Lang = 'zh') {
+  const text = message('malformed_request', lang, { reason })
   return { detail: text, non_field_errors: [text] }
 }
 
+/** How long a client may take; every Roster server cuts off slow headers, slow bodies and idle sockets. */
+export interface ClientTimeouts {
+  /** Until the request's headers are complete (slowloris). */
+  headersMs: number
+  /** Until the whole request, body included, is received. */
+  requestMs: number
+  /** An idle keep-alive connection between requests. */
+  keepAliveMs: number
+  /** A socket with no traffic at all (also while an answer is being prepared). */
+  idleMs: number
+}
+
+export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 72_000, idleMs: 120_000 }
+
+/**
+ * A query must be valid percent-encoded UTF-8 (`%FF`, `%E4%B8`, `%zz` and encoded lone surrogates are not);
+ * Fastify's parser lets such a query through and whatever decodes it later throws, as a 500.
+ */
+function wellFormedQuery(url: string): boolean {
+  const start = url.indexOf('?')
+  if (start === -1 || !url.includes('%', start)) return true
+  try {
+    decodeURIComponent(url.slice(start + 1))
+    return true
+  } catch {
+    return false
+  }
+}
+
+// RFC 9110 Host: a reg-name, an IPv4 address or a bracketed IPv6 literal, and an optional port.
+const HOST = /^(?:(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?$/
+
+/**
+ * `onRequest`, first of all: a request with a malformed or (in HTTP/1.1) missing `Host`, or a query that is
+ * not valid percent-encoded UTF-8, is a `400` in the API's shape before anything reads them.
+ */
+export async function refuseMalformed(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  const host = request.headers.host
+  const lang = negotiateLanguage(request.headers['accept-language'])
+  let reason: string | null = null
+  if (host === undefined ? request.raw.httpVersion === '1.1' : !HOST.test(host)) reason = 'invalid Host header'
+  else if (!wellFormedQuery(request.raw.url ?? '')) reason = 'invalid percent-encoding in the query'
+  if (reason === null) return undefined
+  request.log.info({ status: 400, reason }, 'request refused')
+  return reply.code(400).header('connection', 'close').send(malformed(reason, lang))
+}
+
+/** What Fastify refuses before routing (`FST_ERR_BAD_URL` for `/api/users/%FF/`, …), in the API's shape. */
+function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const lang = negotiateLanguage(request.headers['accept-language'])
+  request.log.info({ code: error.code }, 'request refused before routing')
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    void reply.code(404).send({ detail: message('not_found', lang) })
+    return
+  }
+  const reason = error.code === 'FST_ERR_BAD_URL' ? 'invalid percent-encoding in the path' : 'the request could not be routed'
+  void reply.code(400).send(malformed(reason, lang))
+}
+
 /** Server options shared by every service and the gateway. */
-export function serverOptions(name: string, logLevel: string, logger?: FastifyServerOptions['logger']): FastifyServerOptions {
+export function serverOptions(
+  name: string,
+  logLevel: string,
+  logger?: FastifyServerOptions['logger'],
+  timeouts: ClientTimeouts = DEFAULT_CLIENT_TIMEOUTS
+): FastifyServerOptions {
   return {
     logger: loggerOptions(name, logLevel, logger),
     // `X-Request-Id` from the caller (the gateway) is reused, so one id names a request in every log.
@@ -96,11 +160,18 @@ export function serverOptions(name: string, logLevel: string, logger?: FastifySe
     },
     requestIdHeader: false,
     clientErrorHandler,
+    frameworkErrors,
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 200 },
+    // Slow clients are cut off (Node answers 408 through `clientErrorHandler`): headers, then the whole
+    // request, checked every second rather than Node's default 30 s; a missing Host is `refuseMalformed`'s.
+    http: { headersTimeout: timeouts.headersMs, connectionsCheckingInterval: 1000, requireHostHeader: false },
+    requestTimeout: timeouts.requestMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
+    connectionTimeout: timeouts.idleMs,
     return503OnClosing: true,
     forceCloseConnections: 'idle'
-  }
+  } as FastifyServerOptions
 }
 
 /**
@@ -117,6 +188,7 @@ export async function buildService(def: ServiceDefinition): Promise<ServiceApp> 
     trustProxy: config.TRUST_PROXY.split(',').map((s) => s.trim()).filter(Boolean)
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(validatorCompiler(def.checks ?? {}))
+  app.addHook('onRequest', refuseMalformed)
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
