@@ -95,7 +95,8 @@ const MIRRORED = ['headersTimeout', 'requestTimeout', 'keepAliveTimeout', 'timeo
 export async function listenInternal(app: FastifyInstance, options: { host: string; port: number }): Promise<string> {
   if (app.internalServer) throw new Error('the internal listener is already started')
   await app.ready()
-  const server = createServer((req, res) => {
+  // Timeouts are checked every second, as on the public server (Node's default is every 30 s).
+  const server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
     ;(req as IncomingMessage & { [INTERNAL_REQUEST]?: boolean })[INTERNAL_REQUEST] = true
     app.routing(req, res)
   })
