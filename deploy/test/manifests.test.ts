@@ -89,12 +89,16 @@ function resolvePort(port: number | string | undefined, container: Doc): number 
 const kubectl = ['/usr/bin/kubectl', '/usr/local/bin/kubectl'].find((path) => existsSync(path))
 const rendered = new Map<string, Doc[]>()
 
+/** The local overlay's Secrets come from files its documented command makes (git-ignored, kept when present). */
+function makeLocalSecrets(): void {
+  execFileSync(join(K8S, 'overlays/local/make-secrets.sh'), { stdio: 'ignore' })
+}
+
 async function render(target: string): Promise<Doc[]> {
   const cached = rendered.get(target)
   if (cached) return cached
   if (kubectl === undefined) throw new Error('kubectl is needed to render the overlays')
-  // The local overlay's Secrets come from files its documented command makes (kept when present).
-  if (target === 'overlays/local') execFileSync(join(K8S, 'overlays/local/make-secrets.sh'), { stdio: 'ignore' })
+  if (target === 'overlays/local') makeLocalSecrets()
   const { stdout } = await promisify(execFile)(kubectl, ['kustomize', join(K8S, target)], { maxBuffer: 16 * 1024 * 1024 })
   const docs = parse(stdout, target)
   rendered.set(target, docs)
@@ -119,6 +123,7 @@ t.test('every YAML file under deploy/k8s parses, and each document has apiVersio
 })
 
 t.test('every kustomization lists files that exist, and every file is used', async (t) => {
+  makeLocalSecrets()
   const kustomizations = yamlFiles(K8S).filter((file) => file.endsWith('kustomization.yaml'))
   t.same(kustomizations.map((file) => relative(K8S, file)).sort(), [
     'base/kustomization.yaml',

@@ -1,7 +1,7 @@
 import t from 'tap'
 import pg from 'pg'
 import { isolate, eventually, serviceTestConfig } from '@roster/service-kit/testing'
-import { BaseConfigSchema, buildService, loadConfig, migrateService, type BaseConfig } from '../src/index.js'
+import { BaseConfigSchema, buildService, injectInternal, loadConfig, migrateService, type BaseConfig } from '../src/index.js'
 
 // Migrations off at start (a Kubernetes migration Job runs them once per rollout): the service creates
 // nothing, is not ready until the Job has run, and then is; the Job's command is idempotent.
@@ -37,7 +37,7 @@ t.test('a service started with migrations off is unready until migrateService ha
   t.after(() => app.close())
   await app.ready()
   t.notOk(await schemaExists(iso.DATABASE_URL, config.DB_SCHEMA), 'the service created no schema')
-  const before = await app.inject({ method: 'GET', url: '/ready' })
+  const before = await injectInternal(app, { method: 'GET', url: '/ready' })
   t.equal(before.statusCode, 503)
   t.match(before.json().checks.migrations, /not applied yet/)
 
@@ -48,7 +48,7 @@ t.test('a service started with migrations off is unready until migrateService ha
   t.same(second.applied, [], 'a second run applies nothing')
 
   const after = await eventually(async () => {
-    const response = await app.inject({ method: 'GET', url: '/ready' })
+    const response = await injectInternal(app, { method: 'GET', url: '/ready' })
     return response.statusCode === 200 && response
   })
   t.equal(after.json().checks.migrations, 'ok')
@@ -69,7 +69,7 @@ t.test('/metrics exports the outbox, parked-event and consumer gauges the alert 
   t.after(() => app.close())
   await app.ready()
   const gauge = async (name: string) => {
-    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    const text = (await injectInternal(app, { method: 'GET', url: '/metrics' })).body
     const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
     return line === undefined ? undefined : Number(line.split(' ').at(-1))
   }
