@@ -126,3 +126,15 @@ t.test('path parameters with NUL or lone surrogates are 404', async (t) => {
   const spaced = await server.inject({ url: '/api/things/%207/' })
   t.same(spaced.json(), { pk: ' 7' }, 'path parameters are not trimmed: ` 7` is not the id 7')
 })
+
+t.test('a JSON body that is not valid UTF-8 is a parse error, never stored with replacement characters', async (t) => {
+  const server = await app()
+  for (const bytes of [Buffer.from([0x7b, 0x22, 0x6e, 0x61, 0x6d, 0x65, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]), Buffer.from('{"name":"\xed\xa0\x80"}', 'latin1'), Buffer.from('{"name":"\xc0\xaf"}', 'latin1')]) {
+    const res = await server.inject({ method: 'POST', url: '/api/things/', headers: { 'content-type': 'application/json' }, payload: bytes })
+    t.equal(res.statusCode, 400)
+    t.match(res.json(), { detail: /UTF-8/, non_field_errors: [/UTF-8/] })
+  }
+  const chinese = await server.inject({ method: 'POST', url: '/api/things/', headers: { 'content-type': 'application/json' }, payload: Buffer.from('{"name":"张三"}') })
+  t.equal(chinese.statusCode, 200)
+  t.equal(chinese.json().name, '张三')
+})

@@ -77,6 +77,8 @@ class JsonParseError extends ApiError {
  * 4xx are logged at info and 5xx at error, each with the request id. Also: `405` for a known path with
  * another method, and an empty JSON body read as `{}` (so a client learns which fields are required).
  */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
+
 export const errorsPlugin = fp(
   async function errors(app: FastifyInstance, options: { parseBodies?: boolean; constraints?: ConstraintTable } = {}) {
     app.decorateRequest('lang', 'zh')
@@ -89,8 +91,14 @@ export const errorsPlugin = fp(
       // JSON only: any other content type is a 415.
       app.removeContentTypeParser('text/plain')
       const jsonParser = app.getDefaultJsonParser('error', 'error')
-      app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-        const text = body as string
+      app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, raw, done) => {
+        // JSON is UTF-8 (RFC 8259): bytes that are not are refused, never stored as U+FFFD.
+        let text: string
+        try {
+          text = strictUtf8.decode(raw as Buffer)
+        } catch {
+          return done(new JsonParseError('the body is not valid UTF-8') as unknown as FastifyError, undefined)
+        }
         if (text.trim() === '') return done(null, {})
         return jsonParser(request, text, (error, parsed) => {
           if (error) return done(error, undefined)
