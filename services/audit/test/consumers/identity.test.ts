@@ -155,7 +155,8 @@ t.test('the IDENTITY consumer', async (t) => {
       const rows = await parked('payload does not match the contract')
       return rows.length === 2 ? rows : null
     })
-    t.same(contract.map((r) => JSON.parse(r.payload).id), [wrong.id, 'not-a-uuid'])
+    // The consumer handles several events at once: the parked rows may come in either order.
+    t.same(contract.map((r) => JSON.parse(r.payload).id).sort(), [wrong.id, 'not-a-uuid'].sort())
     t.equal((await parked('unknown subject')).length, 1)
     t.equal(await rowsOfEvent(audit, wrong.id), 0, 'nothing was written for them')
     t.ok(audit.consumers.stats()['audit-identity'].parked >= 4)
