@@ -67,7 +67,8 @@ t.test('starts the services that exist on free ports, wired together, and stops 
   const system = await startSystem({
     rootDir,
     ports: { identity: 0, directory: 0, audit: 0, gateway: 0 },
-    env: { DATABASE_URL: 'postgres://db/roster', NATS_URL: 'nats://127.0.0.1:1', NATS_PREFIX: 'T1_', SHOULD_BE_GONE: undefined },
+    // `undefined` removes a variable the caller's shell may have (a README reader has ROSTER_ADMIN_USERNAME set).
+    env: { DATABASE_URL: 'postgres://db/roster', NATS_URL: 'nats://127.0.0.1:1', NATS_PREFIX: 'T1_', SHOULD_BE_GONE: undefined, ROSTER_ADMIN_USERNAME: undefined },
     serviceEnv: { identity: { ROSTER_ADMIN_USERNAME: 'root' } },
     dbSchema: (service) => `test_${service}`,
     log: (message) => messages.push(message)

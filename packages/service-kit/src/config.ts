@@ -69,7 +69,8 @@ export function loadConfig<T extends TObject>(
   Object.assign(data, overrides)
   let config: Static<T>
   try {
-    config = envSchema<Static<T>>({ schema, data, dotenv: false })
+    // `env: false`: env-schema would otherwise merge all of process.env over what was read from `env` here.
+    config = envSchema<Static<T>>({ schema, data, dotenv: false, env: false })
   } catch (error) {
     throw new ConfigError(`invalid configuration: ${(error as Error).message}`)
   }
