@@ -64,7 +64,10 @@ export function loadConfig<T extends TObject>(
 ): Static<T> {
   const data: Record<string, unknown> = {}
   for (const key of Object.keys(schema.properties)) {
-    if (env[key] !== undefined && env[key] !== '') data[key] = env[key]
+    const value = env[key]
+    // An empty value means "unset" for numbers and booleans, and is a value of its own for text (`DIRECTORY_INTERNAL_URL=` is no read-through).
+    if (value === undefined || (value === '' && (schema.properties[key] as { type?: string }).type !== 'string')) continue
+    data[key] = value
   }
   Object.assign(data, overrides)
   let config: Static<T>
