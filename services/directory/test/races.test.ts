@@ -1,5 +1,6 @@
 import t from 'tap'
 import { build } from './helper.js'
+import { statusCounts } from '@roster/service-kit/testing'
 
 /**
  * Every write path of the directory run against itself and against deletion, many requests at once on the
@@ -10,11 +11,7 @@ const PARALLEL = 24
 
 type Res = { statusCode: number; body: string; json(): any }
 
-function statuses(results: Res[]): Record<number, number> {
-  const counts: Record<number, number> = {}
-  for (const r of results) counts[r.statusCode] = (counts[r.statusCode] ?? 0) + 1
-  return counts
-}
+const statuses = statusCounts
 
 t.test('directory write paths under concurrency', async (t) => {
   const { app, admin } = await build(t)

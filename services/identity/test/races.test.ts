@@ -1,5 +1,5 @@
 import t from 'tap'
-import { eventually } from '@roster/service-kit/testing'
+import { eventually, statusCounts } from '@roster/service-kit/testing'
 import { build, ADMIN, login, bearer, register, publishEvent, SEED_PROFILE } from './helper.js'
 
 /**
@@ -11,11 +11,7 @@ const PARALLEL = 24
 
 type Res = { statusCode: number; body: string; json(): any }
 
-function statuses(results: Res[]): Record<number, number> {
-  const counts: Record<number, number> = {}
-  for (const r of results) counts[r.statusCode] = (counts[r.statusCode] ?? 0) + 1
-  return counts
-}
+const statuses = statusCounts
 
 t.test('identity write paths under concurrency', async (t) => {
   const app = await build(t)

@@ -116,3 +116,10 @@ export function serviceTestConfig(iso: TestIsolation, service: string) {
     OUTBOX_POLL_MS: 100
   }
 }
+
+/** How many answers had each status code: `{ 200: 1, 400: 23 }`, for races asserting only 2xx and 4xx. */
+export function statusCounts(results: { statusCode: number }[]): Record<number, number> {
+  const counts: Record<number, number> = {}
+  for (const r of results) counts[r.statusCode] = (counts[r.statusCode] ?? 0) + 1
+  return counts
+}
