@@ -114,8 +114,13 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
             'The user module of a hospital information system: users and authentication (identity), groups and ' +
             'occupations (directory), login/logout log and patient blacklist (audit). Errors use the Django REST ' +
             'Framework shape; messages are Chinese by default and English with `Accept-Language: en`.',
-          version: '0.1.0'
+          version: '0.1.0',
+          // The repository declares no licence: `UNLICENSED` is npm's word for "not licensed for use by others".
+          contact: { name: 'Roster maintainers' },
+          license: { name: 'UNLICENSED' }
         },
+        // Relative: "Try it out" calls the gateway that served the page, whatever its address.
+        servers: [{ url: '/', description: 'this gateway' }],
         components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
         security: [{ bearerAuth: [] }],
         tags: [
