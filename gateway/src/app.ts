@@ -258,7 +258,7 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
                 res.stream.on('end', () => void reply.send(Buffer.concat(chunks)))
                 res.stream.on('error', (error: Error) => {
                   request.log.error({ err: error, upstream }, 'upstream answer failed')
-                  if (!reply.sent) void reply.code(503).send({ detail: new ApiError(503, 'service_unavailable').body(request.lang).detail })
+                  if (!reply.sent) void reply.code(503).header('retry-after', '1').send({ detail: new ApiError(503, 'service_unavailable').body(request.lang).detail })
                 })
               },
               // Whatever the upstream did (refused, reset, timed out, answered garbage) the client gets an
@@ -267,6 +267,7 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
                 const timedOut = (error as { statusCode?: number }).statusCode === 504
                 request.log.error({ err: error, upstream }, 'upstream failed')
                 const status = timedOut ? 504 : 503
+                if (status === 503) reply.header('retry-after', '1')
                 reply.code(status).send({ detail: new ApiError(status, timedOut ? 'gateway_timeout' : 'service_unavailable').body(request.lang).detail })
               }
             })

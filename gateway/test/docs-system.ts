@@ -9,8 +9,11 @@ import { testConfig as auditConfig } from '../../services/audit/test/helper.js'
 import { buildApp } from '../src/app.js'
 import { readConfig } from '../src/config.js'
 
-/** The gateway's merged OpenAPI document, built from the three real services (each on its own database schema). */
-export async function mergedDocument(t: { after(fn: () => unknown): void }): Promise<any> {
+/**
+ * The gateway in front of the three real services (each on its own database schema), and its merged
+ * OpenAPI document. `downstream: false` points the public upstreams at a closed port (the docs still merge).
+ */
+export async function docsSystem(t: { after(fn: () => unknown): void }, options: { downstream?: boolean } = {}) {
   const iso = await isolate(t)
   const identity = await buildIdentity(identityConfig(iso))
   t.after(() => identity.close())
@@ -19,11 +22,13 @@ export async function mergedDocument(t: { after(fn: () => unknown): void }): Pro
   const audit = await buildAudit(auditConfig(iso))
   t.after(() => audit.close())
   const internal = await Promise.all([identity, directory, audit].map((app) => listenInternal(app, { host: '127.0.0.1', port: 0 })))
+  const closed = 'http://127.0.0.1:9'
+  const published = options.downstream === false ? [closed, closed, closed] : await Promise.all([identity, directory, audit].map((app) => app.listen({ host: '127.0.0.1', port: 0 })))
   const gateway = await buildApp(
     readConfig({
-      IDENTITY_URL: 'http://127.0.0.1:9',
-      DIRECTORY_URL: 'http://127.0.0.1:9',
-      AUDIT_URL: 'http://127.0.0.1:9',
+      IDENTITY_URL: published[0],
+      DIRECTORY_URL: published[1],
+      AUDIT_URL: published[2],
       IDENTITY_INTERNAL_URL: internal[0],
       DIRECTORY_INTERNAL_URL: internal[1],
       AUDIT_INTERNAL_URL: internal[2],
@@ -36,5 +41,5 @@ export async function mergedDocument(t: { after(fn: () => unknown): void }): Pro
   await gateway.ready()
   const res = await gateway.inject({ method: 'GET', url: '/docs/json' })
   if (res.statusCode !== 200) throw new Error(`/docs/json answered ${res.statusCode}`)
-  return res.json()
+  return { gateway, doc: res.json() }
 }

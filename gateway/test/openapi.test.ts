@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import t from 'tap'
 import { PUBLIC_ROUTES, openApiPath } from '@roster/contracts'
-import { mergedDocument } from './docs-system.js'
+import { docsSystem } from './docs-system.js'
 
 // The kit's own Ajv (the gateway does not depend on it), to check that every example fits its schema.
 const kitRequire = createRequire(new URL('../../packages/service-kit/package.json', import.meta.url))
@@ -47,7 +47,7 @@ function toJsonSchema(node: unknown): unknown {
 }
 
 t.test('the merged OpenAPI document is one generated clients can trust', async (t) => {
-  const doc = await mergedDocument(t)
+  const { doc, gateway } = await docsSystem(t)
   const ops = operations(doc)
 
   t.test('operations: exactly the route table, each with its operationId and a bilingual summary', async (t) => {
@@ -177,4 +177,39 @@ t.test('the merged OpenAPI document is one generated clients can trust', async (
     t.match(doc.components.schemas.ProfileInput.properties.identify_id, { minLength: 18, maxLength: 18, pattern: '^[0-9]{17}[0-9X]$' })
     t.match(doc.components.schemas.ProfileInput.properties.phone, { pattern: '^(1[3-9][0-9]{9})?$' })
   })
+
+  t.test('the answers the document promises are the ones the server gives', async (t) => {
+    const common = (res: { headers: Record<string, unknown> }, where: string) => t.ok(res.headers['x-request-id'], `${where}: X-Request-Id`)
+    const wrongMethod = await gateway.inject({ method: 'PUT', url: '/api/users/' })
+    t.equal(wrongMethod.statusCode, 405)
+    t.match(wrongMethod.json(), { detail: String })
+    common(wrongMethod, '405')
+    const anonymous = await gateway.inject({ method: 'GET', url: '/api/users/' })
+    t.equal(anonymous.statusCode, 401)
+    t.match(anonymous.headers['www-authenticate'], /^Bearer/)
+    common(anonymous, '401')
+    const text = await gateway.inject({ method: 'POST', url: '/api/users/', headers: { 'content-type': 'text/plain' }, payload: 'username=x' })
+    t.equal(text.statusCode, 415)
+    common(text, '415')
+    const big = await gateway.inject({
+      method: 'POST',
+      url: '/api/users/',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ username: 'x', password: 'y'.repeat(2 * 1024 * 1024) })
+    })
+    t.equal(big.statusCode, 413)
+    common(big, '413')
+    const example = doc.paths['/api/users/'].post.requestBody.content['application/json'].example
+    const registered = await gateway.inject({ method: 'POST', url: '/api/users/', payload: { ...example, profile: { ...example.profile, occupation: null } } })
+    t.equal(registered.statusCode, 200, `the registration example registers: ${registered.body}`)
+    t.equal(registered.json().profile.identify_id, example.profile.identify_id)
+  })
+})
+
+t.test('a 503 says when to try again, as documented', async (t) => {
+  const { gateway } = await docsSystem(t, { downstream: false })
+  const res = await gateway.inject({ method: 'GET', url: '/api/groups/' })
+  t.equal(res.statusCode, 503)
+  t.equal(res.headers['retry-after'], '1')
+  t.match(res.json(), { detail: String })
 })

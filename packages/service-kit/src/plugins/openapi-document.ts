@@ -11,7 +11,7 @@ import { message, type MessageKey } from '../messages.js'
  * - `nullable` next to a `$ref` (which OpenAPI 3.0 ignores) as `allOf: [$ref]` + `nullable`;
  * - the rules enforced by `x-check`s and the `email-or-empty` format, in JSON Schema terms;
  * - request bodies titled in the contracts (`UserCreate`, `ProfileInput`, …) as named component schemas;
- * - the answers every operation may get (401, 404, 405, 413, 415, 429, 500, 503) and the headers every
+ * - the answers every operation may get (401, 404, 405, 413, 415, 429, 500, 503, 504) and the headers every
  *   answer carries, as `components.responses` / `components.headers`, and `Accept-Language` as
  *   `components.parameters`, each referenced by every operation;
  * - an example for every request body and answer, in zh-Hans as the API speaks by default.
@@ -139,7 +139,10 @@ const RESPONSES: Json = {
     'The service (or its database or NATS) is unavailable for now; try again after `Retry-After` seconds.',
     { unavailable: { summary: 'unavailable', value: detail(zh('service_unavailable')) } },
     { 'Retry-After': ref('headers', 'RetryAfter') }
-  )
+  ),
+  GatewayTimeout: errorResponse('The service behind the gateway took too long to answer; the change may or may not have been made.', {
+    timeout: { summary: 'timed out', value: detail(zh('gateway_timeout')) }
+  })
 }
 
 const ERROR_RESPONSES: Record<string, string> = {
@@ -153,7 +156,8 @@ const ERROR_RESPONSES: Record<string, string> = {
   '415': 'UnsupportedMediaType',
   '429': 'TooManyRequests',
   '500': 'InternalServerError',
-  '503': 'ServiceUnavailable'
+  '503': 'ServiceUnavailable',
+  '504': 'GatewayTimeout'
 }
 
 const PARAMETERS: Json = {
@@ -272,7 +276,7 @@ function completeOperation(doc: Json, route: PublicRoute, operation: Json) {
   const secured = !(Array.isArray(operation.security) && operation.security.length === 0)
   const hasQuery = parameters.some((p) => p.in === 'query')
   const hasPathIds = parameters.some((p) => p.in === 'path')
-  const needed = ['405', '429', '500', '503']
+  const needed = ['405', '429', '500', '503', '504']
   if (secured) needed.push('401')
   if (hasPathIds) needed.push('404')
   if (body) needed.push('400', '413', '415')
