@@ -117,7 +117,7 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
           version: '0.1.0',
           // The repository declares no licence: `UNLICENSED` is npm's word for "not licensed for use by others".
           contact: { name: 'Roster maintainers' },
-          license: { name: 'UNLICENSED' }
+          license: { name: 'UNLICENSED', url: 'https://docs.npmjs.com/cli/v10/configuring-npm/package-json#license' }
         },
         // Relative: "Try it out" calls the gateway that served the page, whatever its address.
         servers: [{ url: '/', description: 'this gateway' }],

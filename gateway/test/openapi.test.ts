@@ -103,10 +103,11 @@ t.test('the merged OpenAPI document is one generated clients can trust', async (
     )
   })
 
+  const ajv = new Ajv({ strict: false, allErrors: true })
+  addFormats(ajv)
+  ajv.addSchema({ $id: 'doc', components: toJsonSchema({ schemas: doc.components.schemas }) })
+
   t.test('every answer is described, carries the common headers and has an example that fits its schema', async (t) => {
-    const ajv = new Ajv({ strict: false, allErrors: true })
-    addFormats(ajv)
-    ajv.addSchema({ $id: 'doc', components: toJsonSchema({ schemas: doc.components.schemas }) })
     const fits = (schema: Json, example: unknown) => {
       const validate = ajv.compile(toJsonSchema(schema) as Json)
       return validate(example) ? '' : ajv.errorsText(validate.errors)
@@ -144,8 +145,7 @@ t.test('the merged OpenAPI document is one generated clients can trust', async (
     const schemas = doc.components.schemas
     for (const name of ['User', 'Group']) {
       t.same(schemas[name].properties.profile, {
-        allOf: [{ $ref: `#/components/schemas/${name === 'User' ? 'Profile' : 'GroupProfile'}` }],
-        nullable: true
+        anyOf: [{ $ref: `#/components/schemas/${name === 'User' ? 'Profile' : 'GroupProfile'}` }, { type: 'object', nullable: true, enum: [null] }]
       }, `${name}.profile`)
     }
     const nullable: Record<string, string[]> = {
@@ -160,6 +160,10 @@ t.test('the merged OpenAPI document is one generated clients can trust', async (
     }
     const notNullable = ['id', 'username', 'email', 'is_staff', 'is_active']
     for (const field of notNullable) t.notOk(schemas.User.properties[field].nullable, `User.${field} is never null`)
+    const nullOk = (schema: Json, value: unknown) => ajv.compile(toJsonSchema(schema) as Json)(value)
+    t.ok(nullOk(schemas.User.properties.profile, null) && nullOk(schemas.User.properties.profile, schemas.Profile.example), 'profile: null or a Profile')
+    t.notOk(nullOk(schemas.User.properties.profile, { name: 1 }), 'but not anything else')
+    const nullableWithoutType: string[] = []
     const siblings: string[] = []
     const walk = (node: unknown, where: string) => {
       if (!node || typeof node !== 'object') return
@@ -168,6 +172,13 @@ t.test('the merged OpenAPI document is one generated clients can trust', async (
     }
     walk(doc, '#')
     t.same(siblings, [], 'no $ref has siblings (OpenAPI 3.0 ignores them)')
+    const typed = (node: unknown, where: string) => {
+      if (!node || typeof node !== 'object') return
+      if ((node as Json).nullable === true && !(node as Json).type) nullableWithoutType.push(where)
+      for (const [k, v] of Object.entries(node)) typed(v, `${where}/${k}`)
+    }
+    typed(doc, '#')
+    t.same(nullableWithoutType, [], '`nullable` always has a `type` beside it (OpenAPI 3.0.3)')
   })
 
   t.test('constraints are the ones the server enforces', async (t) => {

@@ -8,7 +8,7 @@ import { message, type MessageKey } from '../messages.js'
  *
  * - each public operation's `operationId` and Chinese title from `PUBLIC_ROUTES` (contracts/routes.ts);
  * - path ids as integers (routes match them as strings so that `abc` answers 404);
- * - `nullable` next to a `$ref` (which OpenAPI 3.0 ignores) as `allOf: [$ref]` + `nullable`;
+ * - `nullable` next to a `$ref` (which OpenAPI 3.0 ignores) as `anyOf: [$ref, null]` (see `orNull`);
  * - the rules enforced by `x-check`s and the `email-or-empty` format, in JSON Schema terms;
  * - request bodies titled in the contracts (`UserCreate`, `ProfileInput`, …) as named component schemas;
  * - the answers every operation may get (401, 404, 405, 413, 415, 429, 500, 503, 504) and the headers every
@@ -22,6 +22,12 @@ import { message, type MessageKey } from '../messages.js'
 type Json = Record<string, any>
 
 const SCHEMAS = '#/components/schemas/'
+/**
+ * `X | null` for a `$ref` in OpenAPI 3.0.3: `anyOf` with a branch that is only `null` (`nullable` needs a
+ * `type` beside it, and `allOf: [$ref]` + `nullable` would still refuse `null` through the `$ref`, as
+ * validators read it). openapi-typescript and @hey-api generate `X | null`.
+ */
+const orNull = (reference: Json, rest: Json = {}) => ({ ...rest, anyOf: [reference, { type: 'object', nullable: true, enum: [null] }] })
 const ref = (kind: string, name: string) => ({ $ref: `#/components/${kind}/${name}` })
 const zh = (key: MessageKey, params: Record<string, unknown> = {}) => message(key, 'zh', params)
 
@@ -208,7 +214,7 @@ function restoreNullableRefs(schemas: Json, registered: Record<string, Json>) {
     for (const [name, property] of Object.entries<Json>(source.properties)) {
       if (property?.nullable === true && typeof property.$ref === 'string') {
         const { $ref: _ref, nullable: _nullable, ...rest } = property
-        target.properties[name] = { ...rest, allOf: [{ $ref: `${SCHEMAS}${property.$ref.replace(/^.*[#/]/, '')}` }], nullable: true }
+        target.properties[name] = orNull({ $ref: `${SCHEMAS}${property.$ref.replace(/^.*[#/]/, '')}` }, rest)
       }
     }
   }
@@ -242,9 +248,9 @@ function fixSchema(schema: unknown): unknown {
     s.example ??= 'email1@test.com'
   }
   if (typeof s.$ref === 'string' && Object.keys(s).length > 1) {
-    const { $ref, ...rest } = s
+    const { $ref, nullable, ...rest } = s
     for (const key of Object.keys(s)) delete s[key]
-    Object.assign(s, rest, { allOf: [{ $ref }] })
+    Object.assign(s, nullable ? orNull({ $ref }, rest) : { ...rest, allOf: [{ $ref }] })
   }
   return s
 }
@@ -341,7 +347,7 @@ function nameSchemas(doc: Json, schema: Json): Json {
   const { title, nullable, description, ...component } = schema
   doc.components.schemas[title] ??= { title, description, ...component }
   const reference = { $ref: `${SCHEMAS}${title}` }
-  return nullable ? { allOf: [reference], nullable: true } : reference
+  return nullable ? orNull(reference, description ? { description } : {}) : reference
 }
 
 /** An example built from the schema's own or its components' examples. */
