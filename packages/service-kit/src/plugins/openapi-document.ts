@@ -111,7 +111,9 @@ const RESPONSES: Json = {
     'No valid access token: missing, malformed, expired or of an ended session (or, on login, wrong credentials).',
     {
       missing: { summary: 'no token', value: detail(zh('not_authenticated')) },
-      invalid: { summary: 'invalid, expired or revoked token', value: detail(zh('token_not_valid')) }
+      invalid: { summary: 'invalid, expired or revoked token', value: detail(zh('token_not_valid')) },
+      badCredentials: { summary: 'login: wrong username or password, or an inactive user', value: detail(zh('login_failed')) },
+      badRefresh: { summary: 'refresh: invalid, expired or revoked refresh token', value: detail(zh('refresh_not_valid')) }
     },
     { 'WWW-Authenticate': ref('headers', 'WWWAuthenticate') }
   ),
@@ -196,7 +198,7 @@ export function completeDocument(doc: Json, registered: Record<string, Json> = {
   for (const [path, item] of Object.entries<Json>(doc.paths ?? {})) {
     for (const [method, operation] of Object.entries<Json>(item)) {
       const route = publicOperation(method, path)
-      if (route) completeOperation(doc, route, operation)
+      if (route) completeOperation(doc, route, method, operation)
     }
   }
   for (const schema of Object.values<Json>(doc.components.schemas)) fixSchema(schema)
@@ -255,7 +257,7 @@ function fixSchema(schema: unknown): unknown {
   return s
 }
 
-function completeOperation(doc: Json, route: PublicRoute, operation: Json) {
+function completeOperation(doc: Json, route: PublicRoute, method: string, operation: Json) {
   operation.operationId = route.operationId
   const english = typeof operation.summary === 'string' ? operation.summary : ''
   if (!operation.summary?.includes(route.title)) operation.summary = english ? `${route.title} · ${english}` : route.title
@@ -287,6 +289,8 @@ function completeOperation(doc: Json, route: PublicRoute, operation: Json) {
   if (hasPathIds) needed.push('404')
   if (body) needed.push('400', '413', '415')
   if (hasQuery) needed.push('400')
+  // A write that keeps losing to concurrent ones (deadlock, serialization failure) answers 409 after its retries.
+  if (secured && ['post', 'put', 'patch', 'delete'].includes(method)) needed.push('409')
   for (const code of needed) responses[code] ??= ref('responses', ERROR_RESPONSES[code]!)
 
   for (const [code, response] of Object.entries<Json>(responses)) {
