@@ -313,20 +313,37 @@ function completeOperation(doc: Json, route: PublicRoute, method: string, operat
       if (schemaRef === `${SCHEMAS}Detail`) media.example ??= detail(zh(route.operationId.startsWith('logout') ? 'logged_out' : 'deleted'))
       media.example ??= exampleOf(doc, media.schema)
     }
-    if (!response.description || response.description === 'Default Response') response.description = describe(media?.schema)
+    // @fastify/swagger says "Default Response" or the schema's own description: the answer is described instead.
+    if (code.startsWith('2') || !response.description || response.description === 'Default Response') {
+      response.description = SUCCESS[route.operationId] ?? describe(media?.schema)
+    }
   }
 }
 
-const NOUNS: Record<string, string> = {
-  User: 'user',
-  Group: 'group',
-  Occupation: 'occupation',
-  UserLog: 'login or logout record',
-  BlackListEntry: 'blacklist entry',
-  UserGroupRow: 'group (flattened with its profile)',
-  TokenPair: 'access and refresh tokens',
-  Jwks: 'JSON Web Key Set',
-  Detail: 'confirmation message'
+/** Successful answers that are not simply "the X" or "a page of Xs". */
+const SUCCESS: Record<string, string> = {
+  login: 'Logged in: `access` goes in `Authorization: Bearer …` (60 minutes), `refresh` gets new access tokens (7 days).',
+  refreshToken: 'A new access token (and a new refresh token when rotation is on).',
+  logout: 'Logged out: the session has ended for every service.',
+  logoutWithPost: 'Logged out: the session has ended for every service.',
+  getJwks: 'The public keys (JWKS) that verify access tokens.',
+  deleteUser: 'Deleted.',
+  deleteGroup: 'Deleted.',
+  deleteOccupation: 'Deleted.',
+  deleteBlackListEntry: 'Removed from the blacklist: the entry is kept with `is_delete` 1.',
+  removeGroupMember: 'Removed from the group.',
+  addGroupMembers: "The group's members after the change: the first page, as the member list answers it."
+}
+
+const NOUNS: Record<string, [string, string]> = {
+  User: ['user', 'users'],
+  Group: ['group', 'groups'],
+  Occupation: ['occupation', 'occupations'],
+  UserLog: ['login or logout record', 'login and logout records'],
+  BlackListEntry: ['blacklist entry', 'blacklist entries'],
+  UserGroupRow: ['group, flattened with its profile', 'groups, each flattened with its profile'],
+  TokenPair: ['access and refresh tokens', 'token pairs'],
+  Jwks: ['JSON Web Key Set', 'key sets']
 }
 
 function describe(schema: Json | undefined): string {
@@ -334,10 +351,11 @@ function describe(schema: Json | undefined): string {
   const name = (s: Json | undefined) => (typeof s?.$ref === 'string' ? s.$ref.slice(SCHEMAS.length) : undefined)
   if (schema.type === 'array') {
     const item = name(schema.items)
-    return `A page of ${item ? (NOUNS[item] ?? item) : 'items'}s as a bare JSON array, id ascending; \`X-Total-Count\` and \`Link\` tell the rest.`
+    const what = item ? (NOUNS[item]?.[1] ?? item) : 'items'
+    return `A page of the ${what} as a bare JSON array; \`X-Total-Count\` and \`Link\` tell the rest.`
   }
   const single = name(schema)
-  if (single) return single === 'Detail' ? 'Done: a confirmation message.' : `The ${NOUNS[single] ?? single}.`
+  if (single) return single === 'Detail' ? 'Done: a confirmation message.' : `The ${NOUNS[single]?.[0] ?? single}.`
   return 'The answer.'
 }
 
