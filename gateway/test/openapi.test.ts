@@ -224,3 +224,13 @@ t.test('a 503 says when to try again, as documented', async (t) => {
   t.equal(res.headers['retry-after'], '1')
   t.match(res.json(), { detail: String })
 })
+
+t.test("a service's own 503 (its dependency unreachable) says when to try again too", async (t) => {
+  const { build, login, bearer, ADMIN } = await import('../../services/identity/test/helper.js')
+  // A directory that cannot be reached: a replica miss is a read-through that fails, a 503 from the kit.
+  const identity = await build(t, { DIRECTORY_INTERNAL_URL: 'http://127.0.0.1:9' })
+  const { access } = await login(identity, ADMIN.username, ADMIN.password)
+  const res = await identity.inject({ method: 'GET', url: '/api/groups/5/users/', headers: bearer(access) })
+  t.equal(res.statusCode, 503, res.body)
+  t.equal(res.headers['retry-after'], '1')
+})
