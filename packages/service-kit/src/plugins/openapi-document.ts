@@ -178,7 +178,14 @@ const PARAMETERS: Json = {
   }
 }
 
-const PATH_IDS: Record<string, string> = { pk: 'the resource id', user_pk: 'the user id' }
+/** Path ids as the Chinese API document names them (`pk：用户id。`), by the collection they follow. */
+const PATH_IDS: Record<string, string> = {
+  users: '用户id (user id)',
+  groups: '组id (group id)',
+  occupations: '职业id (occupation id)',
+  'user-logs': '记录id (record id)',
+  'black-list': '黑名单记录id (blacklist entry id)'
+}
 
 /** JSON Schema for what an `x-check` enforces, as far as a schema can say it (the rest is in `description`). */
 const CHECK_RULES: Record<string, Json> = {
@@ -266,8 +273,8 @@ function completeOperation(doc: Json, route: PublicRoute, method: string, operat
   for (const parameter of parameters) {
     if (parameter.in === 'path') {
       parameter.schema = { type: 'integer', format: 'int32', minimum: 1, maximum: 2147483647, example: 1 }
-      parameter.description ??= PATH_IDS[parameter.name] ?? 'id'
-      if (parameter.description === 'resource id') parameter.description = PATH_IDS[parameter.name] ?? 'the resource id'
+      const collection = route.path.split('/')[route.path.split('/').indexOf(`:${parameter.name}`) - 1] ?? ''
+      parameter.description = PATH_IDS[collection] ?? parameter.description ?? 'id'
     }
     if (parameter.schema) fixSchema(parameter.schema)
   }
