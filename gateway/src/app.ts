@@ -114,8 +114,13 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
             'The user module of a hospital information system: users and authentication (identity), groups and ' +
             'occupations (directory), login/logout log and patient blacklist (audit). Errors use the Django REST ' +
             'Framework shape; messages are Chinese by default and English with `Accept-Language: en`.',
-          version: '0.1.0'
+          version: '0.1.0',
+          // The repository declares no licence: `UNLICENSED` is npm's word for "not licensed for use by others".
+          contact: { name: 'Roster maintainers' },
+          license: { name: 'UNLICENSED', url: 'https://docs.npmjs.com/cli/v10/configuring-npm/package-json#license' }
         },
+        // Relative: "Try it out" calls the gateway that served the page, whatever its address.
+        servers: [{ url: '/', description: 'this gateway' }],
         components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
         security: [{ bearerAuth: [] }],
         tags: [
@@ -253,7 +258,7 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
                 res.stream.on('end', () => void reply.send(Buffer.concat(chunks)))
                 res.stream.on('error', (error: Error) => {
                   request.log.error({ err: error, upstream }, 'upstream answer failed')
-                  if (!reply.sent) void reply.code(503).send({ detail: new ApiError(503, 'service_unavailable').body(request.lang).detail })
+                  if (!reply.sent) void reply.code(503).header('retry-after', '1').send({ detail: new ApiError(503, 'service_unavailable').body(request.lang).detail })
                 })
               },
               // Whatever the upstream did (refused, reset, timed out, answered garbage) the client gets an
@@ -262,6 +267,7 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
                 const timedOut = (error as { statusCode?: number }).statusCode === 504
                 request.log.error({ err: error, upstream }, 'upstream failed')
                 const status = timedOut ? 504 : 503
+                if (status === 503) reply.header('retry-after', '1')
                 reply.code(status).send({ detail: new ApiError(status, timedOut ? 'gateway_timeout' : 'service_unavailable').body(request.lang).detail })
               }
             })

@@ -7,12 +7,14 @@ const OWNERS = new Map(PUBLIC_ROUTES.map((r) => [`${r.method.toLowerCase()} ${op
 
 const METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'])
 
-type Doc = { paths?: Record<string, unknown>; components?: { schemas?: Record<string, unknown> }; tags?: { name: string }[] }
+type Components = Record<'schemas' | 'responses' | 'headers' | 'parameters', Record<string, unknown> | undefined>
+type Doc = { paths?: Record<string, unknown>; components?: Partial<Components>; tags?: { name: string }[] }
+const COMPONENT_KINDS = ['schemas', 'responses', 'headers', 'parameters'] as const
 
 /**
  * The merged OpenAPI document: each service's `/docs/json` (served on the service's internal listener, so
  * the base URLs here are the `*_INTERNAL_URL`s), keeping only the operations the gateway forwards to that
- * service (`PUBLIC_ROUTES`), with component schemas merged. Refreshed in the background so `/docs/json`
+ * service (`PUBLIC_ROUTES`), with their components (schemas, responses, headers, parameters) merged. Refreshed in the background so `/docs/json`
  * never waits on a service.
  */
 export class MergedDocs {
@@ -40,7 +42,7 @@ export class MergedDocs {
     const merged = structuredClone(own)
     merged.paths = Object.fromEntries(Object.entries(merged.paths ?? {}).filter(([path]) => !path.startsWith('/api')))
     merged.components ??= {}
-    merged.components.schemas ??= {}
+    for (const kind of COMPONENT_KINDS) merged.components[kind] ??= {}
     const tags = new Map((merged.tags ?? []).map((t) => [t.name, t]))
     for (const [name, doc] of this.docs) {
       for (const [path, item] of Object.entries(doc.paths ?? {})) {
@@ -49,7 +51,8 @@ export class MergedDocs {
         )
         if (kept.some(([key]) => METHODS.has(key))) merged.paths[path] = Object.fromEntries(kept)
       }
-      Object.assign(merged.components.schemas, doc.components?.schemas ?? {})
+      // The services' documents are completed by the same kit code, so a component of one name is the same everywhere.
+      for (const kind of COMPONENT_KINDS) Object.assign(merged.components[kind]!, doc.components?.[kind] ?? {})
       for (const tag of doc.tags ?? []) tags.set(tag.name, tag)
     }
     merged.tags = [...tags.values()]

@@ -466,22 +466,22 @@ t.test("the route table is exactly the services' public routes, and the merged d
   const declared = PUBLIC_ROUTES.map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, '{$1}')} ${r.owner}`).sort()
   const served: string[] = []
   const urls = {} as Record<Owner, string>
-  const internalUrls = {} as Record<Owner, string>
+  const internal = {} as Record<Owner, string>
   for (const [owner, app] of Object.entries(services) as [Owner, FastifyInstance][]) {
     t.after(() => app.close())
     await app.ready()
     served.push(...operations(app.swagger() as any, owner))
     await app.listen({ host: '127.0.0.1', port: 0 })
     urls[owner] = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-    // Each service's own document is served on its internal listener, where the gateway reads it.
-    internalUrls[owner] = await listenInternal(app, { host: '127.0.0.1', port: 0 })
+    internal[owner] = await listenInternal(app, { host: '127.0.0.1', port: 0 })
   }
   t.same(served.sort(), declared, 'every documented /api operation of each service is in the table, with that owner, and no other')
 
+  // The documents are read from these services' internal listeners, never from whatever listens on the default ports.
   const { gateway } = await gatewayOver(t, urls, {
-    IDENTITY_INTERNAL_URL: internalUrls.identity,
-    DIRECTORY_INTERNAL_URL: internalUrls.directory,
-    AUDIT_INTERNAL_URL: internalUrls.audit
+    IDENTITY_INTERNAL_URL: internal.identity,
+    DIRECTORY_INTERNAL_URL: internal.directory,
+    AUDIT_INTERNAL_URL: internal.audit
   })
   const merged = (await gateway.inject({ method: 'GET', url: '/docs/json' })).json()
   t.same(operations(merged).sort(), declared.map((d) => d.slice(0, d.lastIndexOf(' '))).sort(), 'the merged document has exactly the table')

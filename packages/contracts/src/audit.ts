@@ -26,6 +26,9 @@ export const UserLogSchema = Type.Object(
   },
   {
     $id: 'UserLog',
+    examples: [
+      { id: 1, user: 1, ip: '10.0.0.8', operation: 0, operator: 1, operate_time: '2019-12-14T00:08:16.967+08:00', user_agent: 'Mozilla/5.0' }
+    ],
     description:
       'A login (0), logout (1) or failed login attempt (2). `user` is null for an attempt on a username that does not exist; ' +
       '`operator` is the user who ended the session on a logout, and null on a failed attempt.'
@@ -68,7 +71,10 @@ export const BlackListEntrySchema = Type.Object(
     reason: Type.String(),
     creator: IdSchema
   },
-  { $id: 'BlackListEntry' }
+  {
+    $id: 'BlackListEntry',
+    examples: [{ id: 1, patient: 1, join_time: '2019-12-14T00:08:16.967+08:00', is_delete: 0, reason: '多次爽约', creator: 1 }]
+  }
 )
 export type BlackListEntry = Static<typeof BlackListEntrySchema>
 
@@ -77,18 +83,18 @@ const reason = Type.String({ minLength: 1, maxLength: BLACKLIST_REASON_MAX, desc
 export const BlackListCreateBodySchema = Type.Object({
   patient: Type.Integer({ description: 'id of an existing user who is not already actively listed' }),
   reason
-})
+}, { title: 'BlackListCreate', examples: [{ patient: 1, reason: '多次爽约' }] })
 export type BlackListCreateBody = Static<typeof BlackListCreateBodySchema>
 
 export const BlackListUpdateBodySchema = Type.Object(
   { reason },
-  { description: 'only `reason` changes; other fields sent are ignored' }
+  { title: 'BlackListUpdate', description: 'only `reason` changes; other fields sent are ignored', examples: [{ reason: '多次爽约' }] }
 )
 export type BlackListUpdateBody = Static<typeof BlackListUpdateBodySchema>
 
 export const BlackListPatchBodySchema = Type.Object(
   { reason: Type.Optional(reason) },
-  { description: 'only `reason` changes; other fields sent are ignored' }
+  { title: 'BlackListPatch', description: 'only `reason` changes; other fields sent are ignored', examples: [{ reason: '多次爽约' }] }
 )
 export type BlackListPatchBody = Static<typeof BlackListPatchBodySchema>
 

@@ -3,7 +3,7 @@ import { Type, type Static } from '@sinclair/typebox'
 export const LoginBodySchema = Type.Object({
   username: Type.String({ minLength: 1, maxLength: 150 }),
   password: Type.String({ minLength: 1, maxLength: 4096, writeOnly: true })
-})
+}, { title: 'LoginRequest', examples: [{ username: 'username', password: 'password' }] })
 export type LoginBody = Static<typeof LoginBodySchema>
 
 export const TokenPairSchema = Type.Object(
@@ -11,16 +11,44 @@ export const TokenPairSchema = Type.Object(
     refresh: Type.String({ description: 'refresh token (7 days)' }),
     access: Type.String({ description: 'access token for `Authorization: Bearer` (60 minutes)' })
   },
-  { $id: 'TokenPair' }
+  {
+    $id: 'TokenPair',
+    examples: [
+      {
+        refresh:
+          'eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCIsImV4cCI6MTU3Njg5NjAwNywianRpIjoiMThmZDU3MzMxNzQ0NGM4ZGIzNTU4MTllYjE4MjUyYTEiLCJ1c2VyX2lkIjo3fQ.-xBt27NlNZ_fJYbar0es62pQZoZp9IhDcS01U3fpIYo',
+        access:
+          'eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIiwiZXhwIjoxNTc2Mjk0ODA3LCJqdGkiOiJiNjhmMWIyMGEzMWY0YTIwOTUyMDhjYjNlM2NhMjM2YSIsInVzZXJfaWQiOjd9.OaJNTGpZm-pPYzfJCgk0JhBM0LTqBu4C0vBuj2EImjQ'
+      }
+    ]
+  }
 )
 export type TokenPair = Static<typeof TokenPairSchema>
 
-export const RefreshBodySchema = Type.Object({ refresh: Type.String({ minLength: 1, maxLength: 8192 }) })
+export const RefreshBodySchema = Type.Object(
+  { refresh: Type.String({ minLength: 1, maxLength: 8192 }) },
+  {
+    title: 'RefreshRequest',
+    examples: [
+      {
+        refresh:
+          'eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCIsImV4cCI6MTU3Njg5NjAwNywianRpIjoiMThmZDU3MzMxNzQ0NGM4ZGIzNTU4MTllYjE4MjUyYTEiLCJ1c2VyX2lkIjo3fQ.-xBt27NlNZ_fJYbar0es62pQZoZp9IhDcS01U3fpIYo'
+      }
+    ]
+  }
+)
 export type RefreshBody = Static<typeof RefreshBodySchema>
 
 export const RefreshResponseSchema = Type.Object({
   access: Type.String(),
   refresh: Type.Optional(Type.String({ description: 'a new refresh token when rotation is on' }))
+}, {
+  examples: [
+    {
+      access:
+        'eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIiwiZXhwIjoxNTc2Mjk0ODA3LCJqdGkiOiJiNjhmMWIyMGEzMWY0YTIwOTUyMDhjYjNlM2NhMjM2YSIsInVzZXJfaWQiOjd9.OaJNTGpZm-pPYzfJCgk0JhBM0LTqBu4C0vBuj2EImjQ'
+    }
+  ]
 })
 
 export const TOKEN_TYPES = ['access', 'refresh'] as const
@@ -52,6 +80,9 @@ export const JwksSchema = Type.Object(
       })
     )
   },
-  { $id: 'Jwks' }
+  {
+    $id: 'Jwks',
+    examples: [{ keys: [{ kty: 'OKP', crv: 'Ed25519', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo', kid: 'k1', alg: 'EdDSA', use: 'sig' }] }]
+  }
 )
 export type Jwks = Static<typeof JwksSchema>

@@ -21,7 +21,7 @@ export type PkParams = Static<typeof PkParamsSchema>
 
 export const DetailSchema = Type.Object(
   { detail: Type.String(), code: Type.Optional(Type.String()) },
-  { $id: 'Detail', description: 'An error or a confirmation not tied to one field' }
+  { $id: 'Detail', description: 'An error or a confirmation not tied to one field', examples: [{ detail: '删除成功。' }] }
 )
 export type Detail = Static<typeof DetailSchema>
 

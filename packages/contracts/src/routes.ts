@@ -7,38 +7,68 @@ export interface PublicRoute {
   /** Fastify's template: `:name` for a parameter, always with the trailing slash API.md writes. */
   path: string
   owner: RouteOwner
+  /** The OpenAPI `operationId`: the method name generated clients get, so it never changes once published. */
+  operationId: string
+  /** The operation's Chinese title, from the Chinese API document where it has one. */
+  title: string
 }
 
-const ops = (owner: RouteOwner, path: string, methods: RouteMethod[]): PublicRoute[] => methods.map((method) => ({ method, path, owner }))
+const op = (owner: RouteOwner, method: RouteMethod, path: string, operationId: string, title: string): PublicRoute =>
+  Object.freeze({ method, path, owner, operationId, title })
 
 /**
  * Every public operation of API.md and the service that serves it, declared once: the gateway forwards
  * exactly these (anything else is its own 404) and merges exactly these from each service's OpenAPI
- * document. The member lists of groups and occupations are identity's, a user's log is audit's.
+ * document, where each gets its `operationId` and Chinese title from here. The member lists of groups and
+ * occupations are identity's, a user's log is audit's.
  */
 export const PUBLIC_ROUTES: readonly PublicRoute[] = Object.freeze([
-  ...ops('identity', '/api/users/', ['GET', 'POST']),
-  ...ops('identity', '/api/users/:pk/', ['GET', 'PUT', 'PATCH', 'DELETE']),
-  ...ops('identity', '/api/users/:pk/groups/', ['GET']),
-  ...ops('audit', '/api/users/:pk/user-logs/', ['GET']),
-  ...ops('identity', '/api/auth/', ['POST']),
-  ...ops('identity', '/api/auth/refresh/', ['POST']),
-  ...ops('identity', '/api/auth/logout/', ['GET', 'POST']),
-  ...ops('identity', '/api/auth/jwks/', ['GET']),
-  ...ops('directory', '/api/groups/', ['GET', 'POST']),
-  ...ops('directory', '/api/groups/:pk/', ['GET', 'PUT', 'PATCH', 'DELETE']),
-  ...ops('identity', '/api/groups/:pk/users/', ['GET', 'POST']),
-  ...ops('identity', '/api/groups/:pk/users/:user_pk/', ['DELETE']),
-  ...ops('directory', '/api/occupations/', ['GET', 'POST']),
-  ...ops('directory', '/api/occupations/:pk/', ['GET', 'PUT', 'PATCH', 'DELETE']),
-  ...ops('identity', '/api/occupations/:pk/users/', ['GET']),
-  ...ops('audit', '/api/user-logs/', ['GET']),
-  ...ops('audit', '/api/user-logs/:pk/', ['GET']),
-  ...ops('audit', '/api/black-list/', ['GET', 'POST']),
-  ...ops('audit', '/api/black-list/:pk/', ['GET', 'PUT', 'PATCH', 'DELETE'])
+  op('identity', 'GET', '/api/users/', 'listUsers', '所有用户信息'),
+  op('identity', 'POST', '/api/users/', 'registerUser', '用户注册'),
+  op('identity', 'GET', '/api/users/:pk/', 'getUser', '某一个用户的信息'),
+  op('identity', 'PUT', '/api/users/:pk/', 'replaceUser', '更新某个用户信息'),
+  op('identity', 'PATCH', '/api/users/:pk/', 'updateUser', '部分更新某个用户信息'),
+  op('identity', 'DELETE', '/api/users/:pk/', 'deleteUser', '删除某个用户'),
+  op('identity', 'GET', '/api/users/:pk/groups/', 'listUserGroups', '某个用户所属的所有组'),
+  op('audit', 'GET', '/api/users/:pk/user-logs/', 'listUserLogsOfUser', '某个用户的所有登入登出记录'),
+  op('identity', 'POST', '/api/auth/', 'login', '用户登录'),
+  op('identity', 'POST', '/api/auth/refresh/', 'refreshToken', '刷新token'),
+  op('identity', 'GET', '/api/auth/logout/', 'logout', '用户登出'),
+  op('identity', 'POST', '/api/auth/logout/', 'logoutWithPost', '用户登出（POST）'),
+  op('identity', 'GET', '/api/auth/jwks/', 'getJwks', '验证令牌的公钥（JWKS）'),
+  op('directory', 'GET', '/api/groups/', 'listGroups', '所有组别信息'),
+  op('directory', 'POST', '/api/groups/', 'createGroup', '添加组'),
+  op('directory', 'GET', '/api/groups/:pk/', 'getGroup', '某一个组的详细信息'),
+  op('directory', 'PUT', '/api/groups/:pk/', 'replaceGroup', '修改某个组的信息'),
+  op('directory', 'PATCH', '/api/groups/:pk/', 'updateGroup', '部分修改某个组的信息'),
+  op('directory', 'DELETE', '/api/groups/:pk/', 'deleteGroup', '删除某个组'),
+  op('identity', 'GET', '/api/groups/:pk/users/', 'listGroupMembers', '某个组下的所有用户信息'),
+  op('identity', 'POST', '/api/groups/:pk/users/', 'addGroupMembers', '向某个组添加用户'),
+  op('identity', 'DELETE', '/api/groups/:pk/users/:user_pk/', 'removeGroupMember', '从某个组移除用户'),
+  op('directory', 'GET', '/api/occupations/', 'listOccupations', '所有职业'),
+  op('directory', 'POST', '/api/occupations/', 'createOccupation', '创建职业'),
+  op('directory', 'GET', '/api/occupations/:pk/', 'getOccupation', '某个职业'),
+  op('directory', 'PUT', '/api/occupations/:pk/', 'replaceOccupation', '更改某个职业'),
+  op('directory', 'PATCH', '/api/occupations/:pk/', 'updateOccupation', '部分更改某个职业'),
+  op('directory', 'DELETE', '/api/occupations/:pk/', 'deleteOccupation', '删除某个职业'),
+  op('identity', 'GET', '/api/occupations/:pk/users/', 'listOccupationUsers', '某个职业下的所有用户'),
+  op('audit', 'GET', '/api/user-logs/', 'listUserLogs', '所有登入登出记录'),
+  op('audit', 'GET', '/api/user-logs/:pk/', 'getUserLog', '某条登入或登出记录'),
+  op('audit', 'GET', '/api/black-list/', 'listBlackList', '所有病人黑名单'),
+  op('audit', 'POST', '/api/black-list/', 'createBlackListEntry', '将病人加入黑名单'),
+  op('audit', 'GET', '/api/black-list/:pk/', 'getBlackListEntry', '某条病人黑名单记录'),
+  op('audit', 'PUT', '/api/black-list/:pk/', 'replaceBlackListEntry', '修改病人黑名单记录'),
+  op('audit', 'PATCH', '/api/black-list/:pk/', 'updateBlackListEntry', '部分修改病人黑名单记录'),
+  op('audit', 'DELETE', '/api/black-list/:pk/', 'deleteBlackListEntry', '将病人移出黑名单')
 ])
 
 /** `/api/users/:pk/` as OpenAPI writes it: `/api/users/{pk}/`. */
 export function openApiPath(template: string): string {
   return template.replace(/:(\w+)/g, '{$1}')
 }
+
+/** The public operation at `GET /api/users/{pk}/` (OpenAPI's spelling), if there is one. */
+export function publicOperation(method: string, openApiTemplate: string): PublicRoute | undefined {
+  return OPERATIONS.get(`${method.toUpperCase()} ${openApiTemplate}`)
+}
+const OPERATIONS = new Map(PUBLIC_ROUTES.map((r) => [`${r.method} ${openApiPath(r.path)}`, r]))

@@ -4,6 +4,32 @@ import { IdSchema, Nullable, PaginationQuerySchema, TimestampSchema } from './co
 export const GENDER_FEMALE = 0
 export const GENDER_MALE = 1
 
+/** The examples of the Chinese API document (用户注册, 某一个用户的信息, 更新某个用户信息). */
+const PROFILE_INPUT_EXAMPLE = {
+  gender: 0,
+  occupation: 34,
+  age: 18,
+  name: 'name',
+  identify_id: '100000190001010001',
+  phone: '18888888888',
+  address: 'address1'
+}
+const PROFILE_EXAMPLE = {
+  age: 18,
+  name: 'name',
+  name_pinyin: 'name',
+  gender: 0,
+  identify_id: '100000190001010001',
+  phone: '18888888888',
+  address: 'address1',
+  create_time: '2019-12-14T00:08:16.967+08:00',
+  modify_time: '2019-12-14T00:08:16.967+08:00',
+  user: 7,
+  occupation: 34,
+  creator: 7,
+  modifier: null
+}
+
 const ProfileFields = {
   name: Type.String({ minLength: 1, maxLength: 64, description: 'real name, e.g. 张三' }),
   gender: Type.Integer({ enum: [0, 1], description: '0 female, 1 male' }),
@@ -38,7 +64,7 @@ export const ProfileSchema = Type.Object(
     creator: Nullable(IdSchema),
     modifier: Nullable(IdSchema)
   },
-  { $id: 'Profile' }
+  { $id: 'Profile', examples: [PROFILE_EXAMPLE] }
 )
 export type Profile = Static<typeof ProfileSchema>
 
@@ -51,7 +77,10 @@ export const UserSchema = Type.Object(
     is_active: Type.Boolean(),
     profile: Nullable(Type.Ref('Profile'))
   },
-  { $id: 'User' }
+  {
+    $id: 'User',
+    examples: [{ id: 7, username: 'test1', email: 'email1@test.com', is_staff: false, is_active: true, profile: PROFILE_EXAMPLE }]
+  }
 )
 export type User = Omit<Static<typeof UserSchema>, 'profile'> & { profile: Profile | null }
 
@@ -65,11 +94,15 @@ export const ProfileInputSchema = Type.Object(
     address: Type.Optional(ProfileFields.address),
     occupation: Type.Optional(ProfileFields.occupation)
   },
-  { description: 'profile; `name`, `gender`, `age` and `identify_id` are required' }
+  { title: 'ProfileInput', description: 'profile; `name`, `gender`, `age` and `identify_id` are required', examples: [PROFILE_INPUT_EXAMPLE] }
 )
 export type ProfileInput = Static<typeof ProfileInputSchema>
 
-export const ProfilePatchSchema = Type.Partial(ProfileInputSchema, { description: 'only the profile fields sent change' })
+export const ProfilePatchSchema = Type.Partial(ProfileInputSchema, {
+  title: 'ProfilePatch',
+  description: 'only the profile fields sent change',
+  examples: [{ phone: '18888888888', address: 'address1' }]
+})
 export type ProfilePatch = Static<typeof ProfilePatchSchema>
 
 const username = Type.String({
@@ -92,6 +125,9 @@ export const UserCreateBodySchema = Type.Object({
   password,
   email: Type.Optional(email),
   profile: Type.Optional(Nullable(ProfileInputSchema))
+}, {
+  title: 'UserCreate',
+  examples: [{ username: 'test1', password: 'password1', email: 'email1@test.com', profile: PROFILE_INPUT_EXAMPLE }]
 })
 export type UserCreateBody = Static<typeof UserCreateBodySchema>
 
@@ -109,6 +145,9 @@ export const UserUpdateBodySchema = Type.Object({
   old_password: oldPassword,
   profile: Type.Optional(Nullable(ProfileInputSchema)),
   ...adminFields
+}, {
+  title: 'UserUpdate',
+  examples: [{ password: 'password1', old_password: 'password0', email: 'email1@test.com', profile: PROFILE_INPUT_EXAMPLE }]
 })
 export type UserUpdateBody = Static<typeof UserUpdateBodySchema>
 
@@ -118,7 +157,7 @@ export const UserPatchBodySchema = Type.Object({
   old_password: oldPassword,
   profile: Type.Optional(Nullable(ProfilePatchSchema)),
   ...adminFields
-})
+}, { title: 'UserPatch', examples: [{ email: 'email1@test.com', profile: { phone: '18888888888' } }] })
 export type UserPatchBody = Static<typeof UserPatchBodySchema>
 
 export const UserListQuerySchema = Type.Composite([
@@ -143,6 +182,6 @@ export const UserGroupRowSchema = Type.Object(
     location: Nullable(Type.String()),
     contact_phone: Nullable(Type.String())
   },
-  { $id: 'UserGroupRow' }
+  { $id: 'UserGroupRow', examples: [{ id: 216, name: 'group1', location: 'location1', contact_phone: '18888888881' }] }
 )
 export type UserGroupRow = Static<typeof UserGroupRowSchema>

@@ -17,6 +17,8 @@ function send(request: FastifyRequest, reply: FastifyReply, error: ApiError) {
   const level = error.statusCode >= 500 ? 'error' : 'info'
   request.log[level]({ status: error.statusCode, key: error.key }, 'request failed')
   if (error.statusCode === 401) reply.header('www-authenticate', 'Bearer realm="api"')
+  // Every 503 says when to try again, as the OpenAPI document promises (a dependency down is short-lived).
+  if (error.statusCode === 503) reply.header('retry-after', '1')
   for (const [name, value] of Object.entries(error.headers)) reply.header(name, value)
   return reply.code(error.statusCode).send(error.body(request.lang))
 }

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
+import { completeDocument } from './openapi-document.js'
 
 /**
  * OpenAPI 3 generated from the route schemas at `/docs/json`, Swagger UI at `/docs/`. A service's docs are
@@ -18,6 +19,9 @@ export const swaggerPlugin = fp(
         },
         security: [{ bearerAuth: [] }]
       },
+      // operationIds, integer path ids, nullable refs, named bodies, shared answers, headers and examples.
+      transformObject: (documentObject) =>
+        completeDocument(structuredClone((documentObject as any).openapiObject), app.getSchemas() as Record<string, any>) as any,
       refResolver: {
         buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`)
       }

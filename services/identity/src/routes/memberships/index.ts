@@ -22,7 +22,7 @@ const userList = { type: 'array', items: Type.Ref('User'), headers: LIST_HEADERS
 
 const MembersBodySchema = Type.Object({
   users: Type.Array(IdSchema, { minItems: 1, maxItems: 1000, description: 'ids of the users to add' })
-})
+}, { title: 'GroupMembersAdd', examples: [{ users: [1, 2] }] })
 const MemberParamsSchema = Type.Object({
   pk: PkParamsSchema.properties.pk,
   user_pk: Type.String({ pattern: '^[0-9]{1,10}$' })
