@@ -30,6 +30,7 @@ import type { GatewayConfig } from './config.js'
 import { canonicalPath, forwardedQuery, proxyRoutes, type Upstream } from './routing.js'
 import { MergedDocs } from './openapi.js'
 import { asyncApiDocument } from '@roster/contracts'
+import { DOCS_UI_CONFIG } from './docs-page.js'
 
 // Not passed on: hop-by-hop headers, and `expect` (this server already answered a client's `100-continue`;
 // undici refuses to send it, which made every curl upload over 1 KiB a 503).
@@ -132,6 +133,7 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
     })
     await app.register(swaggerUi, {
       routePrefix: '/docs',
+      uiConfig: DOCS_UI_CONFIG as any,
       transformSpecification: (spec) => docs.merge(spec as any) as any
     })
     // The events' AsyncAPI document, next to the OpenAPI one (generated from the same contracts).
