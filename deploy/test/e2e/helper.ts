@@ -86,6 +86,7 @@ export async function startReplicas(
 
 /** The merged OpenAPI document of a gateway, read once from its `/docs/json` (again once if a path is missing from it). */
 const checkers = new Map<string, Promise<OpenApiChecker>>()
+const reread = new Set<string>()
 function checkerOf(base: string, fresh = false): Promise<OpenApiChecker> {
   let checker = checkers.get(base)
   if (!checker || fresh) {
@@ -106,8 +107,12 @@ function checkerOf(base: string, fresh = false): Promise<OpenApiChecker> {
  */
 export async function undocumented(base: string, answer: Answer): Promise<string[]> {
   let checker = await checkerOf(base)
-  // A document read before every service had answered the gateway's merge may lack a service's paths.
-  if (answer.path.startsWith('/api') && checker.template(answer.path) === undefined) checker = await checkerOf(base, true)
+  // A document read before every service had answered the gateway's merge may lack a service's paths:
+  // read once more (once per gateway) before an /api path is taken to be no operation.
+  if (answer.path.startsWith('/api') && checker.template(answer.path) === undefined && !reread.has(base)) {
+    reread.add(base)
+    checker = await checkerOf(base, true)
+  }
   return checker.check(answer)
 }
 
