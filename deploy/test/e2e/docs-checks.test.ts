@@ -8,6 +8,8 @@ import { promisify } from 'node:util'
 import { loadConfig, lintFromString } from '@redocly/openapi-core'
 import openapiTS, { astToString } from 'openapi-typescript'
 import { Parser, DiagnosticSeverity } from '@asyncapi/parser'
+import { Ajv } from 'ajv'
+import addFormatsModule from 'ajv-formats'
 import { client, startE2E } from './helper.js'
 
 // The documents the gateway serves, checked as a team that reads them would: the OpenAPI one linted with
@@ -21,6 +23,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..', '..', '..')
 const deployModules = join(root, 'deploy', 'node_modules')
 const run = promisify(execFile)
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv
 
 t.test('the served documents: Redocly lint, a typed client, AsyncAPI', async (t) => {
   const system = await startE2E(t, ['identity', 'directory', 'audit', 'gateway'])
@@ -101,9 +104,22 @@ t.test('the served documents: Redocly lint, a typed client, AsyncAPI', async (t)
     for (const subject of ['directory.group.created', 'directory.occupation.deleted', 'identity.session.login', 'identity.membership.removed']) {
       t.ok(addresses.includes(subject), `channel ${subject}`)
     }
+    // Each example is a payload the schema accepts (the parser resolved the $refs into components).
+    const ajv = new Ajv({ strict: false, allErrors: true })
+    addFormats(ajv)
     for (const message of document.messages().all()) {
       t.ok(message.examples().length > 0, `${message.name()} has an example`)
+      const validate = ajv.compile(message.payload()!.json() as object)
+      for (const example of message.examples().all()) {
+        t.ok(validate(example.payload()), `${message.name()}: its example matches its payload schema ${ajv.errorsText(validate.errors)}`)
+      }
     }
+    // The parser does refuse a broken document (so the check above can fail): a channel whose message
+    // points nowhere.
+    const broken = structuredClone(res.json)
+    broken.channels.identitySessionLogin.messages.identitySessionLogin.$ref = '#/components/messages/nothing'
+    const refused = await new Parser().parse(JSON.stringify(broken))
+    t.ok(refused.diagnostics.some((d) => d.severity === DiagnosticSeverity.Error), 'a dangling $ref is an error for the parser')
     t.match(res.json.info.description, /msgID/)
     t.match(res.json.info.description, /[Dd]urable/)
     t.match(res.json.info.description, /[Oo]rder/)
