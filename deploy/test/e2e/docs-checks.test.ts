@@ -54,6 +54,34 @@ t.test('the served documents: Redocly lint, a typed client, AsyncAPI', async (t)
     t.equal(problems.length, 0, 'no lint errors or warnings')
   })
 
+  t.test('every operation has an operationId, and every request body and JSON answer an example', async (t) => {
+    const deref = (node: any): any => {
+      for (let i = 0; i < 10 && node && typeof node.$ref === 'string'; i++) {
+        node = node.$ref.slice(2).split('/').map((p: string) => p.replace(/~1/g, '/').replace(/~0/g, '~')).reduce((at: any, k: string) => at?.[k], doc)
+      }
+      return node
+    }
+    const hasExample = (media: any) => media?.example !== undefined || Object.keys(media?.examples ?? {}).length > 0 || deref(media?.schema)?.example !== undefined
+    const missing: string[] = []
+    const noId: string[] = []
+    for (const [path, item] of Object.entries<any>(doc.paths)) {
+      if (!path.startsWith('/api/')) continue
+      for (const [method, raw] of Object.entries<any>(item)) {
+        if (method === 'parameters') continue
+        const op = deref(raw)
+        if (!op.operationId) noId.push(`${method.toUpperCase()} ${path}`)
+        const body = deref(op.requestBody)?.content?.['application/json']
+        if (body && !hasExample(body)) missing.push(`${method.toUpperCase()} ${path} request body`)
+        for (const [status, response] of Object.entries<any>(op.responses ?? {})) {
+          const media = deref(response)?.content?.['application/json']
+          if (media && !hasExample(media)) missing.push(`${method.toUpperCase()} ${path} ${status}`)
+        }
+      }
+    }
+    t.same(noId, [], `operations without operationId: ${noId.length}`)
+    t.same(missing, [], `bodies and answers without an example: ${missing.length}`)
+  })
+
   t.test('openapi-typescript + openapi-fetch: a strict program type-checks and runs; null is not ignorable', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'roster-client-'))
     t.after(() => rm(dir, { recursive: true, force: true }))
