@@ -134,7 +134,9 @@ export function client(base: string) {
     } catch {
       json = null
     }
-    const problems = await undocumented(base, { method, path, status: response.status, headers: response.headers, text })
+    const problems = await undocumented(base, { method, path, status: response.status, headers: response.headers, text }).catch((error: Error) => [
+      `the OpenAPI document could not be read: ${error.message}`
+    ])
     if (problems.length > 0) {
       const message = `the OpenAPI document does not describe ${method} ${path.split('?')[0]} → ${response.status}: ${problems.join('; ')}`
       const t = testOfGateway.get(base)
