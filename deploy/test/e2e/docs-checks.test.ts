@@ -82,6 +82,38 @@ t.test('the served documents: Redocly lint, a typed client, AsyncAPI', async (t)
     t.same(missing, [], `bodies and answers without an example: ${missing.length}`)
   })
 
+  t.test('the statuses and headers every answer can have are documented', async (t) => {
+    const deref = (node: any): any => {
+      for (let i = 0; i < 10 && node && typeof node.$ref === 'string'; i++) {
+        node = node.$ref.slice(2).split('/').map((p: string) => p.replace(/~1/g, '/').replace(/~0/g, '~')).reduce((at: any, k: string) => at?.[k], doc)
+      }
+      return node
+    }
+    const missing = new Map<string, string[]>()
+    const note = (what: string, where: string) => missing.set(what, [...(missing.get(what) ?? []), where])
+    for (const [path, item] of Object.entries<any>(doc.paths)) {
+      if (!path.startsWith('/api/')) continue
+      for (const [method, raw] of Object.entries<any>(item)) {
+        if (method === 'parameters') continue
+        const op = deref(raw)
+        const where = `${method.toUpperCase()} ${path}`
+        const responses = op.responses ?? {}
+        // Every operation: a refused method on its path, a flood guard, a malformed query or Host.
+        for (const status of ['400', '405', '429']) if (!responses[status]) note(`${status} not documented`, where)
+        if (op.requestBody) for (const status of ['413', '415']) if (!responses[status]) note(`${status} not documented (a body)`, where)
+        for (const [status, rawResponse] of Object.entries<any>(responses)) {
+          const headers = Object.keys(deref(rawResponse)?.headers ?? {}).map((h) => h.toLowerCase())
+          if (!headers.includes('x-request-id')) note('X-Request-Id not documented', `${where} ${status}`)
+          if (status === '401' && !headers.includes('www-authenticate')) note('WWW-Authenticate not documented on 401', where)
+          if (status === '429' && !headers.includes('retry-after')) note('Retry-After not documented on 429', where)
+        }
+      }
+    }
+    const report = [...missing].map(([what, where]) => `${what}: ${where.length} (${where.slice(0, 3).join(', ')}${where.length > 3 ? ', …' : ''})`)
+    if (report.length > 0) t.comment(report.join('\n'))
+    t.same(report, [], 'no undocumented status or header')
+  })
+
   t.test('openapi-typescript + openapi-fetch: a strict program type-checks and runs; null is not ignorable', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'roster-client-'))
     t.after(() => rm(dir, { recursive: true, force: true }))
