@@ -29,6 +29,8 @@ import { securityHeadersPlugin } from '@roster/service-kit'
 import type { GatewayConfig } from './config.js'
 import { canonicalPath, forwardedQuery, proxyRoutes, type Upstream } from './routing.js'
 import { MergedDocs } from './openapi.js'
+import { asyncApiDocument } from '@roster/contracts'
+import { DOCS_UI_CONFIG } from './docs-page.js'
 
 // Not passed on: hop-by-hop headers, and `expect` (this server already answered a client's `100-continue`;
 // undici refuses to send it, which made every curl upload over 1 KiB a 503).
@@ -113,7 +115,8 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
           description:
             'The user module of a hospital information system: users and authentication (identity), groups and ' +
             'occupations (directory), login/logout log and patient blacklist (audit). Errors use the Django REST ' +
-            'Framework shape; messages are Chinese by default and English with `Accept-Language: en`.',
+            'Framework shape; messages are Chinese by default and English with `Accept-Language: en`. ' +
+            'The events the services publish on NATS JetStream are documented in AsyncAPI: [/docs/asyncapi.json](/docs/asyncapi.json).',
           version: '0.1.0',
           // The repository declares no licence: `UNLICENSED` is npm's word for "not licensed for use by others".
           contact: { name: 'Roster maintainers' },
@@ -135,8 +138,14 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
     })
     await app.register(swaggerUi, {
       routePrefix: '/docs',
+      uiConfig: DOCS_UI_CONFIG as any,
       transformSpecification: (spec) => docs.merge(spec as any) as any
     })
+    // The events' AsyncAPI document, next to the OpenAPI one (generated from the same contracts).
+    const asyncApi = JSON.stringify(asyncApiDocument())
+    app.get('/docs/asyncapi.json', { schema: { hide: true }, config: { access: 'public' } }, async (_request, reply) =>
+      reply.type('application/json; charset=utf-8').send(asyncApi)
+    )
     const refresher = setInterval(() => void docs.refresh(), 15_000)
     refresher.unref()
     app.addHook('onReady', async () => {

@@ -1,12 +1,18 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { isolate } from '@roster/service-kit/testing'
 import { startSystem, type LogSink, type RestartPolicy, type RunningSystem, type ServiceName } from '../../local/system.js'
+import { OpenApiChecker, type Answer } from './openapi-check.js'
 
 export const ADMIN = { username: 'e2e-admin', password: 'e2e-admin-pass-1' }
 
 interface TestLike {
   after(fn: () => unknown): void
+  /** tap's `t.fail`: an answer that the OpenAPI document does not describe fails the test that got it. */
+  fail?(message: string): unknown
 }
+
+/** The test that started the gateway at a URL: the one `client(url)` reports a mismatch to. */
+const testOfGateway = new Map<string, TestLike>()
 
 export interface E2EOptions {
   /** Receives every line every process writes, whole (a process's `output()` keeps only the last lines). */
@@ -69,12 +75,52 @@ export async function startReplicas(
   const started = await Promise.allSettled(Array.from({ length: count }, start))
   const systems = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
   t.after(() => Promise.all(systems.map((system) => system.stop())))
+  for (const system of systems) if (system.gatewayUrl) testOfGateway.set(system.gatewayUrl, t)
+  t.after(() => {
+    for (const system of systems) if (system.gatewayUrl) testOfGateway.delete(system.gatewayUrl)
+  })
   const failed = started.find((s) => s.status === 'rejected')
   if (failed) throw (failed as PromiseRejectedResult).reason
   return systems.map((system) => Object.assign(system, { iso }))
 }
 
-/** A tiny client of the gateway, as a black-box test would write it. */
+/** The merged OpenAPI document of a gateway, read once from its `/docs/json` (again once if a path is missing from it). */
+const checkers = new Map<string, Promise<OpenApiChecker>>()
+const reread = new Set<string>()
+function checkerOf(base: string, fresh = false): Promise<OpenApiChecker> {
+  let checker = checkers.get(base)
+  if (!checker || fresh) {
+    checker = (async () => {
+      const response = await fetch(`${base}/docs/json`)
+      if (response.status !== 200) throw new Error(`${base}/docs/json answered ${response.status}`)
+      return new OpenApiChecker(await response.json())
+    })()
+    checker.catch(() => checkers.delete(base))
+    checkers.set(base, checker)
+  }
+  return checker
+}
+
+/**
+ * What the OpenAPI document says is wrong with an answer of the gateway at `base` (status not documented
+ * for the operation, body not matching its schema, a required header missing); empty when nothing is.
+ */
+export async function undocumented(base: string, answer: Answer): Promise<string[]> {
+  let checker = await checkerOf(base)
+  // A document read before every service had answered the gateway's merge may lack a service's paths:
+  // read once more (once per gateway) before an /api path is taken to be no operation.
+  if (answer.path.startsWith('/api') && checker.template(answer.path) === undefined && !reread.has(base)) {
+    reread.add(base)
+    checker = await checkerOf(base, true)
+  }
+  return checker.check(answer)
+}
+
+/**
+ * A tiny client of the gateway, as a black-box test would write it. Every answer is checked against the
+ * gateway's merged OpenAPI document: a mismatch fails the test that started that gateway (`t.fail`,
+ * one per answer, so a run lists all of them), or throws where no test is known.
+ */
 export function client(base: string) {
   return async function call(method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) {
     const headers: Record<string, string> = { ...options.headers }
@@ -87,6 +133,15 @@ export function client(base: string) {
       json = text ? JSON.parse(text) : null
     } catch {
       json = null
+    }
+    const problems = await undocumented(base, { method, path, status: response.status, headers: response.headers, text }).catch((error: Error) => [
+      `the OpenAPI document could not be read: ${error.message}`
+    ])
+    if (problems.length > 0) {
+      const message = `the OpenAPI document does not describe ${method} ${path.split('?')[0]} → ${response.status}: ${problems.join('; ')}`
+      const t = testOfGateway.get(base)
+      if (t?.fail) t.fail(message)
+      else throw new Error(message)
     }
     return { status: response.status, headers: response.headers, json, text }
   }

@@ -2,6 +2,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { startE2E, client, ADMIN } from './helper.js'
 import { buildRequest, rawRequest, type RawResponse } from './raw-http.js'
+import { OpenApiChecker } from './openapi-check.js'
 
 // Every operation of the merged OpenAPI document, driven with hostile values in every position (path
 // parameters, query, headers, body), as an admin, as a plain user, with garbage credentials and with
@@ -394,6 +395,10 @@ t.test('every operation of the merged OpenAPI document, hostile values everywher
   const docResponse = await api('GET', '/docs/json')
   t.equal(docResponse.status, 200, 'the merged OpenAPI document is served')
   const operations = operationsOf(docResponse.json)
+  // Every answer is also held to the document: a raw path that matches an operation's template gets the
+  // whole check (status documented for that operation, body schema, required headers); one that matches
+  // none (a malformed path, answered 404 before any routing) only a documented status in the DRF shape.
+  const checker = new OpenApiChecker(docResponse.json)
   t.ok(operations.length >= 30, `${operations.length} operations in the merged document`)
 
   const who: Identities = { admin, user: userLogin.json.access, spareAdmin, spareUser, ids, port }
@@ -409,6 +414,12 @@ t.test('every operation of the merged OpenAPI document, hostile values everywher
       // Generous for a loaded machine; an answer that never comes is a failure of its own.
       const res = await rawRequest(port, wire, { timeoutMs: ANSWER_TIMEOUT_MS })
       what = problem(res)
+      if (what === undefined) {
+        const path = request.target.toString('latin1')
+        const undocumented = checker.check({ method: request.method, path, status: res.status, headers: res.headers, text: res.body.toString('utf8') })
+        // Grouped by what is wrong, with the operation's template (not the hostile path) in the class.
+        if (undocumented.length > 0) what = `not as documented (${checker.template(path) ?? 'no operation'}): ${undocumented[0]!.slice(0, 200)}`
+      }
       if (what !== undefined) answer = `${res.status} ${show(res.body, 200)}`
     } catch (error) {
       what = `no answer (${(error as Error).message})`
