@@ -184,7 +184,15 @@ export class OpenApiChecker {
       problems.push('body is not JSON')
       return problems
     }
-    const pointer = OpenApiChecker.pointer('paths', template, method, 'responses', key, 'content', mediaType, 'schema')
+    // The answer may be a `$ref` to `components.responses`: point at where its schema really is (ajv cannot
+    // follow a JSON pointer through a `$ref` in the middle).
+    let at = ['paths', template, method, 'responses', key]
+    let node: Json = operation.responses[key]
+    for (let hops = 0; node && typeof node.$ref === 'string' && hops < 10; hops++) {
+      at = (node.$ref as string).replace(/^#\//, '').split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+      node = at.reduce((value: Json, part) => value?.[part], this.doc)
+    }
+    const pointer = OpenApiChecker.pointer(...at, 'content', mediaType, 'schema')
     let validate = this.compiled.get(pointer)
     if (!validate) {
       try {
