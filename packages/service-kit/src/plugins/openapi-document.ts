@@ -91,7 +91,9 @@ const errorResponse = (description: string, examples: Record<string, { summary: 
 
 const RESPONSES: Json = {
   ValidationError: {
-    description: 'The request is not valid: field errors in the Django REST Framework shape (`non_field_errors` for the rest).',
+    description:
+      'The request is not valid: field errors in the Django REST Framework shape (`non_field_errors` for the rest); ' +
+      'also a malformed request (a query that is not percent-encoded UTF-8, a bad `Host`), as `detail` and `non_field_errors`.',
     headers: { ...COMMON_HEADERS },
     content: {
       'application/json': {
@@ -108,7 +110,8 @@ const RESPONSES: Json = {
     }
   },
   Unauthorized: errorResponse(
-    'No valid access token: missing, malformed, expired or of an ended session (or, on login, wrong credentials).',
+    'No valid access token: missing, malformed, expired or of an ended session (or, on login, wrong credentials). ' +
+      'On a public operation: an `Authorization` header that is not a valid access token.',
     {
       missing: { summary: 'no token', value: detail(zh('not_authenticated')) },
       invalid: { summary: 'invalid, expired or revoked token', value: detail(zh('token_not_valid')) },
@@ -289,13 +292,13 @@ function completeOperation(doc: Json, route: PublicRoute, method: string, operat
 
   const responses: Json = (operation.responses ??= {})
   const secured = !(Array.isArray(operation.security) && operation.security.length === 0)
-  const hasQuery = parameters.some((p) => p.in === 'query')
   const hasPathIds = parameters.some((p) => p.in === 'path')
-  const needed = ['405', '429', '500', '503', '504']
-  if (secured) needed.push('401')
+  // Any request may be malformed before routing (a query that is not percent-encoded UTF-8, a bad Host): 400.
+  // Any request may carry an Authorization header that is not a valid token: 401, on public operations too
+  // (as Django REST Framework does).
+  const needed = ['400', '401', '405', '429', '500', '503', '504']
   if (hasPathIds) needed.push('404')
-  if (body) needed.push('400', '413', '415')
-  if (hasQuery) needed.push('400')
+  if (body) needed.push('413', '415')
   // A write that keeps losing to concurrent ones (deadlock, serialization failure) answers 409 after its retries.
   if (secured && ['post', 'put', 'patch', 'delete'].includes(method)) needed.push('409')
   for (const code of needed) responses[code] ??= ref('responses', ERROR_RESPONSES[code]!)
