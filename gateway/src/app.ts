@@ -15,7 +15,6 @@ import {
   healthPlugin,
   internalListenerPlugin,
   jwksKeyResolver,
-  logAccess,
   metricsPlugin,
   message,
   natsPlugin,
@@ -64,7 +63,6 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
     trustProxy: trustProxy(config)
   })
   app.addHook('onRequest', refuseMalformed)
-  app.addHook('onResponse', logAccess)
   // Only a canonical path is forwarded (or answered 405): the router has matched a public template after
   // ignoring duplicate and trailing slashes and decoding parameters; the raw path must also be that
   // template's canonical spelling, or the answer is this gateway's own 404.

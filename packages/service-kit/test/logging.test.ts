@@ -1,7 +1,7 @@
 import t from 'tap'
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
-import { logAccess, loggerOptions } from '../src/logging.js'
+import { AccessLogController, loggerOptions } from '../src/logging.js'
 
 function capture() {
   const lines: any[] = []
@@ -52,15 +52,23 @@ t.test('secret fields are replaced at the top and up to three levels down, witho
 
 t.test('one access line per request: method, path with query names but no values, status, time', async (t) => {
   const { lines, stream } = capture()
-  const app = Fastify({ logger: loggerOptions('test', 'info', { stream }) as any, disableRequestLogging: true })
-  app.addHook('onResponse', logAccess)
+  const app = Fastify({ logger: loggerOptions('test', 'info', { stream }) as any, logController: new AccessLogController() })
   app.get('/api/users/', async () => [])
+  app.get('/api/fails/', async () => {
+    throw new Error('boom')
+  })
   const response = await app.inject({ url: '/api/users/?search=13912345678&limit=5' })
   t.equal(response.statusCode, 200)
   await app.inject({ url: '/nowhere?phone=13912345678' })
+  t.equal((await app.inject({ url: '/api/fails/?phone=13912345678' })).statusCode, 500)
   await app.close()
   const access = lines.filter((l) => l.msg === 'request')
-  t.equal(access.length, 2, 'one line per request')
+  t.equal(access.length, 3, 'one line per request')
+  t.equal(access[2].status, 500)
+  t.equal(access[2].url, '/api/fails/?phone')
+  const failed = lines.filter((l) => l.level === 50)
+  t.equal(failed.length, 1, 'the error is still logged, once')
+  t.equal(failed[0].err.message, 'boom')
   t.equal(access[0].method, 'GET')
   t.equal(access[0].url, '/api/users/?search&limit')
   t.equal(access[0].status, 200)
@@ -68,6 +76,6 @@ t.test('one access line per request: method, path with query names but no values
   t.ok(access[0].reqId)
   t.equal(access[1].status, 404)
   t.equal(access[1].url, '/nowhere?phone')
-  t.equal(lines.length, 2, "Fastify's own request lines are off")
+  t.notOk(lines.some((l) => /incoming request|request completed/.test(l.msg)), "Fastify's own request lines are off")
   t.notMatch(JSON.stringify(lines), /13912345678/)
 })
