@@ -113,14 +113,25 @@ async function cpuScenarios(ctx: {
     }
     return r
   }
+  // What each process spends with no request at all (timers, NATS heartbeats, the outbox relay), per
+  // second: taken off every run, or it would count as request CPU where requests are few (bcrypt).
+  const idleBefore = cpuOfSystem(roots())
+  const idleStarted = performance.now()
+  await new Promise((r) => setTimeout(r, 5000))
+  const idleSpent = cpuSpent(idleBefore, cpuOfSystem(roots()))
+  const idleSeconds = (performance.now() - idleStarted) / 1000
+  const idleRate = Object.fromEntries(Object.entries(idleSpent).map(([name, s]) => [name, s / idleSeconds]))
   const measure = async (options: autocannon.Options) => {
     await autocannon({ connections: 16, ...options, duration: 1 }) // warm-up: JIT, pools
     const before = cpuOfSystem(roots())
+    const started = performance.now()
     const run = await autocannon({ duration: SECONDS, connections: 16, ...options })
     const spent = cpuSpent(before, cpuOfSystem(roots()))
+    const elapsed = (performance.now() - started) / 1000
     const n = run.requests.total
     const perProcess = Object.fromEntries(
       Object.entries(spent)
+        .map(([name, s]) => [name, s - (idleRate[name] ?? 0) * elapsed] as const)
         .filter(([, s]) => s > 0)
         .map(([name, s]) => [name, (s / n) * 1e6])
     )
@@ -136,7 +147,16 @@ async function cpuScenarios(ctx: {
 
   const ref = await measure({ url: reference.url })
   const refUs = ref.perProcess.reference
-  results.push({ scenario: 'cpu', measure: `reference: node:http, ${Buffer.byteLength(record)} B JSON, µs CPU/req`, value: refUs, detail: `${ref.rps.toFixed(0)} req/s` })
+  const idle = Object.entries(idleRate)
+    .filter(([name]) => name !== 'reference')
+    .map(([name, rate]) => `${name} ${(rate * 1000).toFixed(1)}`)
+    .join(', ')
+  results.push({
+    scenario: 'cpu',
+    measure: `reference: node:http, ${Buffer.byteLength(record)} B JSON, µs CPU/req`,
+    value: refUs,
+    detail: `${ref.rps.toFixed(0)} req/s; idle CPU taken off every row, ms/s: ${idle}`
+  })
   const row = (label: string, m: Awaited<ReturnType<typeof measure>>, limit?: number) => {
     const multiple = m.total / refUs
     results.push({
