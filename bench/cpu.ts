@@ -1,19 +1,105 @@
-import { readFileSync, readdirSync } from 'node:fs'
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 
 export type CpuSnapshot = Map<number, { name: string; seconds: number }>
 
+const HZ = 100
+
+/** utime+stime of a process plus those of its waited-for children (`/proc/<pid>/stat` fields 14–17), in seconds. */
+function cpuOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / HZ
+  } catch {
+    return undefined
+  }
+}
+
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+  } catch {
+    return undefined
+  }
+}
+
+function pids(): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+}
+
 /** CPU seconds of every process of the system under test, by pid (a diagnostic for the login scenario). */
 export function cpuByProcess(): CpuSnapshot {
-  const hz = 100
   const out: CpuSnapshot = new Map()
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+  for (const pid of pids()) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ')
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      const ticks = Number(fields[11]) + Number(fields[12])
       const name = /services\/(\w+)/.exec(cmd)?.[1] ?? (/gateway\/src/.test(cmd) ? 'gateway' : /postgres/.test(cmd) ? 'postgres' : /nats-server/.test(cmd) ? 'nats' : /bench\/run/.test(cmd) ? 'bench' : null)
-      if (name) out.set(Number(pid), { name, seconds: ticks / hz })
+      const seconds = cpuOf(pid)
+      if (name && seconds !== undefined) out.set(pid, { name, seconds })
+    } catch {}
+  }
+  return out
+}
+
+/** Local ports of the TCP connections that `pid` holds to port `remotePort` (PostgreSQL's 5432). */
+function portsConnectedTo(pid: number, remotePort: number): Set<number> {
+  const inodes = new Set<string>()
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const link = readlinkSync(`/proc/${pid}/fd/${fd}`)
+        const m = /^socket:\[(\d+)\]$/.exec(link)
+        if (m) inodes.add(m[1])
+      } catch {}
+    }
+  } catch {}
+  const ports = new Set<number>()
+  for (const table of ['tcp', 'tcp6']) {
+    let text = ''
+    try {
+      text = readFileSync(`/proc/${pid}/net/${table}`, 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/)
+      if (f.length < 10 || !inodes.has(f[9])) continue
+      if (parseInt(f[2].split(':')[1], 16) === remotePort) ports.add(parseInt(f[1].split(':')[1], 16))
+    }
+  }
+  return ports
+}
+
+/**
+ * CPU seconds of each named root process, its descendants, and — as `<name> pg` — the PostgreSQL
+ * backends serving its connections (found by the client port in the backend's title,
+ * `postgres: user db 127.0.0.1(54321) idle`). Other engineers' backends on the same server are not
+ * counted. A backend opened meanwhile counts from zero; one closed meanwhile is missing (lower bound).
+ */
+export function cpuOfSystem(roots: Record<string, number>, pgPort = 5432): CpuSnapshot {
+  const all = pids()
+  const parent = new Map(all.map((pid) => [pid, parentOf(pid)]))
+  const out: CpuSnapshot = new Map()
+  const portOwner = new Map<number, string>()
+  for (const [name, root] of Object.entries(roots)) {
+    const tree = [root]
+    for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of parent) if (ppid === tree[i]) tree.push(pid)
+    for (const pid of tree) {
+      const seconds = cpuOf(pid)
+      if (seconds !== undefined) out.set(pid, { name, seconds })
+      for (const port of portsConnectedTo(pid, pgPort)) portOwner.set(port, name)
+    }
+  }
+  for (const pid of all) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') continue
+      const port = /\((\d+)\)/.exec(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))?.[1]
+      const owner = port && portOwner.get(Number(port))
+      const seconds = cpuOf(pid)
+      if (owner && seconds !== undefined) out.set(pid, { name: `${owner} pg`, seconds })
     } catch {}
   }
   return out

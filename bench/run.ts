@@ -17,15 +17,16 @@ import bcrypt from 'bcrypt'
 import pg from 'pg'
 import { isolate, dropSchemas, dropNatsPrefix, TEST_DATABASE_URL, TEST_NATS_URL } from '@roster/service-kit/testing'
 import { startSystem } from '@roster/deploy/local/system'
-import { cpuByProcess, cpuSpent } from './cpu.js'
+import { cpuByProcess, cpuOfSystem, cpuSpent } from './cpu.js'
 import { Pinning } from './pin.js'
+import { startReference } from './reference.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const USERS = Number(process.env.BENCH_USERS ?? 100_000)
 const LOGS = Number(process.env.BENCH_LOGS ?? 1_000_000)
 const COST = Number(process.env.BCRYPT_COST ?? 10)
 const ADMIN = { username: 'bench-admin', password: 'bench-admin-pass-1' }
-const wanted = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['hop', 'login', 'list', 'events', 'flood'])
+const wanted = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 'hop', 'login', 'list', 'events', 'flood'])
 
 interface Result {
   scenario: string
@@ -75,6 +76,171 @@ async function bcryptLimit(): Promise<number> {
   return done / 5
 }
 
+/**
+ * CPU seconds of one bcrypt hash at COST, measured in this process (libuv's pool threads included),
+ * `parallel` at a time: hashes side by side on SMT siblings each take more CPU time than one alone.
+ */
+async function bcryptHashCpu(parallel = 1): Promise<number> {
+  await bcrypt.hash('password1', COST)
+  const before = process.cpuUsage()
+  const rounds = 8
+  for (let i = 0; i < rounds; i++) await Promise.all(Array.from({ length: parallel }, () => bcrypt.hash('password1', COST)))
+  const spent = process.cpuUsage(before)
+  return (spent.user + spent.system) / 1e6 / (rounds * parallel)
+}
+
+/**
+ * `cpu`: CPU per request of each process (utime+stime from /proc, PostgreSQL backends of its
+ * connections included as `<name> pg`), as a multiple of a bare node:http server's CPU per request
+ * measured in the same run, so that the machine's load cancels out of the ratios.
+ */
+async function cpuScenarios(ctx: {
+  gateway: string
+  identity: string
+  system: Awaited<ReturnType<typeof startSystem>>
+  db: pg.Client
+  schema: string
+  user: { id: number }
+  auth: Record<string, string>
+  adminAuth: Record<string, string>
+  admin: string
+}) {
+  const { gateway, system, auth, adminAuth } = ctx
+  const record = await (await fetch(`${gateway}/api/users/${ctx.user.id}/`, { headers: auth })).text()
+  const reference = await startReference(record)
+  const roots = () => {
+    const r: Record<string, number> = { reference: reference.pid }
+    for (const s of ['gateway', 'identity', 'directory', 'audit'] as const) {
+      const pid = system.pid(s)
+      if (pid) r[s] = pid
+    }
+    return r
+  }
+  // What each process spends with no request at all (timers, NATS heartbeats, the outbox relay), per
+  // second: taken off every run, or it would count as request CPU where requests are few (bcrypt).
+  const idleBefore = cpuOfSystem(roots())
+  const idleStarted = performance.now()
+  await new Promise((r) => setTimeout(r, 5000))
+  const idleSpent = cpuSpent(idleBefore, cpuOfSystem(roots()))
+  const idleSeconds = (performance.now() - idleStarted) / 1000
+  const idleRate = Object.fromEntries(Object.entries(idleSpent).map(([name, s]) => [name, s / idleSeconds]))
+  const measure = async (options: autocannon.Options) => {
+    await autocannon({ connections: 16, ...options, duration: 1 }) // warm-up: JIT, pools
+    const before = cpuOfSystem(roots())
+    const started = performance.now()
+    const run = await autocannon({ duration: SECONDS, connections: 16, ...options })
+    const spent = cpuSpent(before, cpuOfSystem(roots()))
+    const elapsed = (performance.now() - started) / 1000
+    const n = run.requests.total
+    const perProcess = Object.fromEntries(
+      Object.entries(spent)
+        .map(([name, s]) => [name, s - (idleRate[name] ?? 0) * elapsed] as const)
+        .filter(([, s]) => s > 0)
+        .map(([name, s]) => [name, (s / n) * 1e6])
+    )
+    const total = Object.entries(perProcess).reduce((sum, [name, us]) => (name === 'reference' ? sum : sum + us), 0)
+    return { n, rps: run.requests.average, non2xx: run.non2xx + run.errors, perProcess, total }
+  }
+  const show = (m: Awaited<ReturnType<typeof measure>>) =>
+    `${Object.entries(m.perProcess)
+      .filter(([name]) => name !== 'reference')
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, us]) => `${name} ${us.toFixed(0)}`)
+      .join(', ')} µs/req; ${m.n} requests${m.non2xx ? `, ${m.non2xx} non-2xx/errors` : ''}`
+
+  const ref = await measure({ url: reference.url })
+  const refUs = ref.perProcess.reference
+  const idle = Object.entries(idleRate)
+    .filter(([name]) => name !== 'reference')
+    .map(([name, rate]) => `${name} ${(rate * 1000).toFixed(1)}`)
+    .join(', ')
+  results.push({
+    scenario: 'cpu',
+    measure: `reference: node:http, ${Buffer.byteLength(record)} B JSON, µs CPU/req`,
+    value: refUs,
+    detail: `${ref.rps.toFixed(0)} req/s; idle CPU taken off every row, ms/s: ${idle}`
+  })
+  const row = (label: string, m: Awaited<ReturnType<typeof measure>>, limit?: number) => {
+    const multiple = m.total / refUs
+    results.push({
+      scenario: 'cpu',
+      measure: `${label} (× reference)`,
+      value: multiple,
+      ...(limit ? { target: `≤ ${limit}`, ok: multiple <= limit && m.non2xx === 0 } : {}),
+      detail: `total ${m.total.toFixed(0)} µs/req: ${show(m)}`
+    })
+  }
+
+  row('GET /api/users/{pk}/ via gateway', await measure({ url: `${gateway}/api/users/${ctx.user.id}/`, headers: auth }), 15)
+  row('GET /api/users/{pk}/ direct to identity', await measure({ url: `${ctx.identity}/api/users/${ctx.user.id}/`, headers: auth }))
+
+  // Registration and login: their CPU against one bcrypt hash (a compare costs the same).
+  // The same 4 at a time as the registrations and logins below, and alone for comparison.
+  const alone = await bcryptHashCpu(1)
+  const hash = await bcryptHashCpu(4)
+  results.push({ scenario: 'cpu', measure: `one bcrypt hash (cost ${COST}), 4 at a time, ms CPU`, value: hash * 1000, detail: `alone: ${(alone * 1000).toFixed(1)} ms` })
+  const registered: string[] = []
+  const stamp = Date.now().toString(36)
+  let turn = 0
+  const registration = await measure({
+    url: `${gateway}/api/users/`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    connections: 4,
+    requests: [
+      {
+        setupRequest: (request) => {
+          const username = `bench-r-${stamp}-${turn++}`
+          registered.push(username)
+          return { ...request, body: JSON.stringify({ username, password: 'password1', profile: { name: '李四', gender: 1, age: 40, identify_id: '100000190001010001' } }) }
+        }
+      }
+    ]
+  })
+  const regMultiple = registration.total / 1e6 / hash
+  results.push({
+    scenario: 'cpu',
+    measure: 'POST /api/users/ (registration) CPU / one bcrypt hash',
+    value: regMultiple,
+    target: '≤ 1.15',
+    ok: regMultiple <= 1.15 && registration.non2xx === 0,
+    detail: `${show(registration)}; vs one hash alone ${(registration.total / 1e6 / alone).toFixed(2)}`
+  })
+  let loginTurn = 0
+  const login = await measure({
+    url: `${gateway}/api/auth/`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    connections: 4,
+    requests: [{ setupRequest: (request) => ({ ...request, body: JSON.stringify({ username: registered[loginTurn++ % registered.length], password: 'password1' }) }) }]
+  })
+  results.push({ scenario: 'cpu', measure: 'POST /api/auth/ (login) CPU / one bcrypt hash', value: login.total / 1e6 / hash, detail: `${show(login)}; vs one hash alone ${(login.total / 1e6 / alone).toFixed(2)}` })
+
+  // Lists: 20 groups with profiles, 40 occupations, 20 blacklist entries, the logins' user logs.
+  const created = async (url: string, body: unknown) => {
+    for (let attempt = 0; ; attempt++) {
+      const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...adminAuth }, body: JSON.stringify(body) })
+      if (response.ok) return
+      // a new user reaches audit as an event: wait for it a little
+      if (attempt > 100) throw new Error(`${url}: ${response.status} ${await response.text()}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  for (let i = 0; i < 20; i++) await created(`${gateway}/api/groups/`, { name: `bench-group-${stamp}-${i}`, profile: { location: `building ${i}`, contact_phone: '010-1234567' } })
+  // directory seeds a catalogue of 40 occupations; top it up to 40 if that is turned off
+  const occupations = Number((await fetch(`${gateway}/api/occupations/?limit=1`, { headers: adminAuth })).headers.get('x-total-count'))
+  for (let i = occupations; i < 40; i++) await created(`${gateway}/api/occupations/`, { name: `bench-occupation-${stamp}-${i}` })
+  const patients = await ctx.db.query(`select id from "${ctx.schema}".app_user order by id desc limit 20`)
+  for (const { id } of patients.rows) await created(`${gateway}/api/black-list/`, { patient: id, reason: 'bench' })
+  row('GET /api/groups/ (20 with profiles)', await measure({ url: `${gateway}/api/groups/`, headers: adminAuth }), 25)
+  row(`GET /api/occupations/ (${Math.max(occupations, 40)})`, await measure({ url: `${gateway}/api/occupations/`, headers: adminAuth }), 25)
+  row('GET /api/black-list/ (20)', await measure({ url: `${gateway}/api/black-list/`, headers: adminAuth }), 25)
+  const logs = await fetch(`${gateway}/api/user-logs/`, { headers: adminAuth })
+  const shown = ((await logs.json()) as unknown[]).length
+  row(`GET /api/user-logs/ (${shown} of ${logs.headers.get('x-total-count')})`, await measure({ url: `${gateway}/api/user-logs/`, headers: adminAuth }), 25)
+  reference.child.kill()
+}
+
 async function main() {
   const iso = await isolate({ after: () => undefined }, true)
   const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
@@ -85,10 +251,15 @@ async function main() {
       DATABASE_URL: iso.DATABASE_URL,
       NATS_URL: iso.NATS_URL,
       NATS_PREFIX: iso.NATS_PREFIX,
-      LOG_LEVEL: 'warn',
+      // info, as deployed: the access log is part of what a request costs.
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
       RATE_LIMIT_MAX: '0',
       DB_POOL_MAX: '20',
-      UV_THREADPOOL_SIZE: String(Math.max(4, availableParallelism()))
+      UV_THREADPOOL_SIZE: String(Math.max(4, availableParallelism())),
+      // BENCH_CPU_PROF=<dir>: every process writes a V8 CPU profile there when it stops
+      ...(process.env.BENCH_CPU_PROF
+        ? { NODE_OPTIONS: `--import ${new URL('./cpu-profile.mjs', import.meta.url).href}`, BENCH_CPU_PROF: process.env.BENCH_CPU_PROF }
+        : {})
     },
     dbSchema: (service) => iso.schema(service),
     serviceEnv: {
@@ -117,6 +288,8 @@ async function main() {
     const admin = (await post(`${gateway}/api/auth/`, ADMIN)).access
     const auth = { authorization: `Bearer ${token}` }
     const adminAuth = { authorization: `Bearer ${admin}` }
+
+    if (wanted.has('cpu')) await cpuScenarios({ gateway, identity, system, db, schema: iso.schema('identity'), user, auth, adminAuth, admin })
 
     if (wanted.has('hop')) {
       const direct = await cannon({ url: `${identity}/api/users/${user.id}/`, headers: auth })

@@ -23,5 +23,6 @@ export { revocationPlugin, REVOKED_SESSIONS_HEADER, formatRevokedSessions, parse
 export { authPlugin } from './plugins/auth.js'
 export { healthPlugin } from './plugins/health.js'
 export { metricsPlugin } from './plugins/metrics.js'
+export { preparedQuery } from './plugins/orm.js'
 export * from './sql.js'
 export * from './read-through.js'

@@ -1,11 +1,11 @@
-import type { FastifyServerOptions } from 'fastify'
+import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 
 /**
  * Logs are public: no line may carry a password, a bcrypt hash, a token, a resident ID number or a
  * phone. Three walls: the request line logs the path and the names of query parameters, never their
  * values (`?search=` is often a phone or a name); errors are logged without SQL text, bound parameters
- * or PostgreSQL's `detail` ("Failing row contains (...)"), keeping code, constraint and table; and pino
- * redacts the fields that carry secrets or personal data wherever code logs an object holding them.
+ * or PostgreSQL's `detail` ("Failing row contains (...)"), keeping code, constraint and table; and the
+ * fields that carry secrets or personal data are replaced wherever code logs an object holding them.
  */
 
 const SECRET_FIELDS = [
@@ -24,16 +24,47 @@ const SECRET_FIELDS = [
   'contactPhone'
 ]
 
-/** pino (fast-redact) paths: each secret field at the top of a logged object and up to three levels down. */
-export const REDACT_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'req.headers["set-cookie"]',
-  'res.headers["set-cookie"]',
-  'headers.authorization',
-  'headers.cookie',
-  ...SECRET_FIELDS.flatMap((f) => [f, `*.${f}`, `*.*.${f}`, `*.*.*.${f}`])
-]
+const SECRET = new Set([...SECRET_FIELDS, 'set-cookie'])
+const CENSOR = '[redacted]'
+// Logged under these keys, a value goes through the kit's serializers (`req`, `err`, `error`) or
+// Fastify's (`res`), which emit only safe fields: nothing in them to look through.
+const SERIALIZED = new Set(['req', 'res', 'err', 'error'])
+
+/**
+ * `value` with every secret field (SECRET_FIELDS, at its top and up to three levels down) replaced by
+ * `[redacted]`; the same object when it has none (the usual case, so a log line copies nothing).
+ * This replaces pino's `redact` with wildcard paths (`*.*.*.phone`), which cost ~30 µs per line
+ * (measured: 34 µs vs 3.6 µs for Fastify's request line), more than a whole request of node:http.
+ */
+function scrubbed(value: unknown, depth: number): unknown {
+  if (depth > 3 || value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || value instanceof Date) return value
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined
+    for (let i = 0; i < value.length; i++) {
+      const next = scrubbed(value[i], depth + 1)
+      if (next !== value[i]) (out ??= value.slice())[i] = next
+    }
+    return out ?? value
+  }
+  let out: Record<string, unknown> | undefined
+  for (const key of Object.keys(value)) {
+    const field = (value as Record<string, unknown>)[key]
+    const next = SECRET.has(key) ? CENSOR : scrubbed(field, depth + 1)
+    if (next !== field) (out ??= { ...(value as Record<string, unknown>) })[key] = next
+  }
+  return out ?? value
+}
+
+/** A logged object without its secret fields; see `scrubbed`. */
+export function scrubLogObject(object: Record<string, unknown>): Record<string, unknown> {
+  let out: Record<string, unknown> | undefined
+  for (const key of Object.keys(object)) {
+    const field = object[key]
+    const next = SECRET.has(key) ? CENSOR : SERIALIZED.has(key) ? field : scrubbed(field, 1)
+    if (next !== field) (out ??= { ...object })[key] = next
+  }
+  return out ?? object
+}
 
 /** The path of a URL and the names of its query parameters, never their values. */
 export function safeUrl(url: string | undefined): string | undefined {
@@ -50,7 +81,7 @@ export function safeUrl(url: string | undefined): string | undefined {
 
 // Properties of an error that may carry the values of a statement: pg's `detail` / `where` / `hint`, the
 // SQL and parameters some drivers attach, MikroORM's `query`/`params`, a failing `data` payload.
-const UNSAFE_ERROR_FIELDS = new Set(['detail', 'where', 'hint', 'internalQuery', 'query', 'sql', 'params', 'parameters', 'values', 'data', 'body', 'payload', 'message', 'stack', 'cause', 'previous'])
+const UNSAFE_ERROR_FIELDS = new Set(['detail', 'where', 'hint', 'internalQuery', 'query', 'sql', 'params', 'parameters', 'values', 'data', 'body', 'payload', 'message', 'stack', 'cause', 'previous', ...SECRET])
 const SAFE_DB_FIELDS = ['code', 'errno', 'sqlState', 'severity', 'constraint', 'table', 'column', 'schema', 'dataType', 'routine']
 
 interface ErrorLike {
@@ -114,17 +145,42 @@ function safeRequest(req: { method?: string; url?: string; host?: string; ip?: s
 type LoggerOption = FastifyServerOptions['logger']
 
 /**
- * The logger options of every service and of the gateway: level, `service` name, redaction and the
- * safe serializers. Options a caller passes (tests pass a `stream`) are merged in; the safety is kept.
+ * The logger options of every service and of the gateway: level, `service` name, the removal of secret
+ * fields and the safe serializers. Options a caller passes (tests pass a `stream`) are merged in; the
+ * safety is kept.
  */
 export function loggerOptions(name: string, level: string, override?: LoggerOption): LoggerOption {
   if (override === false) return false
   const extra = override && typeof override === 'object' ? (override as Record<string, any>) : {}
+  const formatters = extra.formatters ?? {}
   return {
     level,
     base: { service: name },
     ...extra,
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    formatters: {
+      ...formatters,
+      log: (object: Record<string, unknown>) => scrubLogObject(formatters.log ? formatters.log(object) : object)
+    },
+    // a child logger's bindings skip `formatters`: pino's redaction of top-level keys (cheap, no wildcard) covers them
+    redact: { paths: [...SECRET].map((key) => JSON.stringify([key])), censor: CENSOR },
     serializers: { ...(extra.serializers ?? {}), err: safeError, error: safeError, req: safeRequest }
   } as LoggerOption
+}
+
+/**
+ * One access-log line per request instead of Fastify's two ("incoming request", "request completed"):
+ * method, path with the names of its query parameters but not their values, status and milliseconds;
+ * at `error` with the error when the request failed. Every service's and the gateway's `logController`.
+ */
+export class AccessLogController extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const line = { method: request.method, url: safeUrl(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
+    if (error) reply.log.error({ ...line, err: error }, 'request errored')
+    else reply.log.info(line, 'request')
+  }
+
+  // Fastify's says `Route GET:/path?phone=139… not found`, query values included; the access line suffices.
+  override routeNotFound(): void {}
 }

@@ -11,7 +11,7 @@ import { kitMigrations } from './kit-migration.js'
 import { BODY_LIMIT_BYTES } from './errors.js'
 import { message, negotiateLanguage, type Lang } from './messages.js'
 import { validatorCompiler } from './validation.js'
-import { loggerOptions } from './logging.js'
+import { AccessLogController, loggerOptions } from './logging.js'
 import { assertTimeZone } from './time.js'
 import { errorsPlugin } from './plugins/errors.js'
 import type { ConstraintTable } from './sql.js'
@@ -153,6 +153,7 @@ export function serverOptions(
 ): FastifyServerOptions {
   return {
     logger: loggerOptions(name, logLevel, logger),
+    logController: new AccessLogController(),
     // `X-Request-Id` from the caller (the gateway) is reused, so one id names a request in every log.
     genReqId: (req) => {
       const incoming = req.headers['x-request-id']

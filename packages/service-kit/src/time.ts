@@ -23,15 +23,57 @@ export function assertTimeZone(timeZone: string): void {
   partsFormatter(timeZone)
 }
 
+/**
+ * The zone's offset from UTC at `ms`, in milliseconds (whole seconds: some historical offsets have them),
+ * from the runtime's zone data. Slow (formatToParts allocates a dozen objects): `offsetAt` caches it.
+ */
+export function zoneOffsetMs(ms: number, timeZone: string): number {
+  const p: Record<string, string> = {}
+  for (const part of partsFormatter(timeZone).formatToParts(ms)) p[part.type] = part.value
+  const local = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second)
+  // Date.UTC maps years 0–99 to 1900–1999
+  const fixed = +p.year >= 0 && +p.year < 100 ? new Date(local).setUTCFullYear(+p.year) : local
+  return fixed - Math.floor(ms / 1000) * 1000
+}
+
+// A zone's offset changes at most a few times a year, never twice within a quarter of an hour, and
+// transitions fall on whole minutes. So the offset is looked up once per 15-minute slice: when the offsets
+// at both ends of a slice agree, the whole slice has it; a slice holding a transition (a few a year) is
+// marked and its timestamps are looked up one by one. Each zone keeps up to SLICES_KEPT slices.
+const SLICE_MS = 15 * 60_000
+const SLICES_KEPT = 4096
+const TRANSITION = Symbol('transition')
+const slicesOf = new Map<string, Map<number, number | typeof TRANSITION>>()
+
+function offsetAt(ms: number, timeZone: string): number {
+  let slices = slicesOf.get(timeZone)
+  if (!slices) slicesOf.set(timeZone, (slices = new Map()))
+  const slice = Math.floor(ms / SLICE_MS)
+  let offset = slices.get(slice)
+  if (offset === undefined) {
+    const start = zoneOffsetMs(slice * SLICE_MS, timeZone)
+    offset = zoneOffsetMs(slice * SLICE_MS + SLICE_MS - 1, timeZone) === start ? start : TRANSITION
+    if (slices.size >= SLICES_KEPT) slices.clear()
+    slices.set(slice, offset)
+  }
+  return offset === TRANSITION ? zoneOffsetMs(ms, timeZone) : offset
+}
+
+const two = (n: number) => (n < 10 ? `0${n}` : `${n}`)
+
 /** RFC 3339 with milliseconds and the zone's offset: `2019-12-14T00:08:16.967+08:00`. */
 export function formatTime(date: Date, timeZone: string): string {
-  const p: Record<string, string> = {}
-  for (const part of partsFormatter(timeZone).formatToParts(date)) p[part.type] = part.value
-  const local = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second)
-  const offsetMinutes = Math.round((local - Math.floor(date.getTime() / 1000) * 1000) / 60000)
-  const sign = offsetMinutes < 0 ? '-' : '+'
+  const ms = date.getTime()
+  const offset = offsetAt(ms, timeZone)
+  const local = new Date(ms + offset)
+  const offsetMinutes = Math.round(offset / 60000)
   const abs = Math.abs(offsetMinutes)
-  const offset = `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`
-  const ms = String(date.getUTCMilliseconds()).padStart(3, '0')
-  return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}:${p.second}.${ms}${offset}`
+  const year = local.getUTCFullYear()
+  const millis = local.getUTCMilliseconds()
+  return (
+    `${year < 1000 ? String(year).padStart(4, '0') : year}-${two(local.getUTCMonth() + 1)}-${two(local.getUTCDate())}` +
+    `T${two(local.getUTCHours())}:${two(local.getUTCMinutes())}:${two(local.getUTCSeconds())}` +
+    `.${millis < 10 ? `00${millis}` : millis < 100 ? `0${millis}` : millis}` +
+    `${offsetMinutes < 0 ? '-' : '+'}${two(Math.floor(abs / 60))}:${two(abs % 60)}`
+  )
 }

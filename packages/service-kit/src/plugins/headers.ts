@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import helmet from '@fastify/helmet'
-import type { FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 
 /**
  * The Content-Security-Policy of every answer: Swagger UI (`/docs/`) is served from the same origin
@@ -31,10 +31,33 @@ export const CONTENT_SECURITY_POLICY = {
  */
 export const securityHeadersPlugin = fp(
   async function securityHeaders(app: FastifyInstance) {
-    await app.register(helmet, { global: true, contentSecurityPolicy: { useDefaults: false, directives: CONTENT_SECURITY_POLICY } })
-    app.addHook('onRequest', async (_request, reply) => {
-      reply.header('cache-control', 'no-store')
+    // @fastify/helmet builds helmet's middleware anew on every request (parsing the CSP each time: ~3 % of
+    // the gateway's CPU per request); the headers never vary here, so they are taken once from it and set.
+    const headers = { ...(await helmetHeaders()), 'cache-control': 'no-store' }
+    app.addHook('onRequest', (_request, reply, done) => {
+      reply.headers(headers)
+      done()
     })
   },
   { name: 'roster-security-headers' }
 )
+
+/** The headers @fastify/helmet sets with the kit's options, read off one answer of a throwaway instance. */
+async function helmetHeaders(): Promise<Record<string, string>> {
+  const probe = Fastify({ logger: false })
+  try {
+    await probe.register(helmet, { global: true, contentSecurityPolicy: { useDefaults: false, directives: CONTENT_SECURITY_POLICY } })
+    probe.get('/', async () => '')
+    const bare = Fastify({ logger: false })
+    bare.get('/', async () => '')
+    const [withHelmet, without] = await Promise.all([probe.inject('/'), bare.inject('/')])
+    await bare.close()
+    const out: Record<string, string> = {}
+    for (const [name, value] of Object.entries(withHelmet.headers)) {
+      if (value !== undefined && without.headers[name] === undefined) out[name] = String(value)
+    }
+    return out
+  } finally {
+    await probe.close()
+  }
+}

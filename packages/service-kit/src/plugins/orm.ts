@@ -155,3 +155,24 @@ export const ormPlugin = fp(
   },
   { name: 'roster-orm', dependencies: ['roster-health'] }
 )
+
+/**
+ * Rows of a named (prepared) statement run straight on one of the pool's pg connections: PostgreSQL parses
+ * and plans it once per connection, and neither MikroORM nor knex builds, logs or post-processes anything.
+ * For a hot read outside any transaction (it throws inside one: that transaction's connection is not
+ * this one). `text` uses `$1`…; one `name` must always carry the same `text`. Measured on identity's user
+ * read: ~80 µs of Node CPU per call against ~200 µs through `em.getConnection().execute`.
+ */
+export async function preparedQuery<T>(em: EntityManager, name: string, text: string, values: unknown[]): Promise<T[]> {
+  if (em.getTransactionContext()) throw new Error(`preparedQuery(${name}) inside a transaction`)
+  const client = em.getConnection().getKnex().client as {
+    acquireConnection(): Promise<pg.PoolClient>
+    releaseConnection(connection: pg.PoolClient): Promise<void>
+  }
+  const connection = await client.acquireConnection()
+  try {
+    return (await connection.query({ name, text, values })).rows as T[]
+  } finally {
+    await client.releaseConnection(connection)
+  }
+}

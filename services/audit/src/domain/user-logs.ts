@@ -47,12 +47,48 @@ export async function listUserLogs(em: EntityManager, filter: LogFilter, page: P
       ...(filter.until ? { $lte: filter.until } : {})
     }
   }
-  const rows = await em.find(UserLogEntity, where, {
-    orderBy: { operateTime: 'desc', id: 'desc' },
-    limit: page.limit,
-    offset: page.offset
-  })
+  // One statement, rows mapped straight to UserLogRow: no entities, identity map or hydration.
+  const conditions = [filter.operation === undefined ? `operation < ${OPERATION_LOGIN_FAILED}` : 'operation = ?']
+  const params: unknown[] = filter.operation === undefined ? [] : [filter.operation]
+  const add = (condition: string, value: unknown) => {
+    conditions.push(condition)
+    params.push(value)
+  }
+  if (filter.user !== undefined) add('user_id = ?', filter.user)
+  if (filter.since) add('operate_time >= ?', filter.since)
+  if (filter.until) add('operate_time <= ?', filter.until)
+  const raw = await em.getConnection().execute<RawLogRow[]>(
+    `select id, event_id, user_id, username, ip, operation, operator_id, extract(epoch from operate_time) * 1000 as operate_ms, user_agent
+       from user_log where ${conditions.join(' and ')} order by operate_time desc, id desc limit ? offset ?`,
+    [...params, page.limit, page.offset],
+    'all',
+    em.getTransactionContext()
+  )
+  const rows: UserLogRow[] = raw.map((r) => ({
+    id: r.id,
+    eventId: r.event_id,
+    user: r.user_id,
+    username: r.username,
+    ip: r.ip,
+    operation: r.operation,
+    operator: r.operator_id,
+    operateTime: new Date(Number(r.operate_ms)),
+    userAgent: r.user_agent
+  }))
   return { rows, total: await countUserLogs(em, filter, where, page, rows.length) }
+}
+
+// Times leave SQL as epoch milliseconds: the driver hands timestamptz over as text.
+interface RawLogRow {
+  id: number
+  event_id: string
+  user_id: number | null
+  username: string
+  ip: string
+  operation: number
+  operator_id: number | null
+  operate_ms: string | number
+  user_agent: string
 }
 
 async function countUserLogs(em: EntityManager, filter: LogFilter, where: FilterQuery<UserLogRow>, page: Page, found: number): Promise<number> {

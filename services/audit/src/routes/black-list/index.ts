@@ -26,6 +26,7 @@ import {
 } from '@roster/service-kit'
 import { LockMode } from '@mikro-orm/core'
 import { BlackListEntity, type BlackListRow } from '../../entities/index.js'
+import { listBlackList } from '../../domain/black-list.js'
 
 const tags = ['black-list']
 const entryRef = Type.Ref('BlackListEntry')
@@ -73,14 +74,7 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
     async function listEntries(request, reply) {
       const { patient, include_deleted } = request.query
       const page = pageOf(request.query)
-      const where: FilterQuery<BlackListRow> = {}
-      if (!include_deleted) where.isDelete = 0
-      if (patient !== undefined) where.patient = patient
-      const [rows, total] = await request.em.findAndCount(BlackListEntity, where, {
-        orderBy: { joinTime: 'desc', id: 'desc' },
-        limit: page.limit,
-        offset: page.offset
-      })
+      const { rows, total } = await listBlackList(request.em, { patient, includeDeleted: include_deleted }, page)
       setPageHeaders(request, reply, total, page)
       return rows.map((row) => renderEntry(row, tz))
     }

@@ -14,8 +14,7 @@ import {
 } from '@roster/contracts'
 import { FieldErrors, LIST_HEADERS, NotFoundError, message, pageOf, parsePk, setPageHeaders, transactional } from '@roster/service-kit'
 import { OccupationEntity } from '../../entities/index.js'
-import { occupationFact, renderOccupation } from '../../domain/occupations.js'
-import { likePattern } from '@roster/service-kit'
+import { listOccupations as occupationPage, occupationFact, renderOccupation } from '../../domain/occupations.js'
 import { cleanName, nameTaken, uniqueNameError } from '../../domain/names.js'
 
 /** What PUT and PATCH share of a request. */
@@ -43,15 +42,9 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
     },
     async function listOccupations(request, reply) {
       const page = pageOf(request.query)
-      const { search } = request.query
-      const where = search ? { name: { $ilike: likePattern(search) } } : {}
-      const [rows, total] = await request.em.findAndCount(OccupationEntity, where, {
-        orderBy: { id: 'asc' },
-        limit: page.limit,
-        offset: page.offset
-      })
+      const { occupations, total } = await occupationPage(request.em, request.query.search, page)
       setPageHeaders(request, reply, total, page)
-      return rows.map(renderOccupation)
+      return occupations
     }
   )
 
