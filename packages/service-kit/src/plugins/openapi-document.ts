@@ -176,8 +176,9 @@ const PARAMETERS: Json = {
     name: 'Accept-Language',
     in: 'header',
     required: false,
-    description: 'The language of messages: Chinese (zh-Hans) by default, English for `en`.',
-    schema: { type: 'string', default: 'zh-Hans', example: 'zh-Hans' }
+    // No `default` or `example`: Swagger UI would send it with every "Try it out" and override the browser's language.
+    description: 'The language of messages: Chinese (`zh-Hans`) when absent or unknown, English for `en`.',
+    schema: { type: 'string' }
   }
 }
 
@@ -298,7 +299,8 @@ function completeOperation(doc: Json, route: PublicRoute, method: string, operat
   // (as Django REST Framework does).
   const needed = ['400', '401', '405', '429', '500', '503', '504']
   if (hasPathIds) needed.push('404')
-  if (body) needed.push('413', '415')
+  // A body may be sent to any operation but GET: too large is 413, and one that is not JSON is 415.
+  if (body || !['get', 'head'].includes(method)) needed.push('413', '415')
   // A write that keeps losing to concurrent ones (deadlock, serialization failure) answers 409 after its retries.
   if (secured && ['post', 'put', 'patch', 'delete'].includes(method)) needed.push('409')
   for (const code of needed) responses[code] ??= ref('responses', ERROR_RESPONSES[code]!)
