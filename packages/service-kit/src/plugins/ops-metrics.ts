@@ -13,47 +13,36 @@ export const opsMetricsPlugin = fp(
     const registers = [app.metrics]
     const sql = async <T>(query: string): Promise<T[]> => app.orm.em.getConnection().execute<T[]>(query)
 
-    new Gauge({
-      name: 'roster_outbox_unpublished',
-      help: 'events in the outbox not yet published to NATS',
-      registers,
-      async collect() {
-        try {
-          const [row] = await sql<{ n: string }>('select count(*) as n from outbox_event where published_at is null')
-          this.set(Number(row?.n ?? 0))
-        } catch {
-          this.reset()
+    /** A gauge whose value is the one number `query` answers (as `value`), read at scrape time. */
+    const sqlGauge = (name: string, help: string, query: string) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          try {
+            const [row] = await sql<{ value: string | null }>(query)
+            this.set(Number(row?.value ?? 0))
+          } catch {
+            this.reset()
+          }
         }
-      }
-    })
-    new Gauge({
-      name: 'roster_outbox_oldest_unpublished_seconds',
-      help: 'age of the oldest event in the outbox not yet published (0 when none)',
-      registers,
-      async collect() {
-        try {
-          const [row] = await sql<{ age: string | null }>(
-            'select extract(epoch from now() - min(created_at)) as age from outbox_event where published_at is null'
-          )
-          this.set(Number(row?.age ?? 0))
-        } catch {
-          this.reset()
-        }
-      }
-    })
-    new Gauge({
-      name: 'roster_parked_events',
-      help: 'events parked by a consumer after failing or being malformed (rows in parked_event)',
-      registers,
-      async collect() {
-        try {
-          const [row] = await sql<{ n: string }>('select count(*) as n from parked_event')
-          this.set(Number(row?.n ?? 0))
-        } catch {
-          this.reset()
-        }
-      }
-    })
+      })
+    sqlGauge(
+      'roster_outbox_unpublished',
+      'events in the outbox not yet published to NATS',
+      'select count(*) as value from outbox_event where published_at is null'
+    )
+    sqlGauge(
+      'roster_outbox_oldest_unpublished_seconds',
+      'age of the oldest event in the outbox not yet published (0 when none)',
+      'select extract(epoch from now() - min(created_at)) as value from outbox_event where published_at is null'
+    )
+    sqlGauge(
+      'roster_parked_events',
+      'events parked by a consumer after failing or being malformed (rows in parked_event)',
+      'select count(*) as value from parked_event'
+    )
     new Gauge({
       name: 'roster_consumer_pending',
       help: "messages of a durable consumer not yet delivered or not yet acknowledged (the consumer's lag)",
