@@ -1,0 +1,31 @@
+import type { EntitySchema, MigrationObject } from '@mikro-orm/core'
+import { createOrm, prepareSchema } from '../plugins/orm.js'
+import { isolate, TEST_DATABASE_URL } from './index.js'
+
+interface Teardown {
+  after(fn: () => unknown): void
+}
+
+/**
+ * Migrates a fresh schema with the service's migrations, then asks MikroORM what it would change to make that
+ * schema match the entities. The answer is `''` when every table has exactly one entity that matches it; the
+ * SQL otherwise (tables without an entity show up as `drop table`). The migrations table is MikroORM's own.
+ */
+export async function schemaDiff(
+  t: Teardown,
+  service: string,
+  entities: EntitySchema<any, any>[],
+  migrations: MigrationObject[]
+): Promise<string> {
+  const iso = await isolate(t)
+  const schema = iso.schema(service)
+  const options = { databaseUrl: TEST_DATABASE_URL, schema, entities, migrations, poolMax: 2, migrate: true }
+  const orm = await createOrm(options)
+  try {
+    await prepareSchema(orm, options)
+    const sql = await orm.getSchemaGenerator().getUpdateSchemaSQL({ wrap: false, safe: false, dropTables: true, schema })
+    return sql.trim()
+  } finally {
+    await orm.close()
+  }
+}
