@@ -123,3 +123,48 @@ export async function lockRows(
     )
   return new Set(rows.map((r) => r.id))
 }
+
+/**
+ * Runs one SQL statement (`?` placeholders) in `em`'s transaction when it has one, and answers its rows. The one
+ * way a repository runs raw SQL; keep it for what MikroORM cannot say or measurably says slower.
+ */
+export async function sql<T = Record<string, unknown>>(em: EntityManager, text: string, params: unknown[] = []): Promise<T[]> {
+  return (await em.getConnection().execute(text, params, 'all', em.getTransactionContext())) as T[]
+}
+
+const afterCommitQueues = new WeakMap<object, (() => unknown)[]>()
+const subscribed = new WeakSet<object>()
+
+/**
+ * Calls `fn` once the transaction `em` is in has committed (at once outside a transaction); dropped when it rolls
+ * back. MikroORM reports only the outermost commit, so inside a savepoint `fn` waits for the outermost one (and
+ * runs with it even if the savepoint alone was rolled back). Errors thrown by `fn` are the caller's to catch
+ * inside `fn`: the commit has happened and stays.
+ */
+export function afterCommit(em: EntityManager, fn: () => unknown): void {
+  let ctx = em.getTransactionContext() as { parentTransaction?: object } | undefined
+  // A savepoint is a knex transaction whose `parentTransaction` is the one around it.
+  while (ctx?.parentTransaction) ctx = ctx.parentTransaction
+  if (!ctx) {
+    void Promise.resolve().then(fn)
+    return
+  }
+  const events = em.getEventManager()
+  if (!subscribed.has(events)) {
+    subscribed.add(events)
+    events.registerSubscriber({
+      afterTransactionCommit: ({ transaction }) => {
+        const queue = transaction && afterCommitQueues.get(transaction as object)
+        if (!queue) return
+        afterCommitQueues.delete(transaction as object)
+        for (const callback of queue) void Promise.resolve().then(callback)
+      },
+      afterTransactionRollback: ({ transaction }) => {
+        if (transaction) afterCommitQueues.delete(transaction as object)
+      }
+    })
+  }
+  const queue = afterCommitQueues.get(ctx)
+  if (queue) queue.push(fn)
+  else afterCommitQueues.set(ctx, [fn])
+}

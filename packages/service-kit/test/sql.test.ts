@@ -2,7 +2,7 @@ import t from 'tap'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { isolate } from '../src/testing/index.js'
 import { createOrm } from '../src/plugins/orm.js'
-import { ApiError, constraintError, isRetryable, lockRows, transactional, type ConstraintTable } from '../src/index.js'
+import { afterCommit, ApiError, constraintError, isRetryable, lockRows, sql, transactional, type ConstraintTable } from '../src/index.js'
 
 /** The kit's transaction helper and database-error mapping against the real PostgreSQL (deadlocks included). */
 t.test('transactional() and constraint errors', async (t) => {
@@ -98,6 +98,46 @@ t.test('transactional() and constraint errors', async (t) => {
     )
     t.equal(calls, 1)
     t.ok(isRetryable(error))
+  })
+
+  t.test('sql() runs in the transaction of its entity manager', async (t) => {
+    await transactional(fork(), async (em) => {
+      await sql(em, `insert into parent (id, name) values (?, ?)`, [10, 'ten'])
+      t.same(await sql(em, 'select name from parent where id = ?', [10]), [{ name: 'ten' }], 'seen inside')
+      t.same(await sql(fork(), 'select name from parent where id = ?', [10]), [], 'not yet outside')
+    })
+    t.same(await sql(fork(), 'select name from parent where id = ?', [10]), [{ name: 'ten' }], 'committed')
+  })
+
+  t.test('afterCommit() runs after the outermost commit, never after a rollback', async (t) => {
+    const calls: string[] = []
+    let seenByCallback: unknown
+    await transactional(fork(), async (em) => {
+      await sql(em, `insert into parent (id, name) values (?, ?)`, [11, 'eleven'])
+      afterCommit(em, async () => {
+        seenByCallback = await sql(fork(), 'select name from parent where id = ?', [11])
+        calls.push('outer')
+      })
+      await transactional(em, async (inner) => afterCommit(inner, () => calls.push('savepoint')))
+      t.same(calls, [], 'nothing before the commit')
+    })
+    await new Promise((resolve) => setImmediate(resolve))
+    await new Promise((resolve) => setImmediate(resolve))
+    t.same(calls.sort(), ['outer', 'savepoint'])
+    t.same(seenByCallback, [{ name: 'eleven' }], 'the callback sees the committed row')
+
+    const rolledBack: string[] = []
+    await failure(
+      transactional(fork(), async (em) => {
+        afterCommit(em, () => rolledBack.push('never'))
+        throw new Error('roll back')
+      })
+    )
+    const outside: string[] = []
+    afterCommit(fork(), () => outside.push('at once'))
+    await new Promise((resolve) => setImmediate(resolve))
+    t.same(rolledBack, [], 'dropped with the rollback')
+    t.same(outside, ['at once'], 'outside a transaction it runs at once')
   })
 
   t.test('lockRows refuses to run outside a transaction', async (t) => {
