@@ -7,7 +7,7 @@ import type { Socket } from 'node:net'
 import type { FieldCheck, StreamKey } from '@roster/contracts'
 import { FieldErrorsSchema, DetailSchema } from '@roster/contracts'
 import type { BaseConfig } from './config.js'
-import { kitMigrations } from './kit-migration.js'
+import { kitEntities, kitMigrations } from './kit-migration.js'
 import { BODY_LIMIT_BYTES } from './errors.js'
 import { message, negotiateLanguage, type Lang } from './messages.js'
 import { validatorCompiler } from './validation.js'
@@ -209,7 +209,7 @@ export async function buildService(def: ServiceDefinition): Promise<ServiceApp> 
     await app.register(ormPlugin, {
       databaseUrl: config.DATABASE_URL,
       schema,
-      entities: def.entities,
+      entities: [...kitEntities, ...def.entities],
       migrations: [...kitMigrations, ...def.migrations],
       poolMax: config.DB_POOL_MAX,
       migrate: config.MIGRATE_ON_START

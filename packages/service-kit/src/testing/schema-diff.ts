@@ -1,13 +1,14 @@
 import type { EntitySchema, MigrationObject } from '@mikro-orm/core'
 import { createOrm, prepareSchema } from '../plugins/orm.js'
 import { isolate, TEST_DATABASE_URL } from './index.js'
+import { kitEntities, kitMigrations } from '../kit-migration.js'
 
 interface Teardown {
   after(fn: () => unknown): void
 }
 
 /**
- * Migrates a fresh schema with the service's migrations, then asks MikroORM what it would change to make that
+ * Migrates a fresh schema with the kit's and the service's migrations, then asks MikroORM what it would change to make that
  * schema match the entities. The answer is `''` when every table has exactly one entity that matches it; the
  * SQL otherwise (tables without an entity show up as `drop table`). The migrations table is MikroORM's own.
  */
@@ -19,7 +20,7 @@ export async function schemaDiff(
 ): Promise<string> {
   const iso = await isolate(t)
   const schema = iso.schema(service)
-  const options = { databaseUrl: TEST_DATABASE_URL, schema, entities, migrations, poolMax: 2, migrate: true }
+  const options = { databaseUrl: TEST_DATABASE_URL, schema, entities: [...kitEntities, ...entities], migrations: [...kitMigrations, ...migrations], poolMax: 2, migrate: true }
   const orm = await createOrm(options)
   try {
     await prepareSchema(orm, options)
