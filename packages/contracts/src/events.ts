@@ -1,3 +1,4 @@
+import { internalPath } from './routes.js'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { OrNull as Nullable } from './common.js'
 
@@ -100,7 +101,7 @@ export const REVOKED_SESSIONS_BUCKET = 'roster_revoked_sessions'
  * on a miss, with the same fact an event would carry, or 404.
  */
 export const INTERNAL_PATHS = {
-  occupation: (id: number) => `/internal/occupations/${id}`,
-  group: (id: number) => `/internal/groups/${id}`,
-  user: (id: number) => `/internal/users/${id}`
+  occupation: (id: number) => internalPath('occupationFact').replace(':pk', String(id)),
+  group: (id: number) => internalPath('groupFact').replace(':pk', String(id)),
+  user: (id: number) => internalPath('userFact').replace(':pk', String(id))
 }

@@ -62,6 +62,42 @@ export const PUBLIC_ROUTES: readonly PublicRoute[] = Object.freeze([
   op('audit', 'DELETE', '/api/black-list/:pk/', 'deleteBlackListEntry', '将病人移出黑名单')
 ])
 
+/**
+ * Every internal operation (never routed by the gateway, served on each owner's internal listener only): the
+ * read-throughs where an owner answers a replica's miss with the same fact an event would carry, or 404.
+ */
+export const INTERNAL_ROUTES: readonly InternalRoute[] = Object.freeze([
+  Object.freeze({ method: 'GET', path: '/internal/users/:pk', owner: 'identity', name: 'userFact' } as const),
+  Object.freeze({ method: 'GET', path: '/internal/occupations/:pk', owner: 'directory', name: 'occupationFact' } as const),
+  Object.freeze({ method: 'GET', path: '/internal/groups/:pk', owner: 'directory', name: 'groupFact' } as const)
+])
+
+export interface InternalRoute {
+  method: 'GET'
+  path: string
+  owner: RouteOwner
+  name: 'userFact' | 'occupationFact' | 'groupFact'
+}
+
+const byOperation = new Map<string, PublicRoute>(PUBLIC_ROUTES.map((r) => [r.operationId, r]))
+
+/** The path template of a public operation by its `operationId`: what its owner registers (`publicPath('getUser')`). */
+export function publicPath(operationId: string): string {
+  const route = byOperation.get(operationId)
+  if (!route) throw new Error(`no public operation ${operationId}`)
+  return route.path
+}
+
+/** The path template of an internal operation: what its owner registers. */
+export function internalPath(name: InternalRoute['name']): string {
+  return INTERNAL_ROUTES.find((r) => r.name === name)!.path
+}
+
+/** The routes a service must register, public and internal, as `GET /api/users/:pk/`. */
+export function routesOwnedBy(owner: RouteOwner): string[] {
+  return [...PUBLIC_ROUTES, ...INTERNAL_ROUTES].filter((r) => r.owner === owner).map((r) => `${r.method} ${r.path}`)
+}
+
 /** `/api/users/:pk/` as OpenAPI writes it: `/api/users/{pk}/`. */
 export function openApiPath(template: string): string {
   return template.replace(/:(\w+)/g, '{$1}')

@@ -8,6 +8,7 @@ import type { FieldCheck, StreamKey } from '@roster/contracts'
 import { FieldErrorsSchema, DetailSchema } from '@roster/contracts'
 import type { BaseConfig } from './config.js'
 import { kitEntities, kitMigrations } from './kit-migration.js'
+import { routeOwnershipPlugin } from './plugins/route-ownership.js'
 import { BODY_LIMIT_BYTES } from './errors.js'
 import { message, negotiateLanguage, type Lang } from './messages.js'
 import { validatorCompiler } from './validation.js'
@@ -197,6 +198,7 @@ export async function buildService(def: ServiceDefinition): Promise<ServiceApp> 
 
   try {
     await app.register(securityHeadersPlugin)
+    await app.register(routeOwnershipPlugin, { service: def.name })
     // `/internal/*`, `/metrics`, `/ready` and this service's own `/docs` answer only on INTERNAL_PORT.
     await app.register(internalListenerPlugin, { internalPrefixes: ['/docs'] })
     await app.register(errorsPlugin, { constraints: def.constraints })

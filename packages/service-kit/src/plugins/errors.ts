@@ -163,7 +163,7 @@ export const errorsPlugin = fp(
           method: missing,
           url,
           schema: { hide: true },
-          config: { access: 'public' },
+          config: { access: 'public', methodNotAllowed: true },
           handler: async (request, reply) => {
             reply.header('allow', allow)
             return send(request, reply, new ApiError(405, 'method_not_allowed', { method: request.method }))
