@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promis
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
 import { findFreePort } from '../local/ports.js'
 import { eventually } from '@roster/service-kit/testing'
@@ -282,6 +283,8 @@ t.test('supervision: a stop cancels a pending restart', async (t) => {
   // The pending timer is cleared: were it not, this file would not end for ten minutes (tap's timeout).
 })
 
+const EXIT_WITH_PARENT = pathToFileURL(join(REPO_ROOT, 'deploy/local/exit-with-launcher.mjs')).href
+
 /** Gone, or a zombie waiting to be reaped by whoever inherited it: not running either way. */
 async function processGone(pid: number): Promise<boolean> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)
@@ -299,7 +302,11 @@ console.log(JSON.stringify({ pids: [system.pid('identity'), system.pid('audit')]
 setInterval(() => {}, 60_000)
 `
   )
-  const child = spawn(process.execPath, ['--import', 'tsx', launcher], { cwd: rootDir, stdio: ['ignore', 'pipe', 'inherit'] })
+  // The launcher, too, stops with this test file (were it killed by tap's timeout): the same preload, over IPC.
+  const child = spawn(process.execPath, ['--import', 'tsx', '--import', EXIT_WITH_PARENT, launcher], {
+    cwd: rootDir,
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc']
+  })
   t.teardown(() => child.kill('SIGKILL'))
   const started = await new Promise<{ pids: number[]; urls: string[] }>((resolve, reject) => {
     let text = ''
