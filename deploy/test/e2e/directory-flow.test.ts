@@ -2,6 +2,10 @@ import t from 'tap'
 import { eventually } from '@roster/service-kit/testing'
 import { startE2E, client, ADMIN } from './helper.js'
 
+// It starts the services as processes: a budget of its own that fits a machine twice as slow as a loaded
+// one of this kind (tap's default of 120 s per file does not).
+t.setTimeout(300_000)
+
 t.test('groups, occupations and memberships across the three services', async (t) => {
   const system = await startE2E(t, ['identity', 'directory', 'audit', 'gateway'])
   const api = client(system.gatewayUrl!)

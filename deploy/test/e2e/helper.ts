@@ -77,7 +77,8 @@ export async function startReplicas(
       identity: { ROSTER_JWT_PRIVATE_KEY: key, ROSTER_ADMIN_USERNAME: ADMIN.username, ROSTER_ADMIN_PASSWORD: ADMIN.password, BCRYPT_COST: '4' }
     },
     pipeLogs: options.onLog ?? (process.env.TEST_LOG_LEVEL ? true : false),
-    readyTimeoutMs: 60_000,
+    // A loaded machine of this kind has taken more than a minute to start four services at once.
+    readyTimeoutMs: 180_000,
     restart: options.restart,
     log: options.log
   })

@@ -2,6 +2,10 @@ import t from 'tap'
 import { eventually } from '@roster/service-kit/testing'
 import { ADMIN, client, startReplicas } from './helper.js'
 
+// It starts the services as processes: a budget of its own that fits a machine twice as slow as a loaded
+// one of this kind (tap's default of 120 s per file does not).
+t.setTimeout(300_000)
+
 // Two replicas of every service and of the gateway, on one database and one NATS, started together:
 // a client going through either gateway sees one system.
 t.test('two replicas of everything behave as one system', async (t) => {
