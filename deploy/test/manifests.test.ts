@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
@@ -20,7 +20,6 @@ type Doc = Record<string, any>
 const K8S = join(REPO_ROOT, 'deploy', 'k8s')
 const DOCKERFILE = join(REPO_ROOT, 'deploy', 'docker', 'Dockerfile')
 const OVERLAYS = ['local', 'production'] as const
-type Overlay = (typeof OVERLAYS)[number]
 
 /** The internal listener's ports and URLs (the internal-listener change adds them to the config schemas). */
 const INTERNAL_PORTS: Record<string, number> = { identity: 3101, directory: 3102, audit: 3103, gateway: 9080 }

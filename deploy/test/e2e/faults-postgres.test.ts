@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { eventually } from '@roster/service-kit/testing'
 import { startEmbeddedPostgres } from '../../local/infra.js'
 import { startE2E, client } from './helper.js'
+import { stopWhenTestDies } from '../reaper.js'
 
 // Each fault scenario is a file of its own with its own budget (tap's default 120 s per file is too
 // tight for a machine twice as slow as this one: the three together once ran past it).
@@ -15,6 +16,8 @@ t.test('PostgreSQL down: clear 503s, never a 500, and everything stored is there
   await chmod(dataDir, 0o711) // PostgreSQL runs as its own user when the tests run as root
   t.after(() => rm(dataDir, { recursive: true, force: true }))
   let postgres = await startEmbeddedPostgres({ dataDir: join(dataDir, 'pg'), port: 0 })
+  // SIGINT: PostgreSQL's fast shutdown.
+  stopWhenTestDies(postgres.pid, dataDir, 'SIGINT')
   t.after(() => postgres.stop())
   const system = await startE2E(t, ['identity', 'gateway'], { DATABASE_URL: postgres.url })
   const api = client(system.gatewayUrl!)
@@ -36,6 +39,7 @@ t.test('PostgreSQL down: clear 503s, never a 500, and everything stored is there
   t.equal((await fetch(`${system.internalUrls.identity}/ready`)).status, 503, 'identity says it is not ready')
 
   postgres = await startEmbeddedPostgres({ dataDir: join(dataDir, 'pg'), port: postgres.port })
+  stopWhenTestDies(postgres.pid, dataDir, 'SIGINT')
   await eventually(async () => (await api('GET', `/api/users/${user.id}/`, { token })).status === 200, { timeoutMs: 30_000, intervalMs: 200 })
   const again = await api('POST', '/api/auth/', { body: { username: 'pgdown', password: 'password1' } })
   t.equal(again.status, 200, 'logins work again')

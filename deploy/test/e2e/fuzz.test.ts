@@ -2,6 +2,10 @@ import t from 'tap'
 import fc from 'fast-check'
 import { startE2E, client, ADMIN } from './helper.js'
 
+// It starts the services as processes: a budget of its own that fits a machine twice as slow as a loaded
+// one of this kind (tap's default of 120 s per file does not).
+t.setTimeout(300_000)
+
 // Bad input of every kind, through the gateway, against every write and a few reads: the answer is always
 // a 2xx or a 4xx in the API's shape, never a 5xx, and what was stored before is still there afterwards.
 const anything = fc.letrec((tie) => ({

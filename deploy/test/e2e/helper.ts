@@ -37,6 +37,12 @@ export async function startE2E(
   return system
 }
 
+/** What any process needs from its parent's environment (where programs and temporary files are). */
+function processBasics(): Record<string, string> {
+  const names = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ']
+  return Object.fromEntries(names.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]!]])))
+}
+
 /**
  * `count` copies of the same system (every service and the gateway) on one database and one NATS, as
  * replicas in a cluster: the same schemas, stream names and signing key, each copy on its own ports.
@@ -53,9 +59,12 @@ export async function startReplicas(
   const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
   const start = () => startSystem({
     services,
+    // What the services read is what is written here, never what the caller's shell happens to hold.
+    inheritEnv: false,
     ports: Object.fromEntries(services.map((s) => [s, 0])),
     internalPorts: Object.fromEntries(services.map((s) => [s, 0])),
     env: {
+      ...processBasics(),
       DATABASE_URL: iso.DATABASE_URL,
       NATS_URL: iso.NATS_URL,
       NATS_PREFIX: iso.NATS_PREFIX,
@@ -68,7 +77,8 @@ export async function startReplicas(
       identity: { ROSTER_JWT_PRIVATE_KEY: key, ROSTER_ADMIN_USERNAME: ADMIN.username, ROSTER_ADMIN_PASSWORD: ADMIN.password, BCRYPT_COST: '4' }
     },
     pipeLogs: options.onLog ?? (process.env.TEST_LOG_LEVEL ? true : false),
-    readyTimeoutMs: 60_000,
+    // A loaded machine of this kind has taken more than a minute to start four services at once.
+    readyTimeoutMs: 180_000,
     restart: options.restart,
     log: options.log
   })

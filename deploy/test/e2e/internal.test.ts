@@ -2,6 +2,10 @@ import t from 'tap'
 import { request } from 'node:http'
 import { ADMIN, client, startE2E } from './helper.js'
 
+// It starts the services as processes: a budget of its own that fits a machine twice as slow as a loaded
+// one of this kind (tap's default of 120 s per file does not).
+t.setTimeout(300_000)
+
 /** One request with its path as given (Node's client sends it as is, like `curl --path-as-is`); answers status and body. */
 function raw(base: string, method: string, path: string): Promise<{ status: number; body: string }> {
   const { hostname, port } = new URL(base)

@@ -1,6 +1,10 @@
 import t from 'tap'
 import { startE2E, client, ADMIN } from './helper.js'
 
+// It starts the services as processes: a budget of its own that fits a machine twice as slow as a loaded
+// one of this kind (tap's default of 120 s per file does not).
+t.setTimeout(300_000)
+
 t.test('the seed document flow through the gateway', async (t) => {
   const system = await startE2E(t, ['identity', 'directory', 'gateway'])
   const api = client(system.gatewayUrl!)

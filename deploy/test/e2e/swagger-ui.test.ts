@@ -7,6 +7,10 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { startE2E } from './helper.js'
 
+// It starts the services as processes: a budget of its own that fits a machine twice as slow as a loaded
+// one of this kind (tap's default of 120 s per file does not).
+t.setTimeout(300_000)
+
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium'
 
 // Swagger UI as a person sees it: headless Chromium renders /docs/ from the gateway and the page must

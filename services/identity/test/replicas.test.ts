@@ -10,17 +10,16 @@ t.test('two replicas behave as one', async (t) => {
   t.after(() => Promise.all([a.close(), b.close()]))
   await Promise.all([a.ready(), b.ready()])
 
-  t.test('a logout on one is refused by the other within a second', async (t) => {
+  // Only that it happens: how fast facts cross between processes is `pnpm bench`'s (its `events` scenario).
+  t.test('a logout on one is refused by the other', async (t) => {
     const user = await register(a)
     const tokens = await login(a, user.username, 'password1')
     t.equal((await b.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })).statusCode, 200)
     const started = Date.now()
     await a.inject({ method: 'GET', url: '/api/auth/logout/', headers: bearer(tokens.access) })
-    await eventually(async () => (await b.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })).statusCode === 401, {
-      timeoutMs: 1000,
-      intervalMs: 5
-    })
-    t.ok(Date.now() - started < 1000, `refused by the other replica after ${Date.now() - started} ms`)
+    const read = () => b.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })
+    await eventually(async () => (await read()).statusCode === 401, { timeoutMs: 30_000, intervalMs: 5 })
+    t.comment(`refused by the other replica after ${Date.now() - started} ms`)
   })
 
   t.test('the lockout is shared', async (t) => {
@@ -39,9 +38,17 @@ t.test('two replicas behave as one', async (t) => {
     const count = async () =>
       Number((await a.orm.em.fork().getConnection().execute(`select count(*) as n from processed_event where consumer = 'identity-directory'`))[0].n)
     await eventually(async () => (await count()) === 20)
-    await new Promise((r) => setTimeout(r, 300))
-    t.equal(await count(), 20)
-    const stats = [a.consumers.stats()['identity-directory'], b.consumers.stats()['identity-directory']]
-    t.equal(stats[0].handled + stats[1].handled, 20, `split ${stats[0].handled} / ${stats[1].handled}`)
+    // A later marker on the same stream: the consumer takes events in stream order, so once the marker is
+    // applied every copy of the twenty that was going to be delivered has been.
+    const marker = await publishEvent(a, 'directory.occupation.created', { occupation_id: 200, version: 1, name: 'marker' })
+    const applied = async (id: string) =>
+      (await a.orm.em.fork().getConnection().execute(`select 1 from processed_event where event_id = ?`, [id])).length === 1
+    const stats = () => [a.consumers.stats()['identity-directory'], b.consumers.stats()['identity-directory']]
+    const handled = () => stats()[0].handled + stats()[1].handled
+    // The counters move just after the commit that the row shows.
+    await eventually(async () => (await applied(marker)) && handled() >= 21, { timeoutMs: 30_000 })
+    t.equal(await count(), 21, 'the twenty and the marker')
+    const [first, second] = stats()
+    t.equal(handled(), 21, `each applied once, split ${first.handled} / ${second.handled}`)
   })
 })
