@@ -2,10 +2,10 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream'
-import { FormatRegistry } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { EVENTS, EventEnvelopeSchema, STREAMS, type EventData, type EventEnvelope, type EventSubject, type StreamKey } from '@roster/contracts'
 import { transactional } from '../sql.js'
+import { isEventData } from '../contract.js'
 
 export type EventHandlers = {
   [S in EventSubject]?: (data: EventData<S>, event: EventEnvelope<S>, em: EntityManager) => Promise<void>
@@ -30,10 +30,6 @@ declare module 'fastify' {
 }
 
 const NS_PER_MS = 1_000_000
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-// TypeBox checks formats only once they are registered.
-if (!FormatRegistry.Has('uuid')) FormatRegistry.Set('uuid', (v) => UUID.test(v))
-if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => /^\d{4}-\d\d-\d\dT/.test(v) && !Number.isNaN(Date.parse(v)))
 
 /**
  * Durable, explicit-ack JetStream consumers. Each message is validated against its contract schema,
@@ -75,8 +71,7 @@ export const consumersPlugin = fp(
         return park(spec.durable, m, subject, 'payload is not JSON')
       }
       if (!Object.hasOwn(EVENTS, subject)) return park(spec.durable, m, subject, 'unknown subject')
-      const schema = EVENTS[subject as EventSubject]
-      if (!Value.Check(EventEnvelopeSchema, envelope) || !Value.Check(schema, envelope.data)) {
+      if (!Value.Check(EventEnvelopeSchema, envelope) || !isEventData(subject as EventSubject, envelope.data)) {
         return park(spec.durable, m, subject, 'payload does not match the contract')
       }
       const handler = spec.handlers[subject as EventSubject] as

@@ -78,7 +78,10 @@ export class KnownUsers {
   }
 
   private async readThrough(em: EntityManager, id: number): Promise<boolean> {
-    const fact = await readThrough<UserFact>(this.identityUrl, INTERNAL_PATHS.user(id), { timeoutMs: this.timeoutMs, log: this.log })
+    const fact = await readThrough(this.identityUrl, INTERNAL_PATHS.user(id), 'identity.user.created', {
+      timeoutMs: this.timeoutMs,
+      log: this.log
+    })
     if (!fact) return false
     // Remembered without overriding what events said; a tombstone in particular stays.
     await run(

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
-import type { ServiceApp } from '@roster/service-kit'
-import { OccupationEntity } from '../entities/index.js'
+import { sql, transactional, type ServiceApp } from '@roster/service-kit'
+import { createOccupations, neverHeldOccupations } from '../repositories/occupations.js'
 import { occupationFact } from './occupations.js'
 
 /**
@@ -58,18 +58,11 @@ export const OCCUPATION_CATALOGUE = [
  * all deleted later is not refilled. Each row goes out as `directory.occupation.created` like any other.
  */
 export async function seedOccupationCatalogue(app: ServiceApp): Promise<number> {
-  return app.orm.em.fork().transactional(async (tem) => {
-    const t = tem as EntityManager
-    const run = <T>(sql: string, params: unknown[] = []) =>
-      t.getConnection().execute<T[]>(sql, params, 'all', t.getTransactionContext())
-    await run("select pg_advisory_xact_lock(hashtext(current_schema() || '.occupation_catalogue'))")
-    const [sequence] = await run<{ is_called: boolean }>('select is_called from occupation_id_seq')
-    if (sequence.is_called) return 0
-    const rows = OCCUPATION_CATALOGUE.map((name) => t.create(OccupationEntity, { name, version: 1 }))
-    await t.flush()
-    for (const row of [...rows].sort((a, b) => a.id - b.id)) {
-      await app.outbox.emit(t, 'directory.occupation.created', occupationFact(row))
-    }
+  return transactional(app.orm.em.fork() as EntityManager, async (t) => {
+    await sql(t, "select pg_advisory_xact_lock(hashtext(current_schema() || '.occupation_catalogue'))")
+    if (!(await neverHeldOccupations(t))) return 0
+    const rows = await createOccupations(t, OCCUPATION_CATALOGUE)
+    for (const row of rows) await app.outbox.emit(t, 'directory.occupation.created', occupationFact(row))
     return rows.length
   })
 }

@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { EVENTS, PkParamsSchema } from '@roster/contracts'
 import { NotFoundError, parsePk } from '@roster/service-kit'
-import { GroupEntity, GroupProfileEntity, OccupationEntity } from '../entities/index.js'
+import { findGroup } from '../repositories/groups.js'
+import { findOccupation } from '../repositories/occupations.js'
 import { groupFact } from '../domain/groups.js'
 import { occupationFact } from '../domain/occupations.js'
 
@@ -20,7 +21,7 @@ export const internalRoutes: FastifyPluginAsyncTypebox = async function internal
       schema: { hide: true, params: PkParamsSchema, response: { 200: EVENTS['directory.occupation.created'], 404: notFound } }
     },
     async function occupationFactRoute(request) {
-      const occupation = await request.em.findOne(OccupationEntity, { id: parsePk(request.params.pk) })
+      const occupation = await findOccupation(request.em, parsePk(request.params.pk))
       if (!occupation) throw new NotFoundError()
       return occupationFact(occupation)
     }
@@ -33,10 +34,9 @@ export const internalRoutes: FastifyPluginAsyncTypebox = async function internal
       schema: { hide: true, params: PkParamsSchema, response: { 200: EVENTS['directory.group.created'], 404: notFound } }
     },
     async function groupFactRoute(request) {
-      const id = parsePk(request.params.pk)
-      const group = await request.em.findOne(GroupEntity, { id })
-      if (!group) throw new NotFoundError()
-      return groupFact(group, await request.em.findOne(GroupProfileEntity, { group: id }))
+      const found = await findGroup(request.em, parsePk(request.params.pk))
+      if (!found) throw new NotFoundError()
+      return groupFact(found.group, found.profile)
     }
   )
 }

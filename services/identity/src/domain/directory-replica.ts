@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
 import type { FastifyBaseLogger } from 'fastify'
-import type { EventData } from '@roster/contracts'
+import type { EventData, EventSubject } from '@roster/contracts'
 import { INTERNAL_PATHS } from '@roster/contracts'
 import { readThrough } from '@roster/service-kit'
 
@@ -79,7 +79,7 @@ export class DirectoryReplica {
   async occupationExists(em: EntityManager, id: number): Promise<boolean> {
     const [row] = await em.getConnection().execute<{ deleted: boolean }[]>('select deleted from occupation_replica where id = ?', [id])
     if (row) return !row.deleted
-    const fact = await this.readThrough<OccupationFact>(INTERNAL_PATHS.occupation(id))
+    const fact = await this.readThrough(INTERNAL_PATHS.occupation(id), 'directory.occupation.created')
     if (!fact) return false
     await this.applyOccupation(em, fact)
     return true
@@ -88,13 +88,13 @@ export class DirectoryReplica {
   async groupExists(em: EntityManager, id: number): Promise<boolean> {
     const [row] = await em.getConnection().execute<{ deleted: boolean }[]>('select deleted from group_replica where id = ?', [id])
     if (row) return !row.deleted
-    const fact = await this.readThrough<GroupFact>(INTERNAL_PATHS.group(id))
+    const fact = await this.readThrough(INTERNAL_PATHS.group(id), 'directory.group.created')
     if (!fact) return false
     await this.applyGroup(em, fact)
     return true
   }
 
-  private readThrough<T>(path: string): Promise<T | null> {
-    return readThrough<T>(this.directoryUrl, path, { timeoutMs: 2000, log: this.log })
+  private readThrough<S extends EventSubject>(path: string, carries: S): Promise<EventData<S> | null> {
+    return readThrough(this.directoryUrl, path, carries, { timeoutMs: 2000, log: this.log })
   }
 }

@@ -1,7 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import type { EntityManager } from '@mikro-orm/postgresql'
-import { LockMode } from '@mikro-orm/core'
 import { Type } from '@sinclair/typebox'
 import {
   GroupBodySchema,
@@ -14,9 +12,9 @@ import {
   type GroupPatchBody
 } from '@roster/contracts'
 import { FieldErrors, LIST_HEADERS, NotFoundError, message, pageOf, parsePk, setPageHeaders, transactional } from '@roster/service-kit'
-import { GroupEntity, GroupProfileEntity, type GroupProfileRow } from '../../entities/index.js'
-import { applyGroupProfile, groupFact, listGroups, renderGroup } from '../../domain/groups.js'
-import { cleanName, nameTaken, uniqueNameError } from '../../domain/names.js'
+import { applyGroupProfile, groupFact, renderGroup } from '../../domain/groups.js'
+import { cleanName, uniqueNameError } from '../../domain/names.js'
+import * as groups from '../../repositories/groups.js'
 
 /**
  * What PUT and PATCH share of a request. Bodies are cast to their contract types because the type provider
@@ -46,9 +44,9 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
     },
     async function listGroupsRoute(request, reply) {
       const page = pageOf(request.query)
-      const { groups, total } = await listGroups(request.em, request.query.search, page, tz)
+      const { groups: rows, total } = await groups.listGroups(request.em, request.query.search, page)
       setPageHeaders(request, reply, total, page)
-      return groups
+      return rows.map((row) => renderGroup(row.group, row.profile, tz))
     }
   )
 
@@ -71,25 +69,14 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
       const errors = new FieldErrors()
       const name = cleanName(errors, body.name)
       errors.throwIfAny()
-      if (await nameTaken(em, 'app_group', name)) throw uniqueNameError()
+      if (await groups.groupNameTaken(em, name)) throw uniqueNameError()
 
       const { group, profile } = await transactional(em, async (t) => {
-        const group = t.create(GroupEntity, { name, version: 1 })
-        await t.flush()
-        let profile: GroupProfileRow | null = null
-        if (body.profile) {
-          const now = new Date()
-          const fields = applyGroupProfile({ location: '', contactPhone: '' }, body.profile)
-          profile = t.create(GroupProfileEntity, {
-            ...fields,
-            group: group.id,
-            creator: caller.userId,
-            modifier: null,
-            createTime: now,
-            modifyTime: now
-          } as GroupProfileRow)
-          await t.flush()
-        }
+        const group = await groups.createGroup(t, name)
+        const profile = body.profile
+          ? groups.addProfile(t, group.id, applyGroupProfile({ location: '', contactPhone: '' }, body.profile), caller.userId)
+          : null
+        await groups.saveGroups(t)
         await app.outbox.emit(t, 'directory.group.created', groupFact(group, profile))
         return { group, profile }
       })
@@ -108,11 +95,9 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
       }
     },
     async function getGroup(request) {
-      const id = parsePk(request.params.pk)
-      const group = await request.em.findOne(GroupEntity, { id })
-      if (!group) throw new NotFoundError()
-      const profile = await request.em.findOne(GroupProfileEntity, { group: id })
-      return renderGroup(group, profile, tz)
+      const found = await groups.findGroup(request.em, parsePk(request.params.pk))
+      if (!found) throw new NotFoundError()
+      return renderGroup(found.group, found.profile, tz)
     }
   )
 
@@ -126,12 +111,11 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
     const input = body.profile ?? undefined
 
     const { group, profile } = await transactional(em, async (t) => {
-      // The row lock orders concurrent writers, so versions and their events go out in the order of the changes.
-      const group = await t.findOne(GroupEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
-      if (!group) throw new NotFoundError()
-      if (name !== undefined && (await nameTaken(t, 'app_group', name, id))) throw uniqueNameError()
-      let profile = await t.findOne(GroupProfileEntity, { group: id })
-      const now = new Date()
+      const found = await groups.lockGroup(t, id)
+      if (!found) throw new NotFoundError()
+      if (name !== undefined && (await groups.groupNameTaken(t, name, id))) throw uniqueNameError()
+      const { group } = found
+      let { profile } = found
       if (name !== undefined) group.name = name
       if (profile) {
         if (input) {
@@ -139,20 +123,12 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
           applyGroupProfile(profile, input)
         }
         profile.modifier = caller.userId
-        profile.modifyTime = now
+        profile.modifyTime = new Date()
       } else if (input) {
-        const fields = applyGroupProfile({ location: '', contactPhone: '' }, input)
-        profile = t.create(GroupProfileEntity, {
-          ...fields,
-          group: id,
-          creator: caller.userId,
-          modifier: null,
-          createTime: now,
-          modifyTime: now
-        } as GroupProfileRow)
+        profile = groups.addProfile(t, id, applyGroupProfile({ location: '', contactPhone: '' }, input), caller.userId)
       }
       group.version += 1
-      await t.flush()
+      await groups.saveGroups(t)
       await app.outbox.emit(t, 'directory.group.updated', groupFact(group, profile))
       return { group, profile }
     })
@@ -208,11 +184,10 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
     async function deleteGroup(request) {
       const id = parsePk(request.params.pk)
       await transactional(request.em, async (t) => {
-        const group = await t.findOne(GroupEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
-        if (!group) throw new NotFoundError()
-        // The profile goes with the row (on delete cascade).
-        await t.nativeDelete(GroupEntity, { id })
-        await app.outbox.emit(t, 'directory.group.deleted', { group_id: id, version: group.version + 1 })
+        const found = await groups.lockGroup(t, id)
+        if (!found) throw new NotFoundError()
+        await groups.deleteGroup(t, id)
+        await app.outbox.emit(t, 'directory.group.deleted', { group_id: id, version: found.group.version + 1 })
       })
       return { detail: message('deleted', request.lang) }
     }

@@ -1,7 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import type { EntityManager } from '@mikro-orm/postgresql'
-import { LockMode } from '@mikro-orm/core'
 import { Type } from '@sinclair/typebox'
 import {
   ListHeadersDescription,
@@ -13,9 +11,9 @@ import {
   type OccupationPatchBody
 } from '@roster/contracts'
 import { FieldErrors, LIST_HEADERS, NotFoundError, message, pageOf, parsePk, setPageHeaders, transactional } from '@roster/service-kit'
-import { OccupationEntity } from '../../entities/index.js'
-import { listOccupations as occupationPage, occupationFact, renderOccupation } from '../../domain/occupations.js'
-import { cleanName, nameTaken, uniqueNameError } from '../../domain/names.js'
+import { occupationFact, renderOccupation } from '../../domain/occupations.js'
+import { cleanName, uniqueNameError } from '../../domain/names.js'
+import * as occupations from '../../repositories/occupations.js'
 
 /** What PUT and PATCH share of a request. */
 type WriteRequest<B> = Pick<FastifyRequest, 'caller' | 'em'> & { params: PkParams; body: B }
@@ -42,9 +40,9 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
     },
     async function listOccupations(request, reply) {
       const page = pageOf(request.query)
-      const { occupations, total } = await occupationPage(request.em, request.query.search, page)
+      const { occupations: rows, total } = await occupations.listOccupations(request.em, request.query.search, page)
       setPageHeaders(request, reply, total, page)
-      return occupations
+      return rows.map(renderOccupation)
     }
   )
 
@@ -65,10 +63,9 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
       const errors = new FieldErrors()
       const name = cleanName(errors, body.name)
       errors.throwIfAny()
-      if (await nameTaken(em, 'occupation', name)) throw uniqueNameError()
+      if (await occupations.occupationNameTaken(em, name)) throw uniqueNameError()
       const occupation = await transactional(em, async (t) => {
-        const occupation = t.create(OccupationEntity, { name, version: 1 })
-        await t.flush()
+        const [occupation] = await occupations.createOccupations(t, [name])
         await app.outbox.emit(t, 'directory.occupation.created', occupationFact(occupation))
         return occupation
       })
@@ -87,7 +84,7 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
       }
     },
     async function getOccupation(request) {
-      const occupation = await request.em.findOne(OccupationEntity, { id: parsePk(request.params.pk) })
+      const occupation = await occupations.findOccupation(request.em, parsePk(request.params.pk))
       if (!occupation) throw new NotFoundError()
       return renderOccupation(occupation)
     }
@@ -100,15 +97,14 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
     const name = body.name === undefined ? undefined : cleanName(errors, body.name)
     errors.throwIfAny()
     const occupation = await transactional(em, async (t) => {
-      // The row lock orders concurrent writers, so versions and their events go out in the order of the changes.
-      const occupation = await t.findOne(OccupationEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
+      const occupation = await occupations.lockOccupation(t, id)
       if (!occupation) throw new NotFoundError()
       if (name !== undefined) {
-        if (await nameTaken(t, 'occupation', name, id)) throw uniqueNameError()
+        if (await occupations.occupationNameTaken(t, name, id)) throw uniqueNameError()
         occupation.name = name
       }
       occupation.version += 1
-      await t.flush()
+      await occupations.saveOccupations(t)
       await app.outbox.emit(t, 'directory.occupation.updated', occupationFact(occupation))
       return occupation
     })
@@ -160,9 +156,9 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
     async function deleteOccupation(request) {
       const id = parsePk(request.params.pk)
       await transactional(request.em, async (t) => {
-        const occupation = await t.findOne(OccupationEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
+        const occupation = await occupations.lockOccupation(t, id)
         if (!occupation) throw new NotFoundError()
-        await t.nativeDelete(OccupationEntity, { id })
+        await occupations.deleteOccupation(t, id)
         await app.outbox.emit(t, 'directory.occupation.deleted', { occupation_id: id, version: occupation.version + 1 })
       })
       return { detail: message('deleted', request.lang) }

@@ -1,0 +1,139 @@
+import type { EntityManager } from '@mikro-orm/postgresql'
+import { LockMode, raw } from '@mikro-orm/core'
+import { likePattern, preparedQuery, type Page } from '@roster/service-kit'
+import { GroupEntity, GroupProfileEntity, type GroupProfileRow, type GroupRow } from '../entities/index.js'
+
+/**
+ * The group aggregate (`app_group` and its `group_profile`): the only module that touches those tables.
+ * Writes go through MikroORM on entities loaded here; the list, the hot read, is one prepared statement.
+ */
+
+export interface GroupWithProfile {
+  group: GroupRow
+  profile: GroupProfileRow | null
+}
+
+/** The profile fields a client writes (the rest are the server's). */
+export type ProfileFields = Pick<GroupProfileRow, 'location' | 'contactPhone'>
+
+export async function findGroup(em: EntityManager, id: number): Promise<GroupWithProfile | null> {
+  const group = await em.findOne(GroupEntity, { id })
+  if (!group) return null
+  return { group, profile: await em.findOne(GroupProfileEntity, { group: id }) }
+}
+
+/**
+ * The group and its profile, the group's row locked `for update` until the transaction ends: the lock orders
+ * concurrent writers, so versions and their events go out in the order of the changes.
+ */
+export async function lockGroup(em: EntityManager, id: number): Promise<GroupWithProfile | null> {
+  const group = await em.findOne(GroupEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
+  if (!group) return null
+  return { group, profile: await em.findOne(GroupProfileEntity, { group: id }) }
+}
+
+/** Whether another group has this name, case-insensitively (as the unique index on `lower(name)` sees it). */
+export async function groupNameTaken(em: EntityManager, name: string, exceptId = 0): Promise<boolean> {
+  const where = { [raw('lower(name)')]: raw('lower(?)', [name]), id: { $ne: exceptId } }
+  return (await em.count(GroupEntity, where)) > 0
+}
+
+/** A new group (version 1), written at once so that its id is known. */
+export async function createGroup(em: EntityManager, name: string): Promise<GroupRow> {
+  const group = em.create(GroupEntity, { name, version: 1 })
+  await em.flush()
+  return group
+}
+
+/** A new profile for group `groupId`, created by `creator` now; written with the next `saveGroups`. */
+export function addProfile(
+  em: EntityManager,
+  groupId: number,
+  fields: ProfileFields,
+  creator: number
+): GroupProfileRow {
+  const now = new Date()
+  return em.create(GroupProfileEntity, {
+    ...fields,
+    group: groupId,
+    creator,
+    modifier: null,
+    createTime: now,
+    modifyTime: now
+  })
+}
+
+/** Writes the changes made to the groups and profiles loaded or added through `em`. */
+export async function saveGroups(em: EntityManager): Promise<void> {
+  await em.flush()
+}
+
+/** Deletes the group; its profile goes with it (on delete cascade). */
+export async function deleteGroup(em: EntityManager, id: number): Promise<void> {
+  await em.nativeDelete(GroupEntity, { id })
+}
+
+interface GroupListRow {
+  id: number
+  name: string
+  version: number
+  location: string | null
+  contact_phone: string | null
+  creator_id: number | null
+  modifier_id: number | null
+  create_ms: number | null
+  modify_ms: number | null
+  total: number
+}
+
+const LIST = `select g.id, g.name, g.version, p.location, p.contact_phone, p.creator_id, p.modifier_id,
+         (extract(epoch from p.create_time) * 1000)::float8 as create_ms,
+         (extract(epoch from p.modify_time) * 1000)::float8 as modify_ms,
+         (count(*) over ())::int as total
+    from app_group g left join group_profile p on p.group_id = g.id`
+const ALL = `${LIST} order by g.id limit $1 offset $2`
+const SEARCH = `${LIST} where g.name ilike $3 order by g.id limit $1 offset $2`
+
+/**
+ * One page of groups (id ascending) whose name contains `search` (case-insensitively), with their profiles,
+ * and how many match: one prepared statement, plain rows, no entities. Against MikroORM's
+ * findAndCount + find (two queries, hydration): directory's CPU per `GET /api/groups/` of 20 fell from
+ * 7.0 ms to 1.2 ms; prepared rather than through knex, from ~630 µs to ~PENDING µs (`pnpm bench cpu`).
+ */
+export async function listGroups(
+  em: EntityManager,
+  search: string | undefined,
+  page: Page
+): Promise<{ groups: GroupWithProfile[]; total: number }> {
+  const rows = search
+    ? await preparedQuery<GroupListRow>(em, 'directory_groups_search', SEARCH, [
+        page.limit,
+        page.offset,
+        likePattern(search)
+      ])
+    : await preparedQuery<GroupListRow>(em, 'directory_groups', ALL, [page.limit, page.offset])
+  const groups = rows.map(
+    (r): GroupWithProfile => ({
+      group: { id: r.id, name: r.name, version: r.version },
+      profile:
+        r.create_ms === null
+          ? null
+          : {
+              group: r.id,
+              location: r.location ?? '',
+              contactPhone: r.contact_phone ?? '',
+              creator: r.creator_id,
+              modifier: r.modifier_id,
+              createTime: new Date(r.create_ms),
+              modifyTime: new Date(r.modify_ms ?? r.create_ms)
+            }
+    })
+  )
+  // past the last page no row carries the count
+  const total = rows.length
+    ? rows[0].total
+    : page.offset === 0
+      ? 0
+      : await em.count(GroupEntity, search ? { name: { $ilike: likePattern(search) } } : {})
+  return { groups, total }
+}
