@@ -1,6 +1,6 @@
 import { EntitySchema } from '@mikro-orm/core'
 
-/** One login, logout or failed login attempt, written only by the `IDENTITY` consumer; `eventId` is unique. */
+/** One login, logout or failed login attempt, written only by the `IDENTITY` consumer; one row per event. */
 export interface UserLogRow {
   id: number
   eventId: string
@@ -24,10 +24,11 @@ export const UserLogEntity = new EntitySchema<UserLogRow>({
     ip: { type: 'text', default: '' },
     operation: { type: 'smallint' },
     operator: { type: 'integer', nullable: true, fieldName: 'operator_id' },
-    operateTime: { type: 'datetime' },
+    // Part of the key: the table is partitioned by it (see the migrations).
+    operateTime: { type: 'datetime', primary: true },
     userAgent: { type: 'text', default: '' }
   },
-  uniques: [{ name: 'user_log_event_uq', properties: ['eventId'] }],
+  uniques: [{ name: 'user_log_event_uq', properties: ['eventId', 'operateTime'] }],
   checks: [{ name: 'user_log_operation_check', expression: 'operation = any (array[0, 1, 2])' }],
   // Newest first, logins/logouts and failed attempts apart, and one user's history (see the migration).
   indexes: [
@@ -40,9 +41,10 @@ export const UserLogEntity = new EntitySchema<UserLogRow>({
   ]
 })
 
-/** The log's row count per operation, kept by statement triggers on `user_log`: `X-Total-Count` without counting. */
+/** The log's row count per operation and UTC day, kept by statement triggers on `user_log`: `X-Total-Count`. */
 export interface UserLogTotalRow {
   operation: number
+  day: string
   total: string
 }
 
@@ -51,6 +53,7 @@ export const UserLogTotalEntity = new EntitySchema<UserLogTotalRow>({
   tableName: 'user_log_total',
   properties: {
     operation: { type: 'smallint', primary: true, autoincrement: false },
+    day: { type: 'date', primary: true },
     total: { type: 'bigint', default: 0 }
   }
 })
