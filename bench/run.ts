@@ -5,6 +5,7 @@
  *   login   POST /api/auth/ through the gateway vs. what bcrypt alone can do: all processes on all cores
  *           (information), then identity pinned to cores of its own and compared with bcrypt there: ≥ 0.9
  *   list    GET /api/users/ (page, search) over BENCH_USERS users, and /api/user-logs/ over BENCH_LOGS rows
+ *   logs    the /api/user-logs/ half of `list` alone
  *   events  login → audit log row, and occupation → identity replica: latency p50 / p99 (≤ 1 s)
  *   flood   GET /api/users/{self}/ p99 idle vs. during 30 parallel logins from one address: ≤ 3× idle
  * `pnpm bench hop login` runs some of them. BENCH_SECONDS sets the length of each run (default 10).
@@ -464,6 +465,10 @@ async function main() {
         { scenario: 'list', measure: 'GET /api/users/ (offset 10 000) p99 ms', value: page.p99, target: '≤ 100', ok: page.p99 <= 100, detail: `${page.rps.toFixed(0)} req/s` },
         { scenario: 'list', measure: 'GET /api/users/?search p99 ms', value: search.p99, target: '≤ 200', ok: search.p99 <= 200, detail: `${search.rps.toFixed(0)} req/s` }
       )
+    }
+
+    // `pnpm bench logs`: the log half of `list` alone (bench/list-logs.ts).
+    if (wanted.has('list') || wanted.has('logs')) {
       results.push(...(await benchLogs({ gateway, adminAuth, db, auditSchema: iso.schema('audit'), logs: LOGS, users: USERS, seconds: SECONDS })))
     }
 

@@ -166,8 +166,8 @@ async function countUserLogs(em: EntityManager, filter: LogFilter, page: Page, f
   const { since, until } = filter
   // One user's rows, or two days at most: counted outright.
   if (filter.user !== undefined || (since && until && until.getTime() - startOfUtcDay(since).getTime() < 2 * DAY_MS)) {
-    const { where, values } = whereOf(filter)
-    return Number((await sql<{ n: string }>(em, `select count(*) as n from user_log where ${where}`, values))[0].n)
+    const { where, values, shape } = whereOf(filter)
+    return countOf(em, `audit_user_logs_count_${shape}`, `select count(*) as n from user_log where ${where}`, values)
   }
   // Whole days: from the day after `since`'s to the day before `until`'s; the edge days' rows are counted.
   const operation = whereOf({ operation: filter.operation })
@@ -191,6 +191,14 @@ async function countUserLogs(em: EntityManager, filter: LogFilter, page: Page, f
   const whole = [operation.where, ...dayConditions.map((d) => d.condition)].join(' and ')
   parts.unshift(`select coalesce(sum(total), 0) from user_log_total where ${whole}`)
   values.unshift(...operation.values, ...dayConditions.flatMap((d) => d.values))
-  const [row] = await sql<{ n: string }>(em, `select ${parts.map((p) => `(${p})`).join(' + ')} as n`, values)
-  return Number(row.n)
+  const shape = `${filter.operation === undefined ? 'shown' : 'operation'}${since ? '_since' : ''}${until ? '_until' : ''}`
+  return countOf(em, `audit_user_logs_total_${shape}`, `select ${parts.map((p) => `(${p})`).join(' + ')} as n`, values)
+}
+
+/** A count, as a named statement outside a transaction (the list's hot path) or in the transaction `em` is in. */
+async function countOf(em: EntityManager, name: string, text: string, values: unknown[]): Promise<number> {
+  const rows = em.isInTransaction()
+    ? await sql<{ n: string }>(em, text, values)
+    : await preparedQuery<{ n: string }>(em, name, numbered(text), values)
+  return Number(rows[0].n)
 }
