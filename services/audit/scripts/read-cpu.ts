@@ -4,17 +4,18 @@
  * only (`process.cpuUsage`), so PostgreSQL's share and the machine's load stay out of the ratio. Not a
  * test; uses the test PostgreSQL and NATS on fresh names, removed afterwards.
  *
- *   npx tsx services/audit/scripts/read-cpu.ts          (N=2000 calls each)
+ *   npx tsx services/audit/scripts/read-cpu.ts          (N=1000 calls each)
  */
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { isolate } from '@roster/service-kit/testing'
 import { buildApp } from '../src/app.js'
 import { readConfig } from '../src/config.js'
-import { BlackListEntity, UserLogEntity } from '../src/entities/index.js'
+import { raw } from '@mikro-orm/core'
+import { BlackListEntity, UserLogEntity, UserLogTotalEntity } from '../src/entities/index.js'
 import { listUserLogs } from '../src/repositories/user-logs.js'
 import { listBlackList } from '../src/repositories/black-list.js'
 
-const N = Number(process.env.N ?? 2000)
+const N = Number(process.env.N ?? 1000)
 const cleanups: (() => unknown)[] = []
 
 async function cpuPerCall(name: string, fn: () => Promise<unknown>): Promise<string> {
@@ -53,19 +54,21 @@ async function main() {
     .execute(`insert into black_list (patient_id, reason, creator_id) select g, 'reason', 1 from generate_series(1, 50) g`)
   const page = { limit: 100, offset: 0 }
   const lines = [
-    await cpuPerCall('user logs page, named statement (repository)', () => listUserLogs(em(), {}, page)),
-    await cpuPerCall('user logs page, em.find + hydration', () =>
+    await cpuPerCall('user logs page and total, named statements (repository)', () => listUserLogs(em(), {}, page)),
+    await cpuPerCall('user logs page only, em.find + hydration', () =>
       em().find(UserLogEntity, { operation: { $lt: 2 } }, { orderBy: { operateTime: 'desc', id: 'desc' }, limit: 100 })
     ),
-    await cpuPerCall('user logs page, query builder, no hydration', () =>
-      em()
+    await cpuPerCall('user logs page and total, query builder, no hydration', async () => {
+      const e = em()
+      await e
         .createQueryBuilder(UserLogEntity)
         .select('*')
         .where({ operation: { $lt: 2 } })
         .orderBy({ operateTime: 'desc', id: 'desc' })
         .limit(100)
         .execute('all', false)
-    ),
+      await e.createQueryBuilder(UserLogTotalEntity).select(raw('coalesce(sum(total), 0) as n')).where({ operation: { $lt: 2 } }).execute('get', false)
+    }),
     await cpuPerCall('blacklist page of 20, named statement (repository)', () => listBlackList(em(), {}, { limit: 20, offset: 0 })),
     await cpuPerCall('blacklist page of 20, em.findAndCount + hydration', () =>
       em().findAndCount(BlackListEntity, { isDelete: 0 }, { orderBy: { joinTime: 'desc', id: 'desc' }, limit: 20 })

@@ -2,7 +2,7 @@ import { OPERATION_LOGIN_FAILED, type UserLog } from '@roster/contracts'
 import { formatTime } from '@roster/service-kit'
 import type { UserLogRow } from '../entities/index.js'
 
-export function renderUserLog(row: UserLogRow, timeZone: string): UserLog {
+export function renderUserLog(row: Omit<UserLogRow, 'eventId'>, timeZone: string): UserLog {
   const log: UserLog = {
     id: row.id,
     user: row.user,

@@ -23,6 +23,7 @@ interface RawEntry {
  * One page of the blacklist, newest first (`join_time`, then `id`, descending), and the total count.
  * Raw SQL, a named statement: the list is a hot read (issue 10); one statement (`count(*) over ()`), rows
  * mapped straight to BlackListRow, no entities or hydration.
+ * Measured (scripts/read-cpu.ts, page of 20): 231 µs Node CPU against 1970 µs for em.findAndCount.
  */
 export async function listBlackList(em: EntityManager, filter: BlackListFilter, page: Page): Promise<{ rows: BlackListRow[]; total: number }> {
   const conditions: string[] = []
