@@ -5,6 +5,7 @@
  *   login   POST /api/auth/ through the gateway vs. what bcrypt alone can do: all processes on all cores
  *           (information), then identity pinned to cores of its own and compared with bcrypt there: ≥ 0.9
  *   list    GET /api/users/ (page, search) over BENCH_USERS users, and /api/user-logs/ over BENCH_LOGS rows
+ *   logs    the /api/user-logs/ half of `list` alone
  *   events  login → audit log row, and occupation → identity replica: latency p50 / p99 (≤ 1 s)
  *   flood   GET /api/users/{self}/ p99 idle vs. during 30 parallel logins from one address: ≤ 3× idle
  * `pnpm bench hop login` runs some of them. BENCH_SECONDS sets the length of each run (default 10).
@@ -20,6 +21,7 @@ import { startSystem } from '@roster/deploy/local/system'
 import { cpuByProcess, cpuOfSystem, cpuSpent } from './cpu.js'
 import { Pinning } from './pin.js'
 import { startReference } from './reference.js'
+import { benchLogs } from './list-logs.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const USERS = Number(process.env.BENCH_USERS ?? 100_000)
@@ -463,29 +465,11 @@ async function main() {
         { scenario: 'list', measure: 'GET /api/users/ (offset 10 000) p99 ms', value: page.p99, target: '≤ 100', ok: page.p99 <= 100, detail: `${page.rps.toFixed(0)} req/s` },
         { scenario: 'list', measure: 'GET /api/users/?search p99 ms', value: search.p99, target: '≤ 200', ok: search.p99 <= 200, detail: `${search.rps.toFixed(0)} req/s` }
       )
-      const auditSchema = iso.schema('audit')
-      const logsStarted = Date.now()
-      await db.query(`set search_path = "${auditSchema}", public`)
-      // Batches keep each statement's transition table (the totals trigger) modest.
-      for (let done = 0; done < LOGS; done += 1_000_000) {
-        const n = Math.min(1_000_000, LOGS - done)
-        await db.query(
-          `insert into user_log (event_id, user_id, ip, operation, operator_id, operate_time, user_agent)
-           select gen_random_uuid(), 3 + g % $2::int, '10.0.0.1', g % 3, 3 + g % $2::int,
-                  now() - make_interval(secs => g), 'bench'
-           from generate_series($1::int + 1, $1::int + $3::int) g`,
-          [done, USERS, n]
-        )
-      }
-      await db.query('vacuum analyze user_log')
-      const logsSeeded = (Date.now() - logsStarted) / 1000
-      const logPage = await cannon({ url: `${gateway}/api/user-logs/?limit=100&offset=1000`, headers: adminAuth, connections: 8 })
-      const logUser = await cannon({ url: `${gateway}/api/user-logs/?user=${3 + (USERS >> 1)}&limit=100`, headers: adminAuth, connections: 8 })
-      results.push(
-        { scenario: 'list', measure: `log rows seeded (${logsSeeded.toFixed(0)} s)`, value: LOGS },
-        { scenario: 'list', measure: 'GET /api/user-logs/ (offset 1 000) p99 ms', value: logPage.p99, target: '≤ 100', ok: logPage.p99 <= 100, detail: `${logPage.rps.toFixed(0)} req/s` },
-        { scenario: 'list', measure: 'GET /api/user-logs/?user p99 ms', value: logUser.p99, target: '≤ 100', ok: logUser.p99 <= 100, detail: `${logUser.rps.toFixed(0)} req/s` }
-      )
+    }
+
+    // `pnpm bench logs`: the log half of `list` alone (bench/list-logs.ts).
+    if (wanted.has('list') || wanted.has('logs')) {
+      results.push(...(await benchLogs({ gateway, adminAuth, db, auditSchema: iso.schema('audit'), logs: LOGS, users: USERS, seconds: SECONDS })))
     }
 
     if (wanted.has('events')) {

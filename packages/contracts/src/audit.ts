@@ -48,7 +48,14 @@ const logFilters = {
     })
   ),
   since: Type.Optional(since),
-  until: Type.Optional(until)
+  until: Type.Optional(until),
+  cursor: Type.Optional(
+    Type.String({
+      maxLength: 64,
+      description:
+        'opaque position for deep pages: send it empty to start, then follow `Link: rel="next"`; `offset` is ignored with it'
+    })
+  )
 }
 
 export const UserLogListQuerySchema = Type.Composite([

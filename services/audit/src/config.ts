@@ -13,6 +13,19 @@ export const AuditConfigSchema = serviceConfigSchema({
     maximum: 30000,
     default: 2000,
     description: 'how long to wait for identity when asking whether an unknown user id exists'
+  }),
+  AUDIT_RETENTION_DAYS: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 36500,
+      description: 'drop whole months of user logs that ended this many days ago (unset: keep everything)'
+    })
+  ),
+  AUDIT_PARTITIONS_AHEAD: Type.Integer({
+    minimum: 1,
+    maximum: 24,
+    default: 3,
+    description: 'months of user-log partitions made ahead of time (checked at start-up and every hour)'
   })
 })
 export type AuditConfig = Static<typeof AuditConfigSchema>

@@ -1,7 +1,7 @@
 import type { ConsumerSpec } from '@roster/service-kit'
 import { OPERATION_LOGIN, OPERATION_LOGIN_FAILED, OPERATION_LOGOUT } from '@roster/contracts'
-import { recordUserLog } from '../domain/user-logs.js'
-import { applyUserFact, forgetUser } from '../domain/known-users.js'
+import { recordUserLog } from '../repositories/user-logs.js'
+import { applyUserFact, forgetUser } from '../repositories/known-users.js'
 
 /**
  * Audit's one durable consumer of `IDENTITY`: every login, logout and failed attempt becomes one log

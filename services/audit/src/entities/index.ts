@@ -1,6 +1,6 @@
 import { EntitySchema } from '@mikro-orm/core'
 
-/** One login, logout or failed login attempt, written only by the `IDENTITY` consumer; `eventId` is unique. */
+/** One login, logout or failed login attempt, written only by the `IDENTITY` consumer; one row per event. */
 export interface UserLogRow {
   id: number
   eventId: string
@@ -18,14 +18,43 @@ export const UserLogEntity = new EntitySchema<UserLogRow>({
   tableName: 'user_log',
   properties: {
     id: { type: 'integer', primary: true, autoincrement: true },
-    eventId: { type: 'uuid', unique: true },
+    eventId: { type: 'uuid' },
     user: { type: 'integer', nullable: true, fieldName: 'user_id' },
     username: { type: 'string', length: 150, default: '' },
     ip: { type: 'text', default: '' },
     operation: { type: 'smallint' },
     operator: { type: 'integer', nullable: true, fieldName: 'operator_id' },
-    operateTime: { type: 'datetime' },
+    // Part of the key: the table is partitioned by it (see the migrations).
+    operateTime: { type: 'datetime', primary: true },
     userAgent: { type: 'text', default: '' }
+  },
+  uniques: [{ name: 'user_log_event_uq', properties: ['eventId', 'operateTime'] }],
+  checks: [{ name: 'user_log_operation_check', expression: 'operation = any (array[0, 1, 2])' }],
+  // Newest first, logins/logouts and failed attempts apart, and one user's history (see the migration).
+  indexes: [
+    { name: 'user_log_time_idx', expression: 'create index user_log_time_idx on user_log (operate_time desc, id desc) where operation < 2' },
+    {
+      name: 'user_log_failed_time_idx',
+      expression: 'create index user_log_failed_time_idx on user_log (operate_time desc, id desc) where operation = 2'
+    },
+    { name: 'user_log_user_time_idx', expression: 'create index user_log_user_time_idx on user_log (user_id, operate_time desc, id desc)' }
+  ]
+})
+
+/** The log's row count per operation and UTC day, kept by statement triggers on `user_log`: `X-Total-Count`. */
+export interface UserLogTotalRow {
+  operation: number
+  day: string
+  total: string
+}
+
+export const UserLogTotalEntity = new EntitySchema<UserLogTotalRow>({
+  name: 'UserLogTotal',
+  tableName: 'user_log_total',
+  properties: {
+    operation: { type: 'smallint', primary: true, autoincrement: false },
+    day: { type: 'date', primary: true },
+    total: { type: 'bigint', default: 0 }
   }
 })
 
@@ -54,7 +83,7 @@ export const KnownUserEntity = new EntitySchema<KnownUserRow>({
     isActive: { type: 'boolean', default: true },
     deletedAt: { type: 'datetime', nullable: true },
     version: { type: 'integer', default: 0 },
-    updatedAt: { type: 'datetime', onCreate: () => new Date(), onUpdate: () => new Date() }
+    updatedAt: { type: 'datetime', defaultRaw: 'now()', onCreate: () => new Date(), onUpdate: () => new Date() }
   }
 })
 
@@ -74,11 +103,23 @@ export const BlackListEntity = new EntitySchema<BlackListRow>({
   properties: {
     id: { type: 'integer', primary: true, autoincrement: true },
     patient: { type: 'integer', fieldName: 'patient_id' },
-    joinTime: { type: 'datetime', onCreate: () => new Date() },
+    joinTime: { type: 'datetime', defaultRaw: 'now()', onCreate: () => new Date() },
     isDelete: { type: 'smallint', default: 0 },
     reason: { type: 'string', length: 64 },
     creator: { type: 'integer', fieldName: 'creator_id' }
-  }
+  },
+  checks: [{ name: 'black_list_is_delete_check', expression: 'is_delete = any (array[0, 1])' }],
+  indexes: [
+    {
+      name: 'black_list_active_patient_uq',
+      expression: 'create unique index black_list_active_patient_uq on black_list (patient_id) where is_delete = 0'
+    },
+    { name: 'black_list_time_idx', expression: 'create index black_list_time_idx on black_list (join_time desc, id desc)' },
+    {
+      name: 'black_list_patient_idx',
+      expression: 'create index black_list_patient_idx on black_list (patient_id, join_time desc, id desc)'
+    }
+  ]
 })
 
-export const entities = [UserLogEntity, KnownUserEntity, BlackListEntity]
+export const entities = [UserLogEntity, UserLogTotalEntity, KnownUserEntity, BlackListEntity]

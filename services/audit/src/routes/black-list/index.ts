@@ -1,5 +1,4 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FilterQuery } from '@mikro-orm/core'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { Type } from '@sinclair/typebox'
 import {
@@ -24,9 +23,9 @@ import {
   setPageHeaders,
   transactional
 } from '@roster/service-kit'
-import { LockMode } from '@mikro-orm/core'
-import { BlackListEntity, type BlackListRow } from '../../entities/index.js'
-import { listBlackList } from '../../domain/black-list.js'
+import type { BlackListRow } from '../../entities/index.js'
+import * as blackList from '../../repositories/black-list.js'
+import { knownState } from '../../repositories/known-users.js'
 
 const tags = ['black-list']
 const entryRef = Type.Ref('BlackListEntry')
@@ -74,7 +73,7 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
     async function listEntries(request, reply) {
       const { patient, include_deleted } = request.query
       const page = pageOf(request.query)
-      const { rows, total } = await listBlackList(request.em, { patient, includeDeleted: include_deleted }, page)
+      const { rows, total } = await blackList.listBlackList(request.em, { patient, includeDeleted: include_deleted }, page)
       setPageHeaders(request, reply, total, page)
       return rows.map((row) => renderEntry(row, tz))
     }
@@ -104,26 +103,17 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
         // An id no user can have (0, beyond the integer column) does not exist either, as DRF says it.
         if (!Number.isSafeInteger(patient) || patient < 1 || patient > 2147483647) errors.add('patient', 'does_not_exist', { input: patient })
         else if (!(await knownUsers.exists(em, patient))) errors.add('patient', 'does_not_exist', { input: patient })
-        else if ((await em.count(BlackListEntity, { patient, isDelete: 0 })) > 0) errors.add('patient', 'already_blacklisted')
+        else if (await blackList.isListed(em, patient)) errors.add('patient', 'already_blacklisted')
       }
       errors.throwIfAny()
       // Two admins listing one patient at once: the partial unique index lets one through, and the other
       // gets the same field error as above (the kit's constraint table, `domain/constraints.ts`).
       const entry = await transactional(em, async (t) => {
         // The patient's row, share-locked: a deletion that arrived meanwhile is seen, a later one waits.
-        const [known] = await t
-          .getConnection()
-          .execute<{ deleted: boolean }[]>('select deleted_at is not null as deleted from known_user where id = ? for share', [patient], 'all', t.getTransactionContext())
-        if (!known || known.deleted) new FieldErrors().add('patient', 'does_not_exist', { input: patient }).throwIfAny()
-        const entry = t.create(BlackListEntity, {
-          patient: patient as number,
-          reason,
-          creator: request.caller!.userId,
-          isDelete: 0,
-          joinTime: new Date()
-        })
-        await t.flush()
-        return entry
+        if ((await knownState(t, patient as number, { lock: true })) !== 'live') {
+          new FieldErrors().add('patient', 'does_not_exist', { input: patient }).throwIfAny()
+        }
+        return blackList.addEntry(t, { patient: patient as number, reason, creator: request.caller!.userId })
       })
       return renderEntry(entry, tz)
     }
@@ -141,7 +131,7 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
       }
     },
     async function getEntry(request) {
-      const entry = await request.em.findOne(BlackListEntity, { id: parsePk(request.params.pk) })
+      const entry = await blackList.findEntry(request.em, parsePk(request.params.pk))
       if (!entry) throw new NotFoundError()
       return renderEntry(entry, tz)
     }
@@ -152,15 +142,9 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
     const errors = new FieldErrors()
     const cleaned = reason === undefined ? undefined : cleanReason(reason, errors)
     errors.throwIfAny()
-    const entry = await transactional(em, async (t) => {
-      const entry = await t.findOne(BlackListEntity, { id }, cleaned === undefined ? {} : { lockMode: LockMode.PESSIMISTIC_WRITE })
-      if (!entry) throw new NotFoundError()
-      if (cleaned !== undefined) {
-        entry.reason = cleaned
-        await t.flush()
-      }
-      return entry
-    })
+    const entry =
+      cleaned === undefined ? await blackList.findEntry(em, id) : await transactional(em, (t) => blackList.changeReason(t, id, cleaned))
+    if (!entry) throw new NotFoundError()
     return renderEntry(entry, tz)
   }
 
@@ -216,13 +200,7 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
     },
     async function removeEntry(request) {
       const id = parsePk(request.params.pk)
-      await transactional(request.em, async (t) => {
-        // Idempotent: removing a removed entry changes nothing; one statement, so parallel removals cannot race.
-        const [row] = await t
-          .getConnection()
-          .execute<{ id: number }[]>('update black_list set is_delete = 1 where id = ? returning id', [id], 'all', t.getTransactionContext())
-        if (!row) throw new NotFoundError()
-      })
+      if (!(await blackList.removeEntry(request.em, id))) throw new NotFoundError()
       return { detail: message('deleted', request.lang) }
     }
   )

@@ -1,9 +1,19 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { ListHeadersDescription, PkParamsSchema, UserLogListQuerySchema, UserLogsOfUserQuerySchema } from '@roster/contracts'
-import { LIST_HEADERS, NotFoundError, PermissionDeniedError, assertSelfOrAdmin, pageOf, parsePk, setPageHeaders } from '@roster/service-kit'
-import { UserLogEntity } from '../../entities/index.js'
-import { listUserLogs, renderUserLog } from '../../domain/user-logs.js'
+import {
+  FieldErrors,
+  LIST_HEADERS,
+  NotFoundError,
+  PermissionDeniedError,
+  assertSelfOrAdmin,
+  pageOf,
+  parsePk,
+  setPageHeaders
+} from '@roster/service-kit'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { renderUserLog } from '../../domain/user-logs.js'
+import { decodeCursor, encodeCursor, findUserLog, listUserLogs, type LogCursor, type LogFilter } from '../../repositories/user-logs.js'
 import { restoreOffsetSign, timeBounds } from '../time-bounds.js'
 
 const tags = ['user-logs']
@@ -14,7 +24,44 @@ const listOfLogs = { type: 'array', items: logRef, headers: LIST_HEADERS } as co
 
 const LIST_RULES =
   'Newest first (`operate_time`, then `id`, descending). Logins (0) and logouts (1) are listed; failed attempts (2) ' +
-  'only with `?operation=2`. `since` / `until` are inclusive RFC 3339 times (send `+` as `%2B`).'
+  'only with `?operation=2`. `since` / `until` are inclusive RFC 3339 times (send `+` as `%2B`). Deep pages: `limit` / ' +
+  '`offset` as everywhere, or `?cursor=` (empty) and then the `rel="next"` link of each page, which carries an opaque ' +
+  '`cursor` (no `prev` link then); a page by cursor costs the same at any depth.'
+
+/**
+ * One page of a log list with its headers: by `offset`, or, when `cursor` is sent, after that position with a
+ * `rel="next"` link carrying the next page's cursor. A cursor this service did not make is a field error.
+ */
+async function logPage(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  path: string,
+  filter: LogFilter,
+  query: { limit?: number; offset?: number; cursor?: string }
+) {
+  const page = pageOf(query)
+  let cursor: LogCursor | 'top' | undefined
+  if (query.cursor !== undefined) {
+    const decoded = decodeCursor(query.cursor)
+    if (decoded === null) new FieldErrors().add('cursor', 'invalid').throwIfAny()
+    cursor = decoded ?? undefined
+  }
+  const { rows, total, next } = await listUserLogs(request.em, filter, page, cursor)
+  if (cursor === undefined) {
+    setPageHeaders(request, reply, total, page)
+  } else {
+    reply.header('x-total-count', String(total))
+    if (next) {
+      const q = request.url.indexOf('?')
+      const params = new URLSearchParams(q === -1 ? '' : request.url.slice(q + 1))
+      params.delete('offset')
+      params.set('limit', String(page.limit))
+      params.set('cursor', encodeCursor(next))
+      reply.header('link', `<${path}?${params.toString()}>; rel="next"`)
+    }
+  }
+  return rows
+}
 
 /** User logs are read-only: they are written by the `IDENTITY` consumer alone. */
 export const userLogRoutes: FastifyPluginAsyncTypebox = async function userLogRoutes(app) {
@@ -36,9 +83,7 @@ export const userLogRoutes: FastifyPluginAsyncTypebox = async function userLogRo
     },
     async function listLogs(request, reply) {
       const { user, operation } = request.query
-      const page = pageOf(request.query)
-      const { rows, total } = await listUserLogs(request.em, { user, operation, ...timeBounds(request.query) }, page)
-      setPageHeaders(request, reply, total, page)
+      const rows = await logPage(request, reply, '/api/user-logs/', { user, operation, ...timeBounds(request.query) }, request.query)
       return rows.map((row) => renderUserLog(row, tz))
     }
   )
@@ -57,7 +102,7 @@ export const userLogRoutes: FastifyPluginAsyncTypebox = async function userLogRo
     async function getLog(request) {
       const id = parsePk(request.params.pk)
       const caller = request.caller!
-      const row = await request.em.findOne(UserLogEntity, { id })
+      const row = await findUserLog(request.em, id)
       if (!caller.isStaff && (!row || row.user !== caller.userId)) throw new PermissionDeniedError()
       if (!row) throw new NotFoundError()
       return renderUserLog(row, tz)
@@ -84,9 +129,8 @@ export const userLogRoutes: FastifyPluginAsyncTypebox = async function userLogRo
       const bounds = timeBounds(request.query)
       // The caller's own id needs no look-up: its token proves the user exists.
       if (caller.userId !== id && !(await knownUsers.hasHistory(request.em, id))) throw new NotFoundError()
-      const page = pageOf(request.query)
-      const { rows, total } = await listUserLogs(request.em, { user: id, operation: request.query.operation, ...bounds }, page)
-      setPageHeaders(request, reply, total, page)
+      const filter = { user: id, operation: request.query.operation, ...bounds }
+      const rows = await logPage(request, reply, `/api/users/${id}/user-logs/`, filter, request.query)
       return rows.map((row) => renderUserLog(row, tz))
     }
   )
