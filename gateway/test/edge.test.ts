@@ -5,8 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { PUBLIC_ROUTES } from '@roster/contracts'
 import { DEFAULT_CLIENT_TIMEOUTS, errorsPlugin, listenInternal, serverOptions } from '@roster/service-kit'
 import { isolate, eventually } from '@roster/service-kit/testing'
-import { buildApp as buildIdentity } from '../../services/identity/src/app.js'
-import { testConfig } from '../../services/identity/test/helper.js'
+import { buildApp as buildIdentity, testConfig } from '@roster/identity/testing'
 import { buildApp } from '../src/app.js'
 import { readConfig, type GatewayConfig } from '../src/config.js'
 import { canonicalPath, upstreamOf } from '../src/routing.js'
@@ -449,10 +448,8 @@ t.test('bodies are forwarded whole, byte for byte, with their content type', asy
 })
 
 t.test("the route table is exactly the services' public routes, and the merged document exactly the table", async (t) => {
-  const { buildApp: buildDirectory } = await import('../../services/directory/src/app.js')
-  const { testConfig: directoryConfig } = await import('../../services/directory/test/helper.js')
-  const { buildApp: buildAudit } = await import('../../services/audit/src/app.js')
-  const { testConfig: auditConfig } = await import('../../services/audit/test/helper.js')
+  const { buildApp: buildDirectory, testConfig: directoryConfig } = await import('@roster/directory/testing')
+  const { buildApp: buildAudit, testConfig: auditConfig } = await import('@roster/audit/testing')
   const iso = await isolate(t)
   const services = {
     identity: await buildIdentity(testConfig(iso)),

@@ -1,7 +1,6 @@
 import t from 'tap'
 import { connect } from 'node:net'
-import { buildApp as buildIdentity } from '../../services/identity/src/app.js'
-import { testConfig, ADMIN } from '../../services/identity/test/helper.js'
+import { buildApp as buildIdentity, testConfig, ADMIN } from '@roster/identity/testing'
 import { isolate } from '@roster/service-kit/testing'
 import { buildApp } from '../src/app.js'
 import { readConfig } from '../src/config.js'

@@ -226,7 +226,7 @@ t.test('a 503 says when to try again, as documented', async (t) => {
 })
 
 t.test("a service's own 503 (its dependency unreachable) says when to try again too", async (t) => {
-  const { build, login, bearer, ADMIN } = await import('../../services/identity/test/helper.js')
+  const { build, login, bearer, ADMIN } = await import('@roster/identity/testing')
   // A directory that cannot be reached: a replica miss is a read-through that fails, a 503 from the kit.
   const identity = await build(t, { DIRECTORY_INTERNAL_URL: 'http://127.0.0.1:9' })
   const { access } = await login(identity, ADMIN.username, ADMIN.password)

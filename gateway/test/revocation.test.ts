@@ -1,7 +1,6 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp as buildIdentity } from '../../services/identity/src/app.js'
-import { testConfig, ADMIN } from '../../services/identity/test/helper.js'
+import { buildApp as buildIdentity, testConfig, ADMIN } from '@roster/identity/testing'
 import { eventually, isolate, uniqueName } from '@roster/service-kit/testing'
 import { REVOKED_SESSIONS_HEADER } from '@roster/service-kit'
 import { buildApp } from '../src/app.js'

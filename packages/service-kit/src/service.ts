@@ -25,7 +25,7 @@ import { natsPlugin } from './plugins/nats.js'
 import { outboxPlugin } from './plugins/outbox.js'
 import { consumersPlugin, type ConsumerSpec } from './plugins/consumers.js'
 import { revocationPlugin } from './plugins/revocation.js'
-import { authPlugin, type KeyResolver } from './plugins/auth.js'
+import { authPlugin, type KeyResolver, type SigningKeyOptions } from './plugins/auth.js'
 import { swaggerPlugin } from './plugins/swagger.js'
 import { opsMetricsPlugin } from './plugins/ops-metrics.js'
 import { jwksKeyResolver } from './keys.js'
@@ -47,6 +47,8 @@ export interface ServiceDefinition {
   checks?: Record<string, FieldCheck>
   /** How tokens are verified; defaults to the identity service's JWKS. */
   resolveKey?: KeyResolver
+  /** The key `app.jwt.sign` signs tokens with (identity only). */
+  signingKey?: SigningKeyOptions
   /** Shared schemas (with `$id`) that routes refer to. */
   schemas?: { $id?: string }[]
   /** Runs after the kit's plugins and before the routes (the service's own decorators). */
@@ -219,8 +221,9 @@ export async function buildService(def: ServiceDefinition): Promise<ServiceApp> 
     await app.register(natsPlugin, { url: config.NATS_URL, prefix: config.NATS_PREFIX, name: def.name, streams: def.produces })
     await app.register(outboxPlugin, { pollMs: config.OUTBOX_POLL_MS })
     await app.register(revocationPlugin, { ttlSeconds: config.REVOCATION_TTL_SECONDS })
+    const resolveKey = def.resolveKey ?? jwksKeyResolver(config.IDENTITY_URL)
+    await app.register(authPlugin, { resolveKey, signingKey: def.signingKey })
     if (def.setup) await def.setup(app)
-    await app.register(authPlugin, { resolveKey: def.resolveKey ?? jwksKeyResolver(config.IDENTITY_URL) })
     await app.register(consumersPlugin, { specs: def.consumers ?? [], maxDeliver: config.CONSUMER_MAX_DELIVER })
     await app.register(opsMetricsPlugin, { consumers: def.consumers ?? [] })
     for (const routes of def.routes) await app.register(routes)

@@ -3,8 +3,14 @@ import type { AddressInfo } from 'node:net'
 import { isolate, eventually, serviceTestConfig, type TestIsolation } from '@roster/service-kit/testing'
 import { listenInternal, type ServiceApp } from '@roster/service-kit'
 import type { EventData, EventEnvelope, EventSubject } from '@roster/contracts'
-import { buildApp as buildIdentity } from '../../identity/src/app.js'
-import { ADMIN, bearer, login, register, testConfig as identityTestConfig } from '../../identity/test/helper.js'
+import {
+  buildApp as buildIdentity,
+  ADMIN,
+  bearer,
+  login,
+  register,
+  testConfig as identityTestConfig
+} from '@roster/identity/testing'
 import { buildApp } from '../src/app.js'
 import { readConfig, type AuditConfig } from '../src/config.js'
 

@@ -3,7 +3,7 @@ import { eventually } from '@roster/service-kit/testing'
 import { buildApp } from '../src/app.js'
 import { OCCUPATION_CATALOGUE } from '../src/domain/catalogue.js'
 import { build, testConfig } from './helper.js'
-import { SEED_PROFILE } from '../../identity/test/helper.js'
+import { SEED_PROFILE } from '@roster/identity/testing'
 
 t.test('a new directory starts with the occupation catalogue, once', async (t) => {
   const sys = await build(t, { DIRECTORY_SEED_OCCUPATIONS: true })

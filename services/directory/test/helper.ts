@@ -3,10 +3,16 @@ import { eventually, isolate, serviceTestConfig, type TestIsolation } from '@ros
 import type { ServiceApp } from '@roster/service-kit'
 import { buildApp } from '../src/app.js'
 import { readConfig, type DirectoryConfig } from '../src/config.js'
-import { buildApp as buildIdentity } from '../../identity/src/app.js'
-import { ADMIN, bearer, login, register, testConfig as identityTestConfig } from '../../identity/test/helper.js'
+import {
+  buildApp as buildIdentity,
+  ADMIN,
+  bearer,
+  login,
+  register,
+  testConfig as identityTestConfig
+} from '@roster/identity/testing'
 
-export { bearer } from '../../identity/test/helper.js'
+export { bearer } from '@roster/identity/testing'
 
 interface TestLike {
   after(fn: () => unknown): void

@@ -23,11 +23,6 @@ export async function buildApp(config: IdentityConfig, options: { logger?: Fasti
   const { key, ephemeral } = loadSigningKey(config.ROSTER_JWT_PRIVATE_KEY, config.ROSTER_JWT_PRIVATE_KEY_FILE)
   const previous = loadPreviousKeys(config.ROSTER_JWT_PREVIOUS_KEY_FILES)
   const verifying = [key, ...previous]
-  const tokens = new Tokens(
-    key,
-    { accessLifetime: config.ROSTER_ACCESS_TOKEN_LIFETIME, refreshLifetime: config.ROSTER_REFRESH_TOKEN_LIFETIME },
-    previous
-  )
   let replica: DirectoryReplica | undefined
 
   const app = await buildService({
@@ -40,6 +35,7 @@ export async function buildApp(config: IdentityConfig, options: { logger?: Fasti
     constraints: identityConstraints,
     produces: ['IDENTITY'],
     checks: { password: passwordCheck, 'resident-id': residentIdCheck(config.ROSTER_STRICT_ID_CHECKSUM) },
+    signingKey: key,
     resolveKey: staticKeyResolver(new Map(verifying.map((k) => [k.kid, { pem: k.publicPem, alg: k.alg }]))),
     schemas: [ProfileSchema, UserSchema, UserGroupRowSchema],
     consumers: [
@@ -53,6 +49,11 @@ export async function buildApp(config: IdentityConfig, options: { logger?: Fasti
     async setup(app) {
       if (ephemeral) app.log.warn('no ROSTER_JWT_PRIVATE_KEY(_FILE): using a key made for this process only; replicas must share one')
       replica = new DirectoryReplica(config.DIRECTORY_INTERNAL_URL, app.log)
+      const lifetimes = {
+        accessLifetime: config.ROSTER_ACCESS_TOKEN_LIFETIME,
+        refreshLifetime: config.ROSTER_REFRESH_TOKEN_LIFETIME
+      }
+      const tokens = new Tokens(app.jwt, key, lifetimes, previous)
       app.decorate('identity', {
         config,
         passwords: new Passwords(config.BCRYPT_COST, {

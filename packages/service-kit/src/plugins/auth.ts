@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { createDecoder, createVerifier } from 'fast-jwt'
+import fastifyJwt, { type TokenOrHeader } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { JwtClaimsSchema, type JwtClaims } from '@roster/contracts'
@@ -29,56 +29,75 @@ declare module 'fastify' {
   }
 }
 
-type Verify = (token: string) => Promise<JwtClaims>
-
 const claimsCheck = TypeCompiler.Compile(JwtClaimsSchema)
 
-const decodeComplete = createDecoder({ complete: true }) as (token: string) => { header: { alg?: string; kid?: string } }
+/** The key identity signs with (only identity has one); other services and the gateway only verify. */
+export interface SigningKeyOptions {
+  privatePem: string
+  alg: (typeof ALLOWED_ALGORITHMS)[number]
+  kid: string
+}
+
 
 /**
- * Token verification with fast-jwt (the engine of @fastify/jwt, used directly: with keys chosen by `kid`
- * from a JWKS, @fastify/jwt builds a new verifier, parsing the key, on every request). One verifier per
- * key, each caching the tokens it has verified until they expire; an unknown `kid` is looked up at most
- * once every 30 seconds so forged headers cannot flood the JWKS endpoint.
+ * The public key for a token, chosen by its `kid` (the secret callback of @fastify/jwt). Algorithms
+ * outside the allow-list (`none`, HMAC, RSA) are refused before any lookup; a key once found is kept,
+ * and an unknown `kid` is looked up at most once every 30 seconds so forged headers cannot flood the
+ * JWKS endpoint.
  */
-export function tokenVerifier(resolveKey: KeyResolver): (token: string) => Promise<JwtClaims> {
-  const verifiers = new Map<string, Promise<Verify>>()
+export function keyByKid(resolveKey: KeyResolver): (request: FastifyRequest, token: TokenOrHeader) => Promise<string> {
+  const keys = new Map<string, Promise<string>>()
   const misses = new Map<string, number>()
-  return async (token) => {
-    const { header } = decodeComplete(token)
+  return async (_request, token) => {
+    const header = 'header' in token ? token.header : token
     const alg = header.alg
     if (!alg || !(ALLOWED_ALGORITHMS as readonly string[]).includes(alg)) throw new Error('algorithm not allowed')
     const id = `${alg}:${header.kid ?? ''}`
-    let verifier = verifiers.get(id)
-    if (!verifier) {
-      if ((misses.get(id) ?? 0) > Date.now()) throw new Error('unknown kid')
-      verifier = resolveKey(header).then(
-        (key) => createVerifier({ key, algorithms: [alg as 'EdDSA'], cache: 10_000, cacheTTL: 600_000 }) as unknown as Verify
-      )
-      verifiers.set(id, verifier)
-      verifier.catch(() => {
-        verifiers.delete(id)
+    let key = keys.get(id)
+    if (!key) {
+      if ((misses.get(id) ?? 0) > Date.now()) throw new Error('unknown kid (looked up recently)')
+      key = resolveKey(header)
+      keys.set(id, key)
+      key.catch(() => {
+        keys.delete(id)
         if (misses.size > 1000) misses.clear()
         misses.set(id, Date.now() + 30_000)
       })
     }
-    return (await verifier)(token)
+    return key
   }
 }
 
+/** The token of an `Authorization: Bearer <token>` header; any other non-blank header is an invalid token. */
+function bearerToken(request: FastifyRequest): string {
+  const [scheme, token, extra] = (request.headers.authorization ?? '').trim().split(/\s+/)
+  if (scheme?.toLowerCase() !== 'bearer' || !token || extra) throw new TokenInvalidError()
+  return token
+}
+
 /**
- * Verifies bearer tokens locally (asymmetric keys only: `alg: none`, HMAC, unknown `kid`, tampering and
- * refresh tokens are refused), checks the session against the revocation list, and enforces each
- * route's `config.access`. An invalid token is refused even on a public route, as DRF does.
+ * Verifies bearer tokens locally with @fastify/jwt (asymmetric keys only: `alg: none`, HMAC, unknown `kid`,
+ * tampering and refresh tokens are refused), checks the session against the revocation list in its
+ * `trusted` hook, and enforces each route's `config.access`. An invalid token is refused even on a public
+ * route, as DRF does. Verified tokens are cached per key until they expire (the gateway and then the
+ * service verify each one), so a repeated token costs a hash and a lookup, not a signature check.
+ * With `signingKey` (identity), `app.jwt.sign` signs tokens with it.
  */
 export const authPlugin = fp(
-  async function auth(app: FastifyInstance, options: { resolveKey: KeyResolver }) {
-    const verify = tokenVerifier(options.resolveKey)
+  async function auth(app: FastifyInstance, options: { resolveKey: KeyResolver; signingKey?: SigningKeyOptions }) {
+    const signing = options.signingKey
+    await app.register(fastifyJwt, {
+      secret: { public: keyByKid(options.resolveKey), private: signing?.privatePem },
+      sign: signing ? { algorithm: signing.alg, kid: signing.kid } : {},
+      decode: { complete: true },
+      verify: { algorithms: [...ALLOWED_ALGORITHMS], cache: 10_000, cacheTTL: 600_000, extractToken: bearerToken },
+      trusted: (_request, claims) =>
+        claimsCheck.Check(claims) && claims.token_type === 'access' && !app.revocations.isRevoked(claims.sid)
+    })
     app.decorateRequest('caller', null)
 
     app.addHook('onRequest', async function authenticate(request) {
-      const header = request.headers.authorization
-      if (header !== undefined) request.caller = await verifyAccess(app, request, header, verify)
+      if (request.headers.authorization?.trim()) request.caller = await verifiedCaller(request)
       const access: Access =
         request.routeOptions.config?.access ?? (request.routeOptions.url?.startsWith('/api/') ? 'user' : 'public')
       if (access === 'public') return
@@ -89,19 +108,16 @@ export const authPlugin = fp(
   { name: 'roster-auth', dependencies: ['roster-revocation'] }
 )
 
-async function verifyAccess(app: FastifyInstance, request: FastifyRequest, header: string, verify: (token: string) => Promise<JwtClaims>): Promise<Caller | null> {
-  const [scheme, token, extra] = header.trim().split(/\s+/)
-  if (!scheme) return null
-  if (scheme.toLowerCase() !== 'bearer' || !token || extra) throw new TokenInvalidError()
+/** Every refusal (bad signature, expiry, unknown key, wrong claims, revoked session) is DRF's `token_not_valid`. */
+async function verifiedCaller(request: FastifyRequest): Promise<Caller> {
   let claims: JwtClaims
   try {
-    claims = await verify(token)
+    claims = await request.jwtVerify<JwtClaims>()
   } catch (error) {
+    if (error instanceof TokenInvalidError) throw error
     request.log.info({ reason: (error as Error).message }, 'token refused')
     throw new TokenInvalidError()
   }
-  if (!claimsCheck.Check(claims) || claims.token_type !== 'access') throw new TokenInvalidError()
-  if (app.revocations.isRevoked(claims.sid)) throw new TokenInvalidError()
   return { userId: claims.user_id, sid: claims.sid, isStaff: claims.is_staff === true, claims }
 }
 

@@ -123,3 +123,4 @@ export function statusCounts(results: { statusCode: number }[]): Record<number, 
   for (const r of results) counts[r.statusCode] = (counts[r.statusCode] ?? 0) + 1
   return counts
 }
+export { signToken } from './jwt.js'

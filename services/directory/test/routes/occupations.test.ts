@@ -1,6 +1,6 @@
 import t from 'tap'
 import { eventually } from '@roster/service-kit/testing'
-import { SEED_PROFILE, register } from '../../../identity/test/helper.js'
+import { SEED_PROFILE, register } from '@roster/identity/testing'
 import { build, eventsOn } from '../helper.js'
 
 t.test('occupations: permissions, CRUD, validation and events', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto'
-import { createSigner } from 'fast-jwt'
+import { signToken } from '@roster/service-kit/testing'
 import { build, ADMIN, login, bearer, register } from '../helper.js'
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
@@ -173,17 +173,17 @@ t.test('forged tokens are refused', async (t) => {
     'refresh as access': tokens.refresh,
     'wrong kid': (() => {
       const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
-      return createSigner({ key, algorithm: 'EdDSA', kid: 'someone-else' })({ ...claims, jti: randomUUID() })
+      return signToken({ alg: 'EdDSA', typ: 'JWT', kid: 'someone-else' }, { ...claims, jti: randomUUID() }, key)
     })(),
     'right kid, other key': (() => {
       const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
-      return createSigner({ key, algorithm: 'EdDSA', kid: header.kid })({ ...claims, jti: randomUUID() })
+      return signToken({ alg: 'EdDSA', typ: 'JWT', kid: header.kid }, { ...claims, jti: randomUUID() }, key)
     })(),
-    expired: createSigner({ key: app.identity.tokens.key.privatePem, algorithm: 'EdDSA', kid: header.kid })({
-      ...claims,
-      iat: 1000,
-      exp: 2000
-    }),
+    expired: signToken(
+      { alg: 'EdDSA', typ: 'JWT', kid: header.kid },
+      { ...claims, iat: 1000, exp: 2000 },
+      app.identity.tokens.key.privatePem
+    ),
     garbage: 'not.a.token'
   }
   for (const [name, token] of Object.entries(forged)) {
