@@ -12,6 +12,7 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
 import autocannon from 'autocannon'
 import bcrypt from 'bcrypt'
 import pg from 'pg'
@@ -37,6 +38,13 @@ interface Result {
   detail?: string
 }
 const results: Result[] = []
+
+/**
+ * With BENCH_CPU_PROF, each measured load's span on the monotonic clock (the one V8's profiles use), written
+ * to windows.json beside the profiles: `node bench/profile-top.mjs <profile> <label>` keeps only that load.
+ */
+const profileWindows: { label: string; start: number; end: number }[] = []
+const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n)
 
 async function cannon(options: autocannon.Options) {
   const result = await autocannon({ duration: SECONDS, connections: 32, ...options })
@@ -124,11 +132,14 @@ async function cpuScenarios(ctx: {
   const idleSpent = cpuSpent(idleBefore, cpuOfSystem(roots()))
   const idleSeconds = (performance.now() - idleStarted) / 1000
   const idleRate = Object.fromEntries(Object.entries(idleSpent).map(([name, s]) => [name, s / idleSeconds]))
-  const measure = async (options: autocannon.Options) => {
+  const measure = async (options: autocannon.Options, label = String(options.url)) => {
     await autocannon({ connections: 16, ...options, duration: 1 }) // warm-up: JIT, pools
     const before = cpuOfSystem(roots())
     const started = performance.now()
+    const window = { label, start: monotonicMicros(), end: 0 }
     const run = await autocannon({ duration: SECONDS, connections: 16, ...options })
+    window.end = monotonicMicros()
+    profileWindows.push(window)
     const spent = cpuSpent(before, cpuOfSystem(roots()))
     const elapsed = (performance.now() - started) / 1000
     const n = run.requests.total
@@ -148,7 +159,7 @@ async function cpuScenarios(ctx: {
       .map(([name, us]) => `${name} ${us.toFixed(0)}`)
       .join(', ')} µs/req; ${m.n} requests${m.non2xx ? `, ${m.non2xx} non-2xx/errors` : ''}`
 
-  const ref = await measure({ url: reference.url })
+  const ref = await measure({ url: reference.url }, 'reference')
   const refUs = ref.perProcess.reference
   const idle = Object.entries(idleRate)
     .filter(([name]) => name !== 'reference')
@@ -171,8 +182,8 @@ async function cpuScenarios(ctx: {
     })
   }
 
-  row('GET /api/users/{pk}/ via gateway', await measure({ url: `${gateway}/api/users/${ctx.user.id}/`, headers: auth }), 15)
-  row('GET /api/users/{pk}/ direct to identity', await measure({ url: `${ctx.identity}/api/users/${ctx.user.id}/`, headers: auth }))
+  row('GET /api/users/{pk}/ via gateway', await measure({ url: `${gateway}/api/users/${ctx.user.id}/`, headers: auth }, 'users-pk-gateway'), 15)
+  row('GET /api/users/{pk}/ direct to identity', await measure({ url: `${ctx.identity}/api/users/${ctx.user.id}/`, headers: auth }, 'users-pk-direct'))
 
   // Registration and login: their CPU against one bcrypt hash (a compare costs the same).
   // The same 4 at a time as the registrations and logins below, and alone for comparison.
@@ -196,7 +207,7 @@ async function cpuScenarios(ctx: {
         }
       }
     ]
-  })
+  }, 'registration')
   const regMultiple = registration.total / 1e6 / hash
   results.push({
     scenario: 'cpu',
@@ -213,7 +224,7 @@ async function cpuScenarios(ctx: {
     headers: { 'content-type': 'application/json' },
     connections: 4,
     requests: [{ setupRequest: (request) => ({ ...request, body: JSON.stringify({ username: registered[loginTurn++ % registered.length], password: 'password1' }) }) }]
-  })
+  }, 'login')
   results.push({ scenario: 'cpu', measure: 'POST /api/auth/ (login) CPU / one bcrypt hash', value: login.total / 1e6 / hash, detail: `${show(login)}; vs one hash alone ${(login.total / 1e6 / alone).toFixed(2)}` })
 
   // Lists: 20 groups with profiles, 40 occupations, 20 blacklist entries, the logins' user logs.
@@ -232,12 +243,12 @@ async function cpuScenarios(ctx: {
   for (let i = occupations; i < 40; i++) await created(`${gateway}/api/occupations/`, { name: `bench-occupation-${stamp}-${i}` })
   const patients = await ctx.db.query(`select id from "${ctx.schema}".app_user order by id desc limit 20`)
   for (const { id } of patients.rows) await created(`${gateway}/api/black-list/`, { patient: id, reason: 'bench' })
-  row('GET /api/groups/ (20 with profiles)', await measure({ url: `${gateway}/api/groups/`, headers: adminAuth }), 25)
-  row(`GET /api/occupations/ (${Math.max(occupations, 40)})`, await measure({ url: `${gateway}/api/occupations/`, headers: adminAuth }), 25)
-  row('GET /api/black-list/ (20)', await measure({ url: `${gateway}/api/black-list/`, headers: adminAuth }), 25)
+  row('GET /api/groups/ (20 with profiles)', await measure({ url: `${gateway}/api/groups/`, headers: adminAuth }, 'groups'), 25)
+  row(`GET /api/occupations/ (${Math.max(occupations, 40)})`, await measure({ url: `${gateway}/api/occupations/`, headers: adminAuth }, 'occupations'), 25)
+  row('GET /api/black-list/ (20)', await measure({ url: `${gateway}/api/black-list/`, headers: adminAuth }, 'black-list'), 25)
   const logs = await fetch(`${gateway}/api/user-logs/`, { headers: adminAuth })
   const shown = ((await logs.json()) as unknown[]).length
-  row(`GET /api/user-logs/ (${shown} of ${logs.headers.get('x-total-count')})`, await measure({ url: `${gateway}/api/user-logs/`, headers: adminAuth }), 25)
+  row(`GET /api/user-logs/ (${shown} of ${logs.headers.get('x-total-count')})`, await measure({ url: `${gateway}/api/user-logs/`, headers: adminAuth }, 'user-logs'), 25)
   reference.child.kill()
 }
 
@@ -526,6 +537,7 @@ async function main() {
   } finally {
     await db.end()
     await system.stop()
+    if (process.env.BENCH_CPU_PROF) writeFileSync(join(process.env.BENCH_CPU_PROF, 'windows.json'), JSON.stringify(profileWindows, null, 1))
     if (process.env.BENCH_KEEP !== '1') {
       await dropSchemas(TEST_DATABASE_URL, ['identity', 'directory', 'audit'].map((s) => iso.schema(s)))
       await dropNatsPrefix(TEST_NATS_URL, iso.NATS_PREFIX)
