@@ -50,12 +50,16 @@ for (let i = 0; i < profile.samples.length; i++) {
   self.set(key, (self.get(key) ?? 0) + dt)
   for (const k of keysOf(node.id)) total.set(k, (total.get(k) ?? 0) + dt)
 }
-const top = (map) =>
+// Dispatch frames every sample passes through (the event loop, Node's streams, Fastify's hook runner) say
+// nothing about where the time goes: left out of the total-time table.
+const PLUMBING = /^\((root|program)\)|^runMicrotasks|node:internal\/(process\/task_queues|streams|async_hooks|timers)|node:events|fastify\/lib\/(hooks|handle-request|route|wrap-thenable)\.js/
+const top = (map, skip) =>
   [...map]
+    .filter(([k]) => !skip?.test(k))
     .sort((a, b) => b[1] - a[1])
     .slice(0, count)
     .map(([k, v]) => `| ${((100 * v) / busy).toFixed(1)} % | \`${k.replace(/\|/g, '\\|')}\` |`)
     .join('\n')
 console.log(`${relative(process.cwd(), file)}${range ? ` (${range.label})` : ''}: ${(busy / 1000).toFixed(0)} ms busy`)
 console.log(`\nself time\n\n| % | function |\n| --- | --- |\n${top(self)}`)
-console.log(`\ntotal time\n\n| % | function |\n| --- | --- |\n${top(total)}`)
+console.log(`\ntotal time\n\n| % | function |\n| --- | --- |\n${top(total, PLUMBING)}`)
