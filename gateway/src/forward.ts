@@ -145,17 +145,20 @@ export class Forwarder {
   }
 }
 
-/** All of an answer's body, at most `length` bytes (its declared Content-Length); more is an error. */
-async function readWhole(stream: Readable, length: number): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > length) {
-      stream.destroy()
-      throw new Error(`an answer longer than its Content-Length (${length} bytes)`)
-    }
-    chunks.push(chunk)
-  }
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)
+/**
+ * All of an answer's body, at most `length` bytes (its declared Content-Length); more is an error. Read with
+ * `data` events: an async iterator over the stream cost ~5 % of the gateway's CPU per request.
+ */
+function readWhole(stream: Readable, length: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    stream.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size > length) stream.destroy(new Error(`an answer longer than its Content-Length (${length} bytes)`))
+      else chunks.push(chunk)
+    })
+    stream.once('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)))
+    stream.once('error', reject)
+  })
 }

@@ -119,17 +119,17 @@ const HOST = /^(?:(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+|\[[0-9A-Fa-f:
 
 /**
  * `onRequest`, first of all: a request with a malformed or (in HTTP/1.1) missing `Host`, or a query that is
- * not valid percent-encoded UTF-8, is a `400` in the API's shape before anything reads them.
+ * not valid percent-encoded UTF-8, is a `400` in the API's shape before anything reads them. A callback
+ * hook (it runs on every request: no promise for the usual case, where nothing is wrong).
  */
-export async function refuseMalformed(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+export function refuseMalformed(request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
   const host = request.headers.host
-  const lang = negotiateLanguage(request.headers['accept-language'])
   let reason: string | null = null
   if (host === undefined ? request.raw.httpVersion === '1.1' : !HOST.test(host)) reason = 'invalid Host header'
   else if (!wellFormedQuery(request.raw.url ?? '')) reason = 'invalid percent-encoding in the query'
-  if (reason === null) return undefined
+  if (reason === null) return done()
   request.log.info({ status: 400, reason }, 'request refused')
-  return reply.code(400).header('connection', 'close').send(malformed(reason, lang))
+  void reply.code(400).header('connection', 'close').send(malformed(reason, negotiateLanguage(request.headers['accept-language'])))
 }
 
 /** What Fastify refuses before routing (`FST_ERR_BAD_URL` for `/api/users/%FF/`, …), in the API's shape. */
