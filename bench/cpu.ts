@@ -30,20 +30,6 @@ function pids(): number[] {
     .map(Number)
 }
 
-/** CPU seconds of every process of the system under test, by pid (a diagnostic for the login scenario). */
-export function cpuByProcess(): CpuSnapshot {
-  const out: CpuSnapshot = new Map()
-  for (const pid of pids()) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ')
-      const name = /services\/(\w+)/.exec(cmd)?.[1] ?? (/gateway\/src/.test(cmd) ? 'gateway' : /postgres/.test(cmd) ? 'postgres' : /nats-server/.test(cmd) ? 'nats' : /bench\/run/.test(cmd) ? 'bench' : null)
-      const seconds = cpuOf(pid)
-      if (name && seconds !== undefined) out.set(pid, { name, seconds })
-    } catch {}
-  }
-  return out
-}
-
 /** Local ports of the TCP connections that `pid` holds to port `remotePort` (PostgreSQL's 5432). */
 function portsConnectedTo(pid: number, remotePort: number): Set<number> {
   const inodes = new Set<string>()
@@ -113,4 +99,65 @@ export function cpuSpent(before: CpuSnapshot, after: CpuSnapshot): Record<string
   const spent: Record<string, number> = {}
   for (const [pid, { name, seconds }] of after) spent[name] = (spent[name] ?? 0) + seconds - (before.get(pid)?.seconds ?? 0)
   return spent
+}
+
+/** CPU per request of one measured load, by process, in µs, with the machine's idle rate taken off. */
+export interface CpuPerRequest {
+  /** Requests the load completed. */
+  n: number
+  /** µs of CPU per request of each process (`reference` included when it runs, never in `total`). */
+  perProcess: Record<string, number>
+  /** µs of CPU per request of the system under test (every process but `reference`). */
+  total: number
+}
+
+/**
+ * Measures CPU per request of the system's processes (their descendants and PostgreSQL backends
+ * included, see `cpuOfSystem`) for any scenario: `start()` before a load, then the function it returns
+ * with the number of requests after it. What each process spends with no request at all (timers, NATS
+ * heartbeats, the outbox relay) is measured once by `measureIdle` and taken off every load, or it would
+ * count as request CPU where requests are few (bcrypt).
+ */
+export class CpuMeter {
+  #idleRate: Record<string, number> = {}
+
+  constructor(private readonly roots: () => Record<string, number>) {}
+
+  async measureIdle(ms = 5000): Promise<Record<string, number>> {
+    const before = cpuOfSystem(this.roots())
+    const started = performance.now()
+    await new Promise((resolve) => setTimeout(resolve, ms))
+    const spent = cpuSpent(before, cpuOfSystem(this.roots()))
+    const seconds = (performance.now() - started) / 1000
+    this.#idleRate = Object.fromEntries(Object.entries(spent).map(([name, s]) => [name, s / seconds]))
+    return this.#idleRate
+  }
+
+  start(): (requests: number) => CpuPerRequest {
+    const before = cpuOfSystem(this.roots())
+    const started = performance.now()
+    return (n) => {
+      const spent = cpuSpent(before, cpuOfSystem(this.roots()))
+      const elapsed = (performance.now() - started) / 1000
+      const perProcess = Object.fromEntries(
+        Object.entries(spent)
+          .map(([name, s]) => [name, s - (this.#idleRate[name] ?? 0) * elapsed] as const)
+          .filter(([, s]) => s > 0)
+          .map(([name, s]) => [name, (s / Math.max(n, 1)) * 1e6])
+      )
+      const total = Object.entries(perProcess).reduce((sum, [name, us]) => (name === 'reference' ? sum : sum + us), 0)
+      return { n, perProcess, total }
+    }
+  }
+}
+
+/** `gateway 120, identity 300, identity pg 40 µs/req` (sorted by name; the reference left out). */
+export function showCpu(cpu: CpuPerRequest, unit: 'µs' | 'ms' = 'µs'): string {
+  const scale = unit === 'ms' ? 1000 : 1
+  const digits = unit === 'ms' ? 1 : 0
+  return `${Object.entries(cpu.perProcess)
+    .filter(([name]) => name !== 'reference')
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, value]) => `${name} ${(value / scale).toFixed(digits)}`)
+    .join(', ')} ${unit} CPU/req`
 }

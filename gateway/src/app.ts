@@ -1,6 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import type { ServerResponse } from 'node:http'
-import replyFrom from '@fastify/reply-from'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
@@ -11,38 +9,21 @@ import {
   NotFoundError,
   ThrottledError,
   authPlugin,
-  errorsPlugin,
-  healthPlugin,
-  internalListenerPlugin,
+  baseServer,
   jwksKeyResolver,
-  metricsPlugin,
   message,
   natsPlugin,
   parseRevokedSessions,
-  REVOKED_SESSIONS_HEADER,
   negotiateLanguage,
-  refuseMalformed,
-  revocationPlugin,
-  serverOptions
+  revocationPlugin
 } from '@roster/service-kit'
-import { securityHeadersPlugin } from '@roster/service-kit'
 import type { GatewayConfig } from './config.js'
-import { canonicalPath, forwardedQuery, proxyRoutes, type Upstream } from './routing.js'
+import { Forwarder } from './forward.js'
+import { canonicalPath, forwardedQuery, proxyRoutes } from './routing.js'
 import { MergedDocs } from './openapi.js'
 import { asyncApiDocument } from '@roster/contracts'
 import { DOCS_UI_CONFIG } from './docs-page.js'
 
-// Not passed on: hop-by-hop headers, and `expect` (this server already answered a client's `100-continue`;
-// undici refuses to send it, which made every curl upload over 1 KiB a 503).
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect']
-
-/** The largest answer a service may give (a page of the longest list is far smaller). */
-const MAX_ANSWER_BYTES = 32 * 1024 * 1024
-
-function trustProxy(config: GatewayConfig): string[] | false {
-  const list = config.TRUSTED_PROXIES.split(',').map((s) => s.trim()).filter(Boolean)
-  return list.length > 0 ? list : false
-}
 
 /**
  * The only public entry: verifies tokens (so a revoked or forged token stops here), sets the client
@@ -50,21 +31,21 @@ function trustProxy(config: GatewayConfig): string[] | false {
  * limits, and serves the merged OpenAPI document with Swagger UI.
  */
 export async function buildApp(config: GatewayConfig, options: { logger?: FastifyServerOptions['logger'] } = {}): Promise<FastifyInstance> {
-  const upstreams: Record<Upstream, string> = {
-    identity: config.IDENTITY_URL,
-    directory: config.DIRECTORY_URL,
-    audit: config.AUDIT_URL
-  }
-  const app = Fastify({
-    ...serverOptions('gateway', config.LOG_LEVEL, options.logger, {
+  const app = await baseServer({
+    name: 'gateway',
+    logLevel: config.LOG_LEVEL,
+    logger: options.logger,
+    timeouts: {
       headersMs: config.CLIENT_HEADERS_TIMEOUT_MS,
       requestMs: config.CLIENT_REQUEST_TIMEOUT_MS,
       keepAliveMs: config.CLIENT_KEEP_ALIVE_TIMEOUT_MS,
       idleMs: Math.max(120_000, 2 * config.UPSTREAM_TIMEOUT_MS)
-    }),
-    trustProxy: trustProxy(config)
+    },
+    trustProxy: config.TRUSTED_PROXIES.split(',').map((s) => s.trim()).filter(Boolean),
+    // The public entry writes the one access-log line of every request (the services' are at `debug`).
+    accessLog: 'info',
+    parseBodies: false
   })
-  app.addHook('onRequest', refuseMalformed)
   // Only a canonical path is forwarded (or answered 405): the router has matched a public template after
   // ignoring duplicate and trailing slashes and decoding parameters; the raw path must also be that
   // template's canonical spelling, or the answer is this gateway's own 404.
@@ -79,17 +60,8 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
     })
     return reply.code(400).send({ detail: text, non_field_errors: [text] })
   })
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', request.id)
-  })
 
   try {
-    await app.register(securityHeadersPlugin)
-    // `/metrics` and `/ready` answer only on INTERNAL_PORT; `/docs` and `/health` stay public.
-    await app.register(internalListenerPlugin)
-    await app.register(errorsPlugin, { parseBodies: false })
-    await app.register(healthPlugin)
-    await app.register(metricsPlugin, { service: 'gateway' })
     await app.register(cors, {
       origin: config.CORS_ORIGINS === '*' ? '*' : config.CORS_ORIGINS.split(',').map((s) => s.trim()),
       exposedHeaders: ['x-total-count', 'link', 'x-request-id', 'retry-after']
@@ -156,38 +128,34 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
     await app.register(natsPlugin, { url: config.NATS_URL, prefix: config.NATS_PREFIX, name: 'gateway' })
     await app.register(revocationPlugin, { ttlSeconds: config.REVOCATION_TTL_SECONDS })
     await app.register(authPlugin, { resolveKey: jwksKeyResolver(config.IDENTITY_URL) })
-    await app.register(replyFrom, {
-      undici: { connections: 128, pipelining: 1, keepAliveTimeout: 60_000 },
-      http: undefined,
-      disableRequestLogging: true
-    } as any)
+    const forwarder = new Forwarder({
+      upstreams: { identity: config.IDENTITY_URL, directory: config.DIRECTORY_URL, audit: config.AUDIT_URL },
+      timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+      budgetBytes: config.BODY_BUFFER_BUDGET_BYTES,
+      revoked: (header) => {
+        for (const r of parseRevokedSessions(header)) app.revocations.remember(r.sid, r.exp)
+      }
+    })
+    app.addHook('onClose', async () => forwarder.close())
     await app.register(async function proxy(scope) {
       // A body is read whole (up to the 1 MiB limit; more is a 413, declared or streamed) before anything
       // is forwarded, so a slow upload holds only its own client connection and never an upstream one;
       // the service that owns the path parses it.
       scope.removeAllContentTypeParsers()
       scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT_BYTES }, (_request, body, done) => done(null, body))
-      // Bodies being read, and answers being sent, are held in memory: together they may take
-      // BODY_BUFFER_BUDGET_BYTES (a body counts its declared length, or the whole 1 MiB limit when chunked,
-      // an answer its length) until the answer is finished or the connection closed. Past that a new upload
-      // is a quick 503 and an answer is streamed, instead of many slow clients taking the process's memory.
-      let buffering = 0
-      const hold = (response: ServerResponse, bytes: number) => {
-        buffering += bytes
-        if (response.closed) buffering -= bytes
-        else response.once('close', () => (buffering -= bytes))
-      }
+      // Bodies being read, and answers being sent, are held in memory within one budget (the forwarder's):
+      // a body counts its declared length, or the whole 1 MiB limit when chunked, an answer its length,
+      // until the answer is finished or the connection closed. Past it a new upload is a quick 503.
       scope.addHook('preParsing', async (request, reply, payload) => {
         const length = request.headers['content-length']
         if (length === undefined && request.headers['transfer-encoding'] === undefined) return payload
         const declared = Number(length)
         const reserve = length !== undefined && Number.isFinite(declared) ? Math.min(declared, BODY_LIMIT_BYTES) : BODY_LIMIT_BYTES
         if (reserve <= 0) return payload
-        if (buffering + reserve > config.BODY_BUFFER_BUDGET_BYTES) {
+        if (!forwarder.hold(reply.raw, reserve)) {
           reply.header('connection', 'close')
           throw new ApiError(503, 'service_unavailable', {}, undefined, { 'retry-after': '1' })
         }
-        hold(reply.raw, reserve)
         return payload
       })
       // A client that resets in the middle of its upload has gone: nothing failed here, nobody to answer.
@@ -210,76 +178,11 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
           url: route.path,
           config: { access: 'public' },
           schema: { hide: true },
-          handler: async function forward(request, reply) {
+          handler: function forward(request, reply) {
             const url = request.raw.url ?? ''
             const path = canonicalPath(url)
             if (path === null) throw new NotFoundError()
-            const body = request.body
-            return reply.from(upstreams[upstream] + path, {
-              timeout: config.UPSTREAM_TIMEOUT_MS,
-              // reply-from would repeat a GET that a service answers 503 up to ten times: a service in
-              // trouble would get ten times the load. Its 503 is passed on as it is.
-              retryDelay: () => null,
-              queryString: () => forwardedQuery(url),
-              ...(Buffer.isBuffer(body)
-                ? { body, contentType: request.headers['content-type'] ?? 'application/octet-stream' }
-                : {}),
-              rewriteRequestHeaders: (_req, headers) => {
-                const out: Record<string, string | string[] | number | undefined> = { ...headers }
-                for (const name of HOP_BY_HOP) delete out[name]
-                out['x-forwarded-for'] = request.ip
-                out['x-forwarded-host'] = request.host
-                out['x-forwarded-proto'] = request.protocol
-                out['x-request-id'] = request.id
-                return out as any
-              },
-              // The answer is read whole before it is sent on, so a client that reads slowly (or not at all)
-              // holds only its own connection, never one to a service. Hop-by-hop headers stay on this hop.
-              rewriteHeaders: (headers) => {
-                const out: Record<string, unknown> = { ...headers }
-                for (const name of HOP_BY_HOP) delete out[name]
-                // Sessions an answer of identity ended are refused here before the client has the answer;
-                // the header is internal and never passed on.
-                const revoked = out[REVOKED_SESSIONS_HEADER]
-                if (revoked !== undefined) {
-                  if (upstream === 'identity') {
-                    for (const r of parseRevokedSessions(revoked as string)) app.revocations.remember(r.sid, r.exp)
-                  }
-                  delete out[REVOKED_SESSIONS_HEADER]
-                }
-                return out as any
-              },
-              onResponse: (_request, reply, res) => {
-                // HEAD has no body to hold anything up, and the service's Content-Length must stand. An answer
-                // of unknown length, or one the memory budget has no room for, is streamed as it comes.
-                const length = Number((res as unknown as { headers: Record<string, string | undefined> }).headers['content-length'])
-                if (request.method === 'HEAD' || !Number.isFinite(length) || length > MAX_ANSWER_BYTES || buffering + length > config.BODY_BUFFER_BUDGET_BYTES) {
-                  return void reply.send(res.stream)
-                }
-                hold(reply.raw as ServerResponse, length)
-                const chunks: Buffer[] = []
-                let size = 0
-                res.stream.on('data', (chunk: Buffer) => {
-                  size += chunk.length
-                  if (size > MAX_ANSWER_BYTES) res.stream.destroy(new Error(`an answer over ${MAX_ANSWER_BYTES} bytes`))
-                  else chunks.push(chunk)
-                })
-                res.stream.on('end', () => void reply.send(Buffer.concat(chunks)))
-                res.stream.on('error', (error: Error) => {
-                  request.log.error({ err: error, upstream }, 'upstream answer failed')
-                  if (!reply.sent) void reply.code(503).header('retry-after', '1').send({ detail: new ApiError(503, 'service_unavailable').body(request.lang).detail })
-                })
-              },
-              // Whatever the upstream did (refused, reset, timed out, answered garbage) the client gets an
-              // answer in the API's shape: 504 when it took too long, 503 otherwise.
-              onError: (reply, { error }) => {
-                const timedOut = (error as { statusCode?: number }).statusCode === 504
-                request.log.error({ err: error, upstream }, 'upstream failed')
-                const status = timedOut ? 504 : 503
-                if (status === 503) reply.header('retry-after', '1')
-                reply.code(status).send({ detail: new ApiError(status, timedOut ? 'gateway_timeout' : 'service_unavailable').body(request.lang).detail })
-              }
-            })
+            return forwarder.forward(request, reply, upstream, path, forwardedQuery(url))
           }
         })
       }

@@ -12,7 +12,7 @@ import { routeOwnershipPlugin } from './plugins/route-ownership.js'
 import { BODY_LIMIT_BYTES } from './errors.js'
 import { message, negotiateLanguage, type Lang } from './messages.js'
 import { validatorCompiler } from './validation.js'
-import { AccessLogController, loggerOptions } from './logging.js'
+import { AccessLogController, loggerOptions, type AccessLogLevel } from './logging.js'
 import { assertTimeZone } from './time.js'
 import { errorsPlugin } from './plugins/errors.js'
 import type { ConstraintTable } from './sql.js'
@@ -122,23 +122,24 @@ const HOST = /^(?:(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+|\[[0-9A-Fa-f:
 
 /**
  * `onRequest`, first of all: a request with a malformed or (in HTTP/1.1) missing `Host`, or a query that is
- * not valid percent-encoded UTF-8, is a `400` in the API's shape before anything reads them.
+ * not valid percent-encoded UTF-8, is a `400` in the API's shape before anything reads them. A callback
+ * hook (it runs on every request: no promise for the usual case, where nothing is wrong).
  */
-export async function refuseMalformed(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+export function refuseMalformed(request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
   const host = request.headers.host
-  const lang = negotiateLanguage(request.headers['accept-language'])
   let reason: string | null = null
   if (host === undefined ? request.raw.httpVersion === '1.1' : !HOST.test(host)) reason = 'invalid Host header'
   else if (!wellFormedQuery(request.raw.url ?? '')) reason = 'invalid percent-encoding in the query'
-  if (reason === null) return undefined
+  if (reason === null) return done()
   request.log.info({ status: 400, reason }, 'request refused')
-  return reply.code(400).header('connection', 'close').send(malformed(reason, lang))
+  void reply.code(400).header('connection', 'close').send(malformed(reason, negotiateLanguage(request.headers['accept-language'])))
 }
 
 /** What Fastify refuses before routing (`FST_ERR_BAD_URL` for `/api/users/%FF/`, …), in the API's shape. */
 function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const lang = negotiateLanguage(request.headers['accept-language'])
   request.log.info({ code: error.code }, 'request refused before routing')
+  void reply.header('x-request-id', request.id)
   if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
     void reply.code(404).send({ detail: message('not_found', lang) })
     return
@@ -152,11 +153,12 @@ export function serverOptions(
   name: string,
   logLevel: string,
   logger?: FastifyServerOptions['logger'],
-  timeouts: ClientTimeouts = DEFAULT_CLIENT_TIMEOUTS
+  timeouts: ClientTimeouts = DEFAULT_CLIENT_TIMEOUTS,
+  accessLog: AccessLogLevel = 'info'
 ): FastifyServerOptions {
   return {
     logger: loggerOptions(name, logLevel, logger),
-    logController: new AccessLogController(),
+    logController: new AccessLogController(accessLog),
     // `X-Request-Id` from the caller (the gateway) is reused, so one id names a request in every log.
     genReqId: (req) => {
       const incoming = req.headers['x-request-id']
@@ -178,34 +180,73 @@ export function serverOptions(
   } as FastifyServerOptions
 }
 
+/** What `baseServer` needs to know about the process it builds. */
+export interface BaseServerOptions {
+  /** `service` in every log line; the metrics' `service` label. */
+  name: string
+  logLevel: string
+  /** Tests pass a `stream` (or `false`); the kit's redaction and serializers stay. */
+  logger?: FastifyServerOptions['logger']
+  timeouts?: ClientTimeouts
+  /** Addresses/CIDRs of proxies whose `X-Forwarded-For` is believed. */
+  trustProxy: string[]
+  /** The level of the one access-log line a request gets (see `AccessLogController`). */
+  accessLog: AccessLogLevel
+  /** Paths besides the internal routes that answer only on the internal listener (a service's `/docs`). */
+  internalPrefixes?: string[]
+  /** false: bodies are not parsed (the gateway passes them on as they are). */
+  parseBodies?: boolean
+  constraints?: ConstraintTable
+}
+
 /**
- * Builds a service from the kit's plugins in a fixed order: internal listener, errors, health, metrics,
- * docs, ORM, NATS, outbox, revocation, auth, consumers, then the service's own setup and routes. Never
- * listens (`run`/`listen` start both listeners; tests use `inject`/`injectInternal`).
+ * The server every Roster process (the three services and the gateway) is built on: the kit's server
+ * options (logger, request ids, client timeouts, router options, framework errors in the API's shape),
+ * the malformed-request check, security headers and `X-Request-Id` on every answer, the internal
+ * listener's routes, DRF-shaped errors, `/health` and `/metrics`. Closed again if a plugin fails.
+ */
+export async function baseServer(options: BaseServerOptions): Promise<ServiceApp> {
+  const app = Fastify({
+    ...serverOptions(options.name, options.logLevel, options.logger, options.timeouts, options.accessLog),
+    trustProxy: options.trustProxy.length > 0 ? options.trustProxy : false
+  }).withTypeProvider<TypeBoxTypeProvider>()
+  app.addHook('onRequest', refuseMalformed)
+  try {
+    // First, so that answers a later hook refuses carry the headers too.
+    await app.register(securityHeadersPlugin)
+    await app.register(internalListenerPlugin, { internalPrefixes: options.internalPrefixes ?? [] })
+    await app.register(errorsPlugin, { parseBodies: options.parseBodies, constraints: options.constraints })
+    await app.register(healthPlugin)
+    await app.register(metricsPlugin, { service: options.name })
+  } catch (error) {
+    await app.close().catch(() => undefined)
+    throw error
+  }
+  return app
+}
+
+/**
+ * Builds a service from the kit's plugins in a fixed order: the base server (internal listener, errors,
+ * health, metrics), docs, ORM, NATS, outbox, revocation, auth, consumers, then the service's own setup and
+ * routes. Never listens (`run`/`listen` start both listeners; tests use `inject`/`injectInternal`).
  */
 export async function buildService(def: ServiceDefinition): Promise<ServiceApp> {
   const { config } = def
   assertTimeZone(config.ROSTER_TIME_ZONE)
   const schema = config.DB_SCHEMA || def.name
-  const app = Fastify({
-    ...serverOptions(def.name, config.LOG_LEVEL, def.logger),
-    trustProxy: config.TRUST_PROXY.split(',').map((s) => s.trim()).filter(Boolean)
-  }).withTypeProvider<TypeBoxTypeProvider>()
-  app.setValidatorCompiler(validatorCompiler(def.checks ?? {}))
-  app.addHook('onRequest', refuseMalformed)
-
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', request.id)
+  const app = await baseServer({
+    name: def.name,
+    logLevel: config.LOG_LEVEL,
+    logger: def.logger,
+    trustProxy: config.TRUST_PROXY.split(',').map((s) => s.trim()).filter(Boolean),
+    // The gateway writes the line of every public request; a service's own is at `debug` (errors always).
+    accessLog: 'debug',
+    internalPrefixes: ['/docs'],
+    constraints: def.constraints
   })
-
+  app.setValidatorCompiler(validatorCompiler(def.checks ?? {}))
   try {
-    await app.register(securityHeadersPlugin)
     await app.register(routeOwnershipPlugin, { service: def.name })
-    // `/internal/*`, `/metrics`, `/ready` and this service's own `/docs` answer only on INTERNAL_PORT.
-    await app.register(internalListenerPlugin, { internalPrefixes: ['/docs'] })
-    await app.register(errorsPlugin, { constraints: def.constraints })
-    await app.register(healthPlugin)
-    await app.register(metricsPlugin, { service: def.name })
     await app.register(swaggerPlugin, { service: def.name, description: def.description })
     app.addSchema(DetailSchema)
     app.addSchema(FieldErrorsSchema)

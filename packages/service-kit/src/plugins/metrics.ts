@@ -29,11 +29,14 @@ export const metricsPlugin = fp(
     })
     app.decorate('metrics', registry)
 
-    app.addHook('onResponse', async (request, reply) => {
+    // A callback hook: no promise per request.
+    app.addHook('onResponse', (request, reply, done) => {
       const route = request.routeOptions.url ?? 'unmatched'
-      if (route === '/metrics') return
-      duration.observe({ method: request.method, route, status: reply.statusCode }, reply.elapsedTime / 1000)
-      if (reply.statusCode >= 500) errors.inc({ route })
+      if (route !== '/metrics') {
+        duration.observe({ method: request.method, route, status: reply.statusCode }, reply.elapsedTime / 1000)
+        if (reply.statusCode >= 500) errors.inc({ route })
+      }
+      done()
     })
 
     app.get('/metrics', { config: { internal: true }, schema: { hide: true } }, async (_request, reply) => {
