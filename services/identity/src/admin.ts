@@ -1,9 +1,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
-import { UserEntity } from './entities/index.js'
+import { transactional, type ServiceApp } from '@roster/service-kit'
 import type { Passwords } from './domain/passwords.js'
-import { nextUserFact } from './domain/users.js'
+import * as users from './repositories/users.js'
 import { identifierKey } from './domain/identifiers.js'
-import type { ServiceApp } from '@roster/service-kit'
 
 /**
  * Creates the admin if no user has that username, or makes an existing one an active admin. The
@@ -34,36 +33,27 @@ async function upsertAdmin(
   password: string,
   resetPassword: boolean
 ): Promise<{ id: number; created: boolean }> {
-  const [row] = await em
-    .getConnection()
-    .execute<{ id: number }[]>('select id from app_user where username_key = ?', [identifierKey(username.normalize('NFKC'))])
-  const created = !row
-  const hash = created || resetPassword ? await passwords.hash(password) : null
-  const { id, ended } = await em.transactional(async (tem) => {
-    const t = tem as EntityManager
-    // A reset password ends the account's sessions, under the row lock as every ending change (see Sessions).
-    const ended = row && hash ? (await app.identity.sessions.lockUser(t, row.id), await app.identity.sessions.revoke(t, { userId: row.id })) : []
-    let user = row ? await t.findOneOrFail(UserEntity, { id: row.id }) : null
-    if (!user) {
-      user = t.create(UserEntity, {
-        username: username.normalize('NFKC'),
-        usernameKey: identifierKey(username),
-        email: '',
-        password: hash!,
-        isStaff: true,
-        isActive: true,
-        dateJoined: new Date(),
-        lastLogin: null
-      })
-    } else {
-      user.isStaff = true
-      user.isActive = true
-      if (hash) user.password = hash
+  const name = username.normalize('NFKC')
+  const existing = await users.findIdByUsernameKey(em, identifierKey(name))
+  const hash = existing === null || resetPassword ? await passwords.hash(password) : null
+  const id = await transactional(em, async (t) => {
+    if (existing === null) {
+      const account = { username: name, usernameKey: identifierKey(name), email: '', password: hash!, isStaff: true }
+      const { user, fact } = await users.create(t, account, null, null)
+      await app.outbox.emit(t, 'identity.user.created', { ...fact, actor: null })
+      return user.id
     }
-    await t.flush()
-    await app.outbox.emit(t, created ? 'identity.user.created' : 'identity.user.updated', await nextUserFact(t, user.id, null))
-    return { id: user.id, ended }
+    // Under the row lock, as every change of a user; a reset password ends the account's sessions (see Sessions).
+    const user = await users.lock(t, existing)
+    if (!user) throw new Error('the admin account was deleted while being updated')
+    user.isStaff = true
+    user.isActive = true
+    if (hash) {
+      user.password = hash
+      await app.identity.sessions.revoke(t, { userId: user.id }, null)
+    }
+    await app.outbox.emit(t, 'identity.user.updated', await users.nextFact(t, user.id, null))
+    return user.id
   })
-  await app.identity.sessions.afterCommit(ended)
-  return { id, created }
+  return { id, created: existing === null }
 }

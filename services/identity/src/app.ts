@@ -66,6 +66,8 @@ export async function buildApp(config: IdentityConfig, options: { logger?: Fasti
         sessions: new Sessions(app, tokens, config.ROSTER_ROTATE_REFRESH),
         replica
       })
+      // An answer that ended sessions waits for the revocation bucket to have them (see Sessions).
+      app.addHook('onSend', app.identity.sessions.beforeSend)
       app.outbox.onKind('revocation', (row) => app.revocations.publish(row.subject, Number(row.payload.exp)))
       if (config.ROSTER_ADMIN_USERNAME && config.ROSTER_ADMIN_PASSWORD) {
         const admin = await ensureAdmin(app, app.orm.em.fork(), app.identity.passwords, config.ROSTER_ADMIN_USERNAME, config.ROSTER_ADMIN_PASSWORD)

@@ -201,7 +201,7 @@ t.test('30 parallel failed logins from one address: at most the per-address limi
   const refused = attempts.find((r) => r.statusCode === 429)!
   t.ok(Number(refused.headers['retry-after']) > 1)
   t.ok(refused.json().detail)
-  t.same(await new (await import('../src/domain/throttle.js')).LoginThrottle().state(app.orm.em.fork(), 'ip:10.9.8.7'), { failures: 20, pending: 0 })
+  t.same(await new (await import('../src/repositories/throttle.js')).LoginThrottle().state(app.orm.em.fork(), 'ip:10.9.8.7'), { failures: 20, pending: 0 })
 })
 
 t.test('parallel right logins from one address all pass, waiting for the checks in flight', async (t) => {
@@ -237,7 +237,7 @@ t.test('password work is bounded: beyond the slots, calls wait a bounded time, t
   })
   const change = await app.inject({ method: 'PATCH', url: `/api/users/${user.id}/`, headers: bearer(token), payload: {} })
   t.equal(change.statusCode, 200)
-  const { LoginThrottle } = await import('../src/domain/throttle.js')
+  const { LoginThrottle } = await import('../src/repositories/throttle.js')
   t.same(await new LoginThrottle().state(app.orm.em.fork(), 'ip:127.0.0.1'), { failures: 0, pending: 0 }, 'the refused attempt counted for nothing')
 })
 

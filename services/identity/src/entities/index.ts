@@ -1,4 +1,10 @@
-import { EntitySchema } from '@mikro-orm/core'
+import { EntitySchema, type Opt } from '@mikro-orm/core'
+
+/**
+ * One entity per identity table, matching the migrated schema exactly (`test/schema.test.ts` asserts that
+ * MikroORM's schema diff is empty). Partial and expression indexes are given as the migrations create them.
+ * Only the repositories (`src/repositories/`) use these.
+ */
 
 export interface UserRow {
   id: number
@@ -11,6 +17,8 @@ export interface UserRow {
   isActive: boolean
   dateJoined: Date
   lastLogin: Date | null
+  /** Raised with every change (see `UserRepository.nextFact`), so replicas downstream order the user's facts. */
+  version: Opt<number>
 }
 
 export const UserEntity = new EntitySchema<UserRow>({
@@ -19,13 +27,34 @@ export const UserEntity = new EntitySchema<UserRow>({
   properties: {
     id: { type: 'integer', primary: true, autoincrement: true },
     username: { type: 'string', length: 150 },
-    usernameKey: { type: 'text', fieldName: 'username_key' },
+    usernameKey: { type: 'text', fieldName: 'username_key', unique: 'app_user_username_key_uq' },
     email: { type: 'string', length: 254, default: '' },
     password: { type: 'text', hidden: true },
     isStaff: { type: 'boolean', default: false },
     isActive: { type: 'boolean', default: true },
-    dateJoined: { type: 'datetime', onCreate: () => new Date() },
-    lastLogin: { type: 'datetime', nullable: true }
+    dateJoined: { type: 'datetime', defaultRaw: 'now()', onCreate: () => new Date() },
+    lastLogin: { type: 'datetime', nullable: true },
+    version: { type: 'integer', default: 1 }
+  },
+  indexes: [
+    { name: 'app_user_email_uq', expression: `create unique index app_user_email_uq on app_user (lower(email)) where email <> ''` },
+    {
+      name: 'app_user_username_trgm',
+      expression: 'create index app_user_username_trgm on app_user using gin (username public.gin_trgm_ops)'
+    }
+  ]
+})
+
+/** The number of users, kept by statement triggers (see the migrations), for the unfiltered list's total. */
+export interface UserTotalRow {
+  total: string
+}
+
+export const UserTotalEntity = new EntitySchema<UserTotalRow>({
+  name: 'UserTotal',
+  tableName: 'app_user_total',
+  properties: {
+    total: { type: 'bigint', primary: true, autoincrement: false }
   }
 })
 
@@ -50,7 +79,16 @@ export const ProfileEntity = new EntitySchema<ProfileRow>({
   name: 'Profile',
   tableName: 'profile',
   properties: {
-    user: { type: 'integer', primary: true, fieldName: 'user_id', autoincrement: false },
+    user: {
+      kind: 'm:1',
+      entity: 'User',
+      mapToPk: true,
+      primary: true,
+      fieldName: 'user_id',
+      deleteRule: 'cascade',
+      updateRule: 'no action',
+      foreignKeyName: 'profile_user_id_fkey'
+    },
     name: { type: 'string', length: 64 },
     namePinyin: { type: 'string', length: 512 },
     nameInitials: { type: 'string', length: 128 },
@@ -59,12 +97,20 @@ export const ProfileEntity = new EntitySchema<ProfileRow>({
     identifyId: { type: 'string', length: 18 },
     phone: { type: 'string', length: 11, default: '' },
     address: { type: 'string', length: 256, default: '' },
-    occupation: { type: 'integer', nullable: true, fieldName: 'occupation_id' },
+    occupation: { type: 'integer', nullable: true, fieldName: 'occupation_id', index: 'profile_occupation_idx' },
     creator: { type: 'integer', nullable: true, fieldName: 'creator_id' },
     modifier: { type: 'integer', nullable: true, fieldName: 'modifier_id' },
-    createTime: { type: 'datetime', onCreate: () => new Date() },
-    modifyTime: { type: 'datetime', onCreate: () => new Date(), onUpdate: () => new Date() }
-  }
+    createTime: { type: 'datetime', defaultRaw: 'now()', onCreate: () => new Date() },
+    modifyTime: { type: 'datetime', defaultRaw: 'now()', onCreate: () => new Date() }
+  },
+  indexes: [
+    {
+      name: 'profile_search_trgm',
+      expression:
+        'create index profile_search_trgm on profile using gin ' +
+        `((name || '|' || name_pinyin || '|' || name_initials || '|' || phone) public.gin_trgm_ops)`
+    }
+  ]
 })
 
 export interface SessionRow {
@@ -83,13 +129,43 @@ export const SessionEntity = new EntitySchema<SessionRow>({
   tableName: 'session',
   properties: {
     id: { type: 'uuid', primary: true },
-    user: { type: 'integer', fieldName: 'user_id' },
+    user: {
+      kind: 'm:1',
+      entity: 'User',
+      mapToPk: true,
+      fieldName: 'user_id',
+      deleteRule: 'cascade',
+      updateRule: 'no action',
+      foreignKeyName: 'session_user_id_fkey'
+    },
     refreshJti: { type: 'uuid' },
-    createdAt: { type: 'datetime', onCreate: () => new Date() },
+    createdAt: { type: 'datetime', defaultRaw: 'now()', onCreate: () => new Date() },
     expiresAt: { type: 'datetime' },
     revokedAt: { type: 'datetime', nullable: true },
     ip: { type: 'text', default: '' },
     userAgent: { type: 'text', default: '' }
+  },
+  indexes: [
+    { name: 'session_user_idx', expression: 'create index session_user_idx on session (user_id) where revoked_at is null' }
+  ]
+})
+
+/** Failed-login counters per username and per client address (see `ThrottleRepository`). */
+export interface LoginThrottleRow {
+  key: string
+  windowStart: Date
+  failures: number
+  pending: number
+}
+
+export const LoginThrottleEntity = new EntitySchema<LoginThrottleRow>({
+  name: 'LoginThrottle',
+  tableName: 'login_throttle',
+  properties: {
+    key: { type: 'text', primary: true },
+    windowStart: { type: 'datetime' },
+    failures: { type: 'integer' },
+    pending: { type: 'integer', default: 0 }
   }
 })
 
@@ -145,9 +221,28 @@ export const MembershipEntity = new EntitySchema<MembershipRow>({
   tableName: 'membership',
   properties: {
     group: { type: 'integer', primary: true, fieldName: 'group_id', autoincrement: false },
-    user: { type: 'integer', primary: true, fieldName: 'user_id', autoincrement: false },
-    createdAt: { type: 'datetime', onCreate: () => new Date() }
+    user: {
+      kind: 'm:1',
+      entity: 'User',
+      mapToPk: true,
+      primary: true,
+      fieldName: 'user_id',
+      deleteRule: 'cascade',
+      updateRule: 'no action',
+      foreignKeyName: 'membership_user_id_fkey',
+      index: 'membership_user_idx'
+    },
+    createdAt: { type: 'datetime', defaultRaw: 'now()', onCreate: () => new Date() }
   }
 })
 
-export const entities = [UserEntity, ProfileEntity, SessionEntity, OccupationReplicaEntity, GroupReplicaEntity, MembershipEntity]
+export const entities = [
+  UserEntity,
+  UserTotalEntity,
+  ProfileEntity,
+  SessionEntity,
+  LoginThrottleEntity,
+  OccupationReplicaEntity,
+  GroupReplicaEntity,
+  MembershipEntity
+]

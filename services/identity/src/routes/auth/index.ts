@@ -3,9 +3,9 @@ import type { EntityManager } from '@mikro-orm/postgresql'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { JwksSchema, LoginBodySchema, RefreshBodySchema, RefreshResponseSchema, TokenPairSchema } from '@roster/contracts'
-import { ApiError, ThrottledError, message } from '@roster/service-kit'
-import { LoginThrottle } from '../../domain/throttle.js'
-import type { Revoked } from '../../domain/sessions.js'
+import { ApiError, ThrottledError, message, transactional } from '@roster/service-kit'
+import { LoginThrottle } from '../../repositories/throttle.js'
+import * as users from '../../repositories/users.js'
 import { clientOf } from '../../context.js'
 import { identifierKey } from '../../domain/identifiers.js'
 
@@ -63,7 +63,7 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
         reserved = await throttle.reserve(em, keys)
       }
       if (reserved.kind !== 'admitted') {
-        await em.transactional((tem) => failed(tem as EntityManager, null, 'locked_out'))
+        await transactional(em, (t) => failed(t, null, 'locked_out'))
         throw new ThrottledError(reserved.kind === 'locked' ? reserved.retryAfter : 1)
       }
       const { reservation } = reserved
@@ -71,17 +71,14 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
       let settled = false
       try {
         // 2. The password check, with no transaction and no connection held while bcrypt runs.
-        const [row] = await em
-          .getConnection()
-          .execute<{ id: number; password: string }[]>('select id, password from app_user where username_key = ?', [identifierKey(username)])
+        const row = await users.findForLogin(em, identifierKey(username))
         const valid = await passwords.verify(password, row?.password ?? null)
 
         // 3. One short transaction under the user's row lock: the account as it is now (see Sessions).
-        const outcome = await em.transactional(async (tem) => {
-          const t = tem as EntityManager
-          const user = valid && row ? await sessions.lockUser(t, row.id) : null
+        const outcome = await transactional(em, async (t) => {
+          const user = valid && row ? await users.lock(t, row.id) : null
           // A password changed (or a user deleted) since the check makes the check worthless.
-          const reason = !user || user.password !== row!.password ? 'bad_credentials' : !user.is_active ? 'inactive' : null
+          const reason = !user || user.password !== row!.password ? 'bad_credentials' : !user.isActive ? 'inactive' : null
           // The counters last: their rows are shared by every attempt from the address, so they are
           // held locked only for the end of the transaction.
           if (reason) {
@@ -89,7 +86,7 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
             await throttle.settle(t, reservation, 'failure')
             return null
           }
-          const tokens = await sessions.open(t, { id: user!.id, username: user!.username, isStaff: user!.is_staff }, client)
+          const tokens = await sessions.open(t, user!, client)
           await throttle.settle(t, reservation, 'success', userKey)
           return tokens
         })
@@ -116,15 +113,8 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
         response: { 200: RefreshResponseSchema, 400: fieldErrors, 401: errorRef }
       }
     },
-    async function refresh(request, reply) {
-      try {
-        return await sessions.refresh(request.em, request.body.refresh)
-      } catch (error) {
-        // A reused rotated refresh token ended its session: named to the gateway like any ending.
-        const revoked = (error as { revoked?: Revoked[] }).revoked
-        if (revoked) await sessions.afterCommit(revoked, reply)
-        throw error
-      }
+    function refresh(request, reply) {
+      return sessions.refresh(request.em, request.body.refresh, reply)
     }
   )
 
@@ -135,7 +125,7 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
   }
   async function logout(request: FastifyRequest, reply: FastifyReply) {
     const caller = request.caller!
-    await sessions.afterCommit(await sessions.end(request.em, caller.sid, caller.userId, clientOf(request)), reply)
+    await sessions.end(request.em, caller.sid, caller.userId, clientOf(request), reply)
     return { detail: message('logged_out', request.lang) }
   }
   app.get('/api/auth/logout/', { schema: logoutSchema }, logout)

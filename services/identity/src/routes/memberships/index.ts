@@ -10,11 +10,13 @@ import {
   message,
   pageOf,
   parsePk,
-  lockRows,
   setPageHeaders,
   transactional
 } from '@roster/service-kit'
 import { usersPage } from '../../domain/users.js'
+import * as users from '../../repositories/users.js'
+import * as memberships from '../../repositories/memberships.js'
+import { groupsPage } from '../../repositories/replica.js'
 
 const errorRef = Type.Ref('Detail')
 const fieldErrors = Type.Ref('FieldErrors')
@@ -80,32 +82,18 @@ export const membershipRoutes: FastifyPluginAsyncTypebox = async function member
       // Fills the replica from the directory on a miss (outside the transaction: it may wait on HTTP).
       await requireGroup(em, id)
       const wanted = [...new Set(request.body.users)]
-      // Knex would spread a JS array into a list; a PostgreSQL array literal binds as one value.
-      const wantedArray = `{${wanted.join(',')}}`
 
       await transactional(em, async (t) => {
         // The group's replica row, share-locked: the group's deletion (a tombstone written by the directory
         // consumer, which then drops the memberships) either waits for these rows or is seen here as a 404.
-        const [group] = await t
-          .getConnection()
-          .execute<{ deleted: boolean }[]>('select deleted from group_replica where id = ? for share', [id], 'all', t.getTransactionContext())
-        if (!group || group.deleted) throw new NotFoundError()
+        if (!(await replica.lockGroup(t, id))) throw new NotFoundError()
         // The users, key-share-locked: a user deleted meanwhile is reported, one being deleted waits for this.
-        const known = await lockRows(t, 'app_user', wanted, 'key share')
+        const known = await users.lockAgainstDeletion(t, wanted)
         const errors = new FieldErrors()
         for (const userId of wanted) if (!known.has(userId)) errors.add('users', 'does_not_exist', { input: userId })
         errors.throwIfAny()
-        const added = await t
-          .getConnection()
-          .execute<{ user_id: number }[]>(
-            `insert into membership (group_id, user_id) select ?, unnest(?::int[])
-             on conflict do nothing returning user_id`,
-            [id, wantedArray],
-            'all',
-            t.getTransactionContext()
-          )
-        for (const row of added) {
-          await app.outbox.emit(t, 'identity.membership.added', { group_id: id, user_id: row.user_id, actor: request.caller!.userId })
+        for (const userId of await memberships.add(t, id, wanted)) {
+          await app.outbox.emit(t, 'identity.membership.added', { group_id: id, user_id: userId, actor: request.caller!.userId })
         }
       })
       const page = pageOf({})
@@ -129,15 +117,7 @@ export const membershipRoutes: FastifyPluginAsyncTypebox = async function member
       const userId = parsePk(request.params.user_pk)
       const { em } = request
       const removed = await transactional(em, async (t) => {
-        const result = await t
-          .getConnection()
-          .execute<{ affectedRows: number }>(
-            'delete from membership where group_id = ? and user_id = ?',
-            [groupId, userId],
-            'run',
-            t.getTransactionContext()
-          )
-        if (result.affectedRows === 0) return false
+        if (!(await memberships.remove(t, groupId, userId))) return false
         await app.outbox.emit(t, 'identity.membership.removed', { group_id: groupId, user_id: userId, actor: request.caller!.userId })
         return true
       })
@@ -167,19 +147,10 @@ export const membershipRoutes: FastifyPluginAsyncTypebox = async function member
       const id = parsePk(request.params.pk)
       assertSelfOrAdmin(request, id)
       const { em } = request
-      const exists = await em.getConnection().execute('select 1 from app_user where id = ?', [id])
-      if (exists.length === 0) throw new NotFoundError()
+      if (!(await users.exists(em, id))) throw new NotFoundError()
       const page = pageOf(request.query)
-      const connection = em.getConnection()
-      const from = `from membership m join group_replica g on g.id = m.group_id and not g.deleted where m.user_id = ?`
-      const [rows, [count]] = await Promise.all([
-        connection.execute<{ id: number; name: string; location: string | null; contact_phone: string | null }[]>(
-          `select g.id, g.name, g.location, g.contact_phone ${from} order by g.id limit ? offset ?`,
-          [id, page.limit, page.offset]
-        ),
-        connection.execute<{ total: string }[]>(`select count(*) as total ${from}`, [id])
-      ])
-      setPageHeaders(request, reply, Number(count.total), page)
+      const { rows, total } = await groupsPage(em, await memberships.groupIdsOf(em, id), page)
+      setPageHeaders(request, reply, total, page)
       return rows
     }
   )

@@ -24,10 +24,8 @@ import {
   parsePk,
   transactional
 } from '@roster/service-kit'
-import { LockMode } from '@mikro-orm/core'
-import { ProfileEntity, UserEntity, type ProfileRow } from '../../entities/index.js'
-import { applyProfile, emailTaken, loadUsers, nextUserFact, renderUser, usernameTaken, usersPage } from '../../domain/users.js'
-import type { Revoked } from '../../domain/sessions.js'
+import * as users from '../../repositories/users.js'
+import { usersPage } from '../../domain/users.js'
 import { normalizeUsername } from '../../domain/identifiers.js'
 
 const tags = ['users']
@@ -54,10 +52,9 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
   async function lockOccupation(t: EntityManager, profile: ProfileInput | ProfilePatch | null | undefined) {
     const occupation = profile?.occupation
     if (occupation === undefined || occupation === null) return
-    const [row] = await t
-      .getConnection()
-      .execute<{ deleted: boolean }[]>('select deleted from occupation_replica where id = ? for share', [occupation], 'all', t.getTransactionContext())
-    if (!row || row.deleted) new FieldErrors().add(['profile', 'occupation'], 'does_not_exist', { input: occupation }).throwIfAny()
+    if (!(await replica.lockOccupation(t, occupation))) {
+      new FieldErrors().add(['profile', 'occupation'], 'does_not_exist', { input: occupation }).throwIfAny()
+    }
   }
 
   app.post(
@@ -78,37 +75,26 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       const errors = new FieldErrors()
       const name = normalizeUsername(body.username)
       if ('error' in name) errors.add('username', name.error, name.params)
-      else if (await usernameTaken(em, name.key)) errors.add('username', 'username_taken')
-      if (body.email && (await emailTaken(em, body.email))) errors.add('email', 'email_taken')
-      await checkOccupation(em, errors, body.profile as ProfileInput | null | undefined)
+      const profileInput = body.profile as ProfileInput | null | undefined
+      // One statement checks both, before bcrypt; a registration that loses a race for the username or email
+      // afterwards is the same field error (kit's constraint table).
+      const taken = await users.taken(em, { usernameKey: 'key' in name ? name.key : undefined, email: body.email })
+      if (taken.username) errors.add('username', 'username_taken')
+      if (taken.email) errors.add('email', 'email_taken')
+      await checkOccupation(em, errors, profileInput)
       errors.throwIfAny()
+      const { username, key } = name as { username: string; key: string }
 
       const hash = await passwords.hash(body.password)
-      // A registration that loses a race for the username or email is the field error (kit's constraint table).
-      const { user, profile } = await transactional(em, async (tem) => {
-        await lockOccupation(tem, body.profile as ProfileInput | null | undefined)
-        const user = tem.create(UserEntity, {
-          username: (name as { username: string }).username,
-          usernameKey: (name as { key: string }).key,
-          email: body.email ?? '',
-          password: hash,
-          isStaff: false,
-          isActive: true,
-          dateJoined: new Date(),
-          lastLogin: null
-        })
-        await tem.flush()
-        let profile: ProfileRow | null = null
-        if (body.profile) {
-          const fields = applyProfile({ user: user.id, creator: request.caller?.userId ?? user.id, modifier: null }, body.profile)
-          profile = tem.create(ProfileEntity, { phone: '', address: '', occupation: null, ...fields } as ProfileRow)
-        }
-        await tem.flush()
-        const fact = await nextUserFact(tem, user.id, request.caller?.userId ?? user.id)
-        await app.outbox.emit(tem, 'identity.user.created', fact)
-        return { user, profile }
+      const creator = request.caller?.userId ?? null
+      const { user, profile } = await transactional(em, async (t) => {
+        await lockOccupation(t, profileInput)
+        const account = { username, usernameKey: key, email: body.email ?? '', password: hash, isStaff: false }
+        const created = await users.create(t, account, profileInput, creator)
+        await app.outbox.emit(t, 'identity.user.created', created.fact)
+        return created
       })
-      return renderUser(user, profile, tz)
+      return users.renderUser(user, profile, tz)
     }
   )
 
@@ -143,7 +129,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     async function getUser(request) {
       const id = parsePk(request.params.pk)
       assertSelfOrAdmin(request, id)
-      const [user] = await loadUsers(request.em, [id], tz)
+      const [user] = await users.loadUsers(request.em, [id], tz)
       if (!user) throw new NotFoundError()
       return user
     }
@@ -153,40 +139,39 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     const id = parsePk(request.params.pk)
     const caller = assertSelfOrAdmin(request, id)
     const { em, body } = request
-    // Read for the checks (and bcrypt) before the transaction; what is written is decided on the rows locked in it.
-    const user = await em.findOne(UserEntity, { id })
-    if (!user) throw new NotFoundError()
-    const existing = await em.findOne(ProfileEntity, { user: id })
+    // Read for the checks (and bcrypt) before the transaction; what is written is decided on the rows locked in
+    // it, and a change made meanwhile to what was checked here is refused (409) rather than overwritten.
+    const checked = await users.findForCheck(em, id)
+    if (!checked) throw new NotFoundError()
 
     const errors = new FieldErrors()
-    if (body.email !== undefined && body.email !== user.email && (await emailTaken(em, body.email, id))) {
-      errors.add('email', 'email_taken')
+    if (body.email !== undefined && body.email !== checked.email) {
+      if ((await users.taken(em, { email: body.email, exceptId: id })).email) errors.add('email', 'email_taken')
     }
     let newHash: string | null = null
-    if (body.password !== undefined && !(await passwords.verify(body.password, user.password))) {
+    if (body.password !== undefined && !(await passwords.verify(body.password, checked.password))) {
       if (caller.userId === id) {
         if (body.old_password === undefined) errors.add('old_password', 'required')
-        else if (!(await passwords.verify(body.old_password, user.password))) errors.add('old_password', 'old_password_wrong')
+        else if (!(await passwords.verify(body.old_password, checked.password))) errors.add('old_password', 'old_password_wrong')
       }
       if (!errors.has('old_password')) newHash = await passwords.hash(body.password)
     }
     const profileInput = body.profile ?? undefined
-    if (profileInput && !existing && !replace) {
+    if (profileInput && !checked.hasProfile && !replace) {
       for (const field of PROFILE_REQUIRED) if (profileInput[field] === undefined) errors.add(['profile', field], 'required')
     }
     await checkOccupation(em, errors, profileInput)
     errors.throwIfAny()
 
-    const checkedHash = user.password
-    const revoked: Revoked[] = await transactional(em, async (t) => {
+    await transactional(em, async (t) => {
       // The user's row, locked: writers of one user (and its deletion) take turns, and the profile read next
       // is the one the previous writer left, so a profile is created once however many requests race for it.
-      const user = await t.findOne(UserEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true })
+      const user = await users.lock(t, id)
       if (!user) throw new NotFoundError()
       // The old password was checked against a hash another request has replaced since: let the client try again.
-      if (newHash && user.password !== checkedHash) throw new ApiError(409, 'conflict')
+      if (newHash && user.password !== checked.password) throw new ApiError(409, 'conflict')
       await lockOccupation(t, profileInput)
-      const existing = await t.findOne(ProfileEntity, { user: id }, { refresh: true })
+      const existing = await users.profileOf(t, id)
       const staffChange = caller.isStaff && body.is_staff !== undefined && body.is_staff !== user.isStaff
       const activeChange = caller.isStaff && body.is_active !== undefined && body.is_active !== user.isActive
       if (body.email !== undefined) user.email = body.email
@@ -195,29 +180,22 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       if (activeChange) user.isActive = body.is_active!
       if (profileInput) {
         if (existing) {
-          if (replace) Object.assign(existing, { phone: '', address: '', occupation: null })
-          applyProfile(existing, profileInput)
+          users.profileFields(existing, profileInput, replace)
           existing.modifier = caller.userId
           existing.modifyTime = new Date()
         } else {
-          const fields = applyProfile({ user: id, creator: caller.userId, modifier: null }, profileInput)
-          t.create(ProfileEntity, { phone: '', address: '', occupation: null, ...fields } as ProfileRow)
+          users.addProfile(t, profileInput, { user: id, creator: caller.userId })
         }
       } else if (existing && (newHash || body.email !== undefined)) {
         existing.modifier = caller.userId
       }
       // What ends sessions: deactivation, a change of is_staff either way (tokens carry it), a new
       // password (all but the caller's own session when users change their own).
-      let ended: Revoked[] = []
-      if (activeChange && !user.isActive) ended = await sessions.revoke(t, { userId: id })
-      else if (staffChange) ended = await sessions.revoke(t, { userId: id })
-      else if (newHash) ended = await sessions.revoke(t, { userId: id, except: caller.userId === id ? caller.sid : undefined })
-      await t.flush()
-      await app.outbox.emit(t, 'identity.user.updated', await nextUserFact(t, id, caller.userId))
-      return ended
+      if ((activeChange && !user.isActive) || staffChange) await sessions.revoke(t, { userId: id }, reply)
+      else if (newHash) await sessions.revoke(t, { userId: id, except: caller.userId === id ? caller.sid : undefined }, reply)
+      await app.outbox.emit(t, 'identity.user.updated', await users.nextFact(t, id, caller.userId))
     })
-    await sessions.afterCommit(revoked, reply)
-    const [rendered] = await loadUsers(em.fork(), [id], tz)
+    const [rendered] = await users.loadUsers(em.fork(), [id], tz)
     if (!rendered) throw new NotFoundError() // deleted right after this change committed
     return rendered
   }
@@ -270,18 +248,14 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       const id = parsePk(request.params.pk)
       const caller = request.caller!
       if (caller.userId === id) throw new ApiError(403, 'cannot_delete_self')
-      const revoked = await transactional(request.em, async (t) => {
+      await transactional(request.em, async (t) => {
         // Locked first: a concurrent delete waits, then finds nothing (one `deleted` event per user).
-        const [user] = await t
-          .getConnection()
-          .execute<{ username: string }[]>('select username from app_user where id = ? for update', [id], 'all', t.getTransactionContext())
+        const user = await users.lock(t, id)
         if (!user) throw new NotFoundError()
-        const ended = await sessions.revoke(t, { userId: id })
-        await t.nativeDelete(UserEntity, { id })
+        await sessions.revoke(t, { userId: id }, reply)
+        await users.remove(t, id)
         await app.outbox.emit(t, 'identity.user.deleted', { user_id: id, username: user.username, actor: caller.userId })
-        return ended
       })
-      await sessions.afterCommit(revoked, reply)
       return { detail: message('deleted', request.lang) }
     }
   )

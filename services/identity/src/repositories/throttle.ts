@@ -1,4 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
+import { sql, transactional } from '@roster/service-kit'
+import { LoginThrottleEntity } from '../entities/index.js'
 
 export interface ThrottleRule {
   max: number
@@ -27,11 +29,8 @@ class Refused extends Error {
   }
 }
 
-const run = async <T>(em: EntityManager, sql: string, params: unknown[]): Promise<T> =>
-  (await em.getConnection().execute(sql, params, 'all', em.getTransactionContext())) as T
-
 /**
- * Failed-login counters in PostgreSQL, shared by every replica, per username and per client address.
+ * Failed-login counters in PostgreSQL (`login_throttle`; the only module that touches the table), shared by every replica, per username and per client address.
  *
  * An attempt is admitted before its password is checked by *reserving* it: one atomic conditional upsert
  * per key raises `pending` only while `failures + pending < max`, and all keys of an attempt are reserved
@@ -42,15 +41,18 @@ const run = async <T>(em: EntityManager, sql: string, params: unknown[]): Promis
  *
  * A window starts at a key's first failure and the counters restart once it has passed (a reservation
  * leaked by a crash is forgotten then too).
+ *
+ * Raw SQL: the reservation is a conditional upsert (`on conflict … do update … where`), the refusal reads the
+ * wait in the database's clock, and settling is a conditional update in one statement; MikroORM's `upsert`
+ * and `nativeUpdate` cannot make a write conditional on the row's own values.
  */
 export class LoginThrottle {
   async reserve(em: EntityManager, keys: ThrottleKey[]): Promise<ReserveOutcome> {
     const ordered = [...keys].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
     try {
-      await em.transactional(async (tem) => {
-        const t = tem as EntityManager
+      await transactional(em, async (t) => {
         for (const k of ordered) {
-          const rows = await run<unknown[]>(
+          const rows = await sql(
             t,
             `insert into login_throttle as t (key, window_start, failures, pending) values (?, now(), 0, 1)
              on conflict (key) do update set
@@ -62,7 +64,7 @@ export class LoginThrottle {
             [k.key, k.windowSeconds, k.windowSeconds, k.windowSeconds, k.windowSeconds, k.max]
           )
           if (rows.length === 1) continue
-          const [state] = await run<{ failures: number; retry_after: number }[]>(
+          const [state] = await sql<{ failures: number; retry_after: number }>(
             t,
             `select failures, extract(epoch from (window_start + make_interval(secs => ?) - now()))::float as retry_after
              from login_throttle where key = ?`,
@@ -88,7 +90,7 @@ export class LoginThrottle {
     // One statement per key, in the order `reserve` locks them: a statement over several rows would lock
     // them in whatever order it scans them, and could deadlock with a reservation.
     for (const { key } of reservation.keys) {
-      await run(
+      await sql(
         em,
         `update login_throttle set
            pending = greatest(pending - 1, 0),
@@ -102,7 +104,7 @@ export class LoginThrottle {
 
   /** Failures and attempts in flight of a key now (tests, diagnostics). */
   async state(em: EntityManager, key: string): Promise<{ failures: number; pending: number } | null> {
-    const [row] = await run<{ failures: number; pending: number }[]>(em, 'select failures, pending from login_throttle where key = ?', [key])
-    return row ?? null
+    const row = await em.findOne(LoginThrottleEntity, { key }, { fields: ['failures', 'pending'], disableIdentityMap: true })
+    return row ? { failures: row.failures, pending: row.pending } : null
   }
 }

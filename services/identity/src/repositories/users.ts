@@ -1,0 +1,312 @@
+import type { EntityManager } from '@mikro-orm/postgresql'
+import { LockMode } from '@mikro-orm/core'
+import type { EventData, ProfileInput, ProfilePatch, User, UserListQuery } from '@roster/contracts'
+import { formatTime, likePattern, lockRows, preparedQuery, sql, type Page } from '@roster/service-kit'
+import { ProfileEntity, UserEntity, type ProfileRow, type UserRow } from '../entities/index.js'
+import { nameInitials, namePinyin } from '../domain/pinyin.js'
+
+/**
+ * The user aggregate (`app_user` + `profile`): the only module that reads or writes those tables, and the one
+ * place a user's representation (`renderUser`), its profile columns (`profileFields`) and its fact
+ * (`userFact`) are built.
+ */
+
+export type UserFact = EventData<'identity.user.created'>
+
+/** What the representation needs of a user row. */
+type UserPart = Pick<UserRow, 'id' | 'username' | 'email' | 'isStaff' | 'isActive'>
+/** What it needs of a profile row; times as `Date` (entities) or epoch milliseconds (the hot read). */
+type ProfilePart = Omit<ProfileRow, 'namePinyin' | 'nameInitials' | 'createTime' | 'modifyTime'> & {
+  namePinyin: string
+  createTime: Date | number | string
+  modifyTime: Date | number | string
+}
+
+const time = (value: Date | number | string, timeZone: string) =>
+  formatTime(value instanceof Date ? value : new Date(Number(value)), timeZone)
+
+/** The user's representation (`User` of the contract): the one mapper, for entities and for the hot read's rows. */
+export function renderUser(user: UserPart, profile: ProfilePart | null | undefined, timeZone: string): User {
+  return {
+    id: user.id,
+    username: user.username,
+    email: user.email,
+    is_staff: user.isStaff,
+    is_active: user.isActive,
+    profile: profile
+      ? {
+          age: profile.age,
+          name: profile.name,
+          name_pinyin: profile.namePinyin,
+          gender: profile.gender,
+          identify_id: profile.identifyId,
+          phone: profile.phone,
+          address: profile.address,
+          create_time: time(profile.createTime, timeZone),
+          modify_time: time(profile.modifyTime, timeZone),
+          user: profile.user,
+          occupation: profile.occupation,
+          creator: profile.creator,
+          modifier: profile.modifier
+        }
+      : null
+  }
+}
+
+/** The optional profile columns, as a new profile (or one replaced by `PUT`) has them when the input leaves them out. */
+const PROFILE_DEFAULTS = { phone: '', address: '', occupation: null } satisfies Partial<ProfileRow>
+
+/**
+ * The profile columns an input sets (pinyin and initials follow the name); `replace` (`PUT`) first resets the
+ * optional ones the input may leave out.
+ */
+export function profileFields(
+  target: Partial<ProfileRow>,
+  input: ProfileInput | ProfilePatch,
+  replace = false
+): Partial<ProfileRow> {
+  if (replace) Object.assign(target, PROFILE_DEFAULTS)
+  if (input.name !== undefined) {
+    target.name = input.name
+    target.namePinyin = namePinyin(input.name)
+    target.nameInitials = nameInitials(input.name)
+  }
+  if (input.gender !== undefined) target.gender = input.gender
+  if (input.age !== undefined) target.age = input.age
+  if (input.identify_id !== undefined) target.identifyId = input.identify_id
+  if (input.phone !== undefined) target.phone = input.phone
+  if (input.address !== undefined) target.address = input.address
+  if (input.occupation !== undefined) target.occupation = input.occupation
+  return target
+}
+
+/** The fact `identity.user.created` / `updated` carry, and the internal read-through answers. */
+export function userFact(user: Pick<UserRow, 'id' | 'username' | 'isStaff' | 'isActive' | 'version'>, actor: number | null): UserFact {
+  return {
+    user_id: user.id,
+    username: user.username,
+    is_staff: user.isStaff,
+    is_active: user.isActive,
+    version: user.version,
+    actor
+  }
+}
+
+type JoinedRow = UserPart & Omit<ProfilePart, 'user'> & { user: number | null }
+
+// Times leave SQL as epoch milliseconds: the driver hands timestamptz over as text in a format Date does not parse.
+const JOINED = `select u.id, u.username, u.email, u.is_staff as "isStaff", u.is_active as "isActive",
+  p.user_id as "user", p.name, p.name_pinyin as "namePinyin", p.gender, p.age, p.identify_id as "identifyId",
+  p.phone, p.address, p.occupation_id as occupation, p.creator_id as creator, p.modifier_id as modifier,
+  extract(epoch from p.create_time) * 1000 as "createTime", extract(epoch from p.modify_time) * 1000 as "modifyTime"
+  from app_user u left join profile p on p.user_id = u.id`
+
+/**
+ * Users with their profiles, in the order of `ids`, in one query. This is the hot read path (detail and every
+ * list), so it skips the ORM's unit of work and maps rows straight to the representation.
+ */
+export async function loadUsers(em: EntityManager, ids: number[], timeZone: string): Promise<User[]> {
+  if (ids.length === 0) return []
+  const list = `{${ids.join(',')}}`
+  // Raw: a named statement on pg directly (parsed and planned once per connection); identity's CPU per
+  // GET /api/users/{pk}/ fell by about a third against the ORM/knex path (see preparedQuery).
+  const rows = em.getTransactionContext()
+    ? await sql<JoinedRow>(em, `${JOINED} where u.id = any(?::int[])`, [list])
+    : await preparedQuery<JoinedRow>(em, 'identity_load_users', `${JOINED} where u.id = any($1::int[])`, [list])
+  const byId = new Map(rows.map((r) => [r.id, r]))
+  return ids.flatMap((id) => {
+    const r = byId.get(id)
+    if (!r) return []
+    return [renderUser(r, r.user === null ? null : (r as JoinedRow & { user: number }), timeZone)]
+  })
+}
+
+export interface UserFilter extends Omit<UserListQuery, 'limit' | 'offset'> {
+  /** Members of this group only (the group's member list). */
+  memberOf?: number
+}
+
+/**
+ * One page of user ids matching the filters, ascending, and the total count. Each filter is a
+ * condition on `app_user` alone (profile and membership filters as semi-joins), so the page is read in
+ * primary-key order and `search` is answered by the two trigram indexes, one per table.
+ */
+export async function searchUserIds(em: EntityManager, filter: UserFilter, page: Page): Promise<{ ids: number[]; total: number }> {
+  const where: string[] = []
+  const params: unknown[] = []
+  if (filter.search) {
+    const pattern = likePattern(filter.search)
+    // A union rather than `or`, so that each side is answered by its own trigram index.
+    where.push(
+      `u.id in (select id from app_user where username ilike ? union select p.user_id from profile p
+        where (p.name || '|' || p.name_pinyin || '|' || p.name_initials || '|' || p.phone) ilike ?)`
+    )
+    params.push(pattern, pattern)
+  }
+  const profile: string[] = []
+  if (filter.occupation !== undefined) {
+    profile.push('p.occupation_id = ?')
+    params.push(filter.occupation)
+  }
+  if (filter.gender !== undefined) {
+    profile.push('p.gender = ?')
+    params.push(filter.gender)
+  }
+  if (profile.length) where.push(`u.id in (select p.user_id from profile p where ${profile.join(' and ')})`)
+  if (filter.is_active !== undefined) {
+    where.push('u.is_active = ?')
+    params.push(filter.is_active)
+  }
+  for (const group of [filter.group, filter.memberOf]) {
+    if (group === undefined) continue
+    where.push('u.id in (select m.user_id from membership m where m.group_id = ?)')
+    params.push(group)
+  }
+  const clause = where.length ? `where ${where.join(' and ')}` : ''
+  const connection = em.getConnection()
+  const [rows, [count]] = await Promise.all([
+    connection.execute<{ id: number }[]>(`select u.id from app_user u ${clause} order by u.id limit ? offset ?`, [
+      ...params,
+      page.limit,
+      page.offset
+    ]),
+    // Unfiltered, the total is kept by triggers (see the migrations): counting a million rows per page is not.
+    where.length
+      ? connection.execute<{ total: string }[]>(`select count(*) as total from app_user u ${clause}`, params)
+      : connection.execute<{ total: string }[]>('select total from app_user_total')
+  ])
+  return { ids: rows.map((r) => r.id), total: Number(count.total) }
+}
+
+/**
+ * Whether another user has this username key (NFKC + case folding, see identifiers.ts) or this email, in one
+ * statement. Raw: the email is compared as its unique index is built, `lower(email)`, which the ORM's
+ * criteria cannot say without a raw fragment (an `ilike` would miss the index).
+ */
+export async function taken(
+  em: EntityManager,
+  check: { usernameKey?: string; email?: string; exceptId?: number }
+): Promise<{ username: boolean; email: boolean }> {
+  const email = check.email ?? ''
+  if (check.usernameKey === undefined && email === '') return { username: false, email: false }
+  const [row] = await sql<{ username: boolean; email: boolean }>(
+    em,
+    `select coalesce(bool_or(username_key = ?), false) as username,
+       coalesce(bool_or(? <> '' and lower(email) = lower(?)), false) as email
+     from app_user where id <> ? and (username_key = ? or (? <> '' and lower(email) = lower(?)))`,
+    [check.usernameKey ?? null, email, email, check.exceptId ?? 0, check.usernameKey ?? null, email, email]
+  )
+  return row
+}
+
+/** The account a login names: its id and password hash (null when no user has the key). */
+export async function findForLogin(em: EntityManager, usernameKey: string): Promise<{ id: number; password: string } | null> {
+  return em.findOne(UserEntity, { usernameKey }, { fields: ['id', 'password'], disableIdentityMap: true })
+}
+
+export async function findIdByUsernameKey(em: EntityManager, usernameKey: string): Promise<number | null> {
+  const user = await em.findOne(UserEntity, { usernameKey }, { fields: ['id'], disableIdentityMap: true })
+  return user?.id ?? null
+}
+
+/** What a change of the user checks before its transaction: the email and hash now, and whether it has a profile. */
+export async function findForCheck(
+  em: EntityManager,
+  id: number
+): Promise<{ email: string; password: string; hasProfile: boolean } | null> {
+  const [user, profiles] = await Promise.all([
+    em.findOne(UserEntity, { id }, { fields: ['email', 'password'], disableIdentityMap: true }),
+    em.count(ProfileEntity, { user: id })
+  ])
+  return user ? { email: user.email, password: user.password, hasProfile: profiles > 0 } : null
+}
+
+export async function exists(em: EntityManager, id: number): Promise<boolean> {
+  return (await em.count(UserEntity, { id })) > 0
+}
+
+/**
+ * The user's row, locked until the end of the caller's transaction (`update`: login and every change of the
+ * user; `share`: refresh), re-read from the database; null when the user does not exist (any more).
+ */
+export async function lock(em: EntityManager, id: number, mode: 'update' | 'share' = 'update'): Promise<UserRow | null> {
+  const lockMode = mode === 'share' ? LockMode.PESSIMISTIC_READ : LockMode.PESSIMISTIC_WRITE
+  return em.findOne(UserEntity, { id }, { lockMode, refresh: true })
+}
+
+/** Locks these users against deletion (`for key share`) while rows referring to them are written; answers those found. */
+export function lockAgainstDeletion(em: EntityManager, ids: number[]): Promise<Set<number>> {
+  return lockRows(em, 'app_user', ids, 'key share')
+}
+
+/** The user's profile as the database has it now (null: none yet). */
+export async function profileOf(em: EntityManager, userId: number): Promise<ProfileRow | null> {
+  return em.findOne(ProfileEntity, { user: userId }, { refresh: true })
+}
+
+/** A new profile from an input (absent optional fields empty), written with the next flush. */
+export function addProfile(
+  em: EntityManager,
+  input: ProfileInput | ProfilePatch,
+  owner: { user: number; creator: number | null }
+): ProfileRow {
+  const fields = profileFields({ user: owner.user, creator: owner.creator, modifier: null }, input)
+  return em.create(ProfileEntity, { ...PROFILE_DEFAULTS, ...fields } as ProfileRow)
+}
+
+/** Registration: the user (and its profile) inserted in the caller's transaction; the fact of its creation. */
+export async function create(
+  em: EntityManager,
+  account: { username: string; usernameKey: string; email: string; password: string; isStaff: boolean },
+  profile: ProfileInput | null | undefined,
+  creator: number | null
+): Promise<{ user: UserRow; profile: ProfileRow | null; fact: UserFact }> {
+  const user = em.create(UserEntity, { ...account, isActive: true, dateJoined: new Date(), lastLogin: null, version: 1 })
+  await em.flush()
+  const created = profile ? addProfile(em, profile, { user: user.id, creator: creator ?? user.id }) : null
+  if (created) await em.flush()
+  // The first version is the one inserted: nobody else can have changed an uncommitted row.
+  return { user, profile: created, fact: userFact(user, creator ?? user.id) }
+}
+
+/**
+ * Writes the caller's pending changes of the user, raises its version and answers the fact of the change, as
+ * the row now is. Raw: the version is raised and read in one statement (`update … returning`) under the row
+ * lock, so concurrent changes of one user get increasing versions in commit order; MikroORM's update answers
+ * a count only.
+ */
+export async function nextFact(em: EntityManager, id: number, actor: number | null): Promise<UserFact> {
+  await em.flush()
+  const [row] = await sql<Pick<UserRow, 'id' | 'username' | 'isStaff' | 'isActive' | 'version'>>(
+    em,
+    `update app_user set version = version + 1 where id = ?
+     returning id, username, is_staff as "isStaff", is_active as "isActive", version`,
+    [id]
+  )
+  return userFact(row, actor)
+}
+
+/** The user's current fact (internal read-through), or null. */
+export async function currentFact(em: EntityManager, id: number): Promise<UserFact | null> {
+  const user = await em.findOne(
+    UserEntity,
+    { id },
+    { fields: ['id', 'username', 'isStaff', 'isActive', 'version'], disableIdentityMap: true }
+  )
+  return user ? userFact(user, null) : null
+}
+
+/** The last-login time of a login that succeeded. */
+export async function recordLogin(em: EntityManager, id: number): Promise<void> {
+  await em.nativeUpdate(UserEntity, { id }, { lastLogin: new Date() })
+}
+
+/** Deletes the user; the profile, sessions and memberships go with it (foreign keys `on delete cascade`). */
+export async function remove(em: EntityManager, id: number): Promise<void> {
+  await em.nativeDelete(UserEntity, { id })
+}
+
+/** Clears a deleted occupation from every profile that had it. */
+export async function clearOccupation(em: EntityManager, occupationId: number): Promise<void> {
+  await em.nativeUpdate(ProfileEntity, { occupation: occupationId }, { occupation: null, modifyTime: new Date() })
+}
