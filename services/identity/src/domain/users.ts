@@ -168,7 +168,7 @@ function searchMatches(search: string, params: unknown[]): string {
   if ([...search].length <= 2) {
     params.push(search, search, search, search, search)
     return `select u.id from app_user u where user_search_grams('u', u.username) @> array['u' || lower(?)]
-      union select p.user_id from profile p where (${PROFILE_GRAMS}) &&
+      union select p.user_id from profile p where ${PROFILE_GRAMS} &&
         array['n' || lower(?), 'p' || lower(?), 'i' || lower(?), 't' || lower(?)]`
   }
   const pattern = likePattern(search)
@@ -179,8 +179,7 @@ function searchMatches(search: string, params: unknown[]): string {
 }
 
 /** The expression of the profile's search-grams index: it must be spelled exactly so to be used. */
-const PROFILE_GRAMS = `user_search_grams('n', p.name) || user_search_grams('p', p.name_pinyin) ||
-  user_search_grams('i', p.name_initials) || user_search_grams('t', p.phone)`
+const PROFILE_GRAMS = `user_search_grams('npit', p.name, p.name_pinyin, p.name_initials, p.phone)`
 
 /**
  * One page of user ids matching the filters, ascending, and the total count. Each filter is a
