@@ -30,6 +30,7 @@ import { cannon, useCpuMeter } from './load.js'
 import { Pinning } from './pin.js'
 import { startReference } from './reference.js'
 import { benchLogs } from './list-logs.js'
+import { listUsers } from './list-users.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const USERS = Number(process.env.BENCH_USERS ?? 100_000)
@@ -507,32 +508,10 @@ async function main() {
     }
 
     if (wanted.has('list')) {
-      const schema = iso.schema('identity')
-      const started = Date.now()
-      await db.query(`set search_path = "${schema}", public`)
-      await db.query(
-        `insert into app_user (username, email, password, is_staff, is_active)
-         select 'u' || g, '', 'x', false, true from generate_series(1, $1) g`,
-        [USERS]
-      )
-      await db.query(
-        `insert into profile (user_id, name, name_pinyin, name_initials, gender, age, identify_id, phone, address)
-         select id, (array['王伟','李娜','张敏','刘洋','陈静'])[1 + id % 5] || id,
-                (array['wangwei','lina','zhangmin','liuyang','chenjing'])[1 + id % 5] || id,
-                (array['ww','ln','zm','ly','cj'])[1 + id % 5] || id,
-                id % 2, 20 + id % 60, '100000190001010001', '139' || lpad((id % 100000000)::text, 8, '0'), ''
-         from app_user where username like 'u%' and id > 2`
-      )
-      await db.query('vacuum analyze app_user')
-      await db.query('vacuum analyze profile')
-      const seeded = (Date.now() - started) / 1000
-      const page = await cannon({ url: `${gateway}/api/users/?limit=100&offset=10000`, headers: adminAuth, connections: 8 })
-      const search = await cannon({ url: `${gateway}/api/users/?search=zhangmin12&limit=20`, headers: adminAuth, connections: 8 })
-      results.push(
-        { scenario: 'list', measure: `users seeded (${seeded.toFixed(0)} s)`, value: USERS },
-        { scenario: 'list', measure: 'GET /api/users/ (offset 10 000) p99 ms', value: page.p99, target: '≤ 100', ok: page.p99 <= 100, detail: `${page.rps.toFixed(0)} req/s${cpuDetail(page.cpu)}` },
-        { scenario: 'list', measure: 'GET /api/users/?search p99 ms', value: search.p99, target: '≤ 200', ok: search.p99 <= 200, detail: `${search.rps.toFixed(0)} req/s${cpuDetail(search.cpu)}` }
-      )
+      // The users half (seeding, the default page, deep pages, each filter, search): bench/list-users.ts.
+      const passwordHash = await bcrypt.hash('password1', COST)
+      results.push(...(await listUsers({ db, schema: iso.schema('identity'), gateway, adminAuth, users: USERS, seconds: SECONDS, passwordHash,
+        roots: () => ({ identity: system.pid('identity')!, gateway: system.pid('gateway')! }) })))
     }
 
     // `pnpm bench logs`: the log half of `list` alone (bench/list-logs.ts).

@@ -169,7 +169,15 @@ export const UserListQuerySchema = Type.Composite([
     occupation: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647 })),
     group: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647 })),
     gender: Type.Optional(Type.Integer({ enum: [0, 1] })),
-    is_active: Type.Optional(Type.Boolean())
+    is_active: Type.Optional(Type.Boolean()),
+    cursor: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        description:
+          'opaque page position from a `Link` header; send it empty to start: pages are then found by key, as fast at ' +
+          'any depth, and `Link` carries cursors (not with `offset`)'
+      })
+    )
   })
 ])
 export type UserListQuery = Static<typeof UserListQuerySchema>

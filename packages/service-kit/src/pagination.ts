@@ -21,14 +21,21 @@ const PATH_UNSAFE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/g
  * cannot turn into a network-path reference (`//evil.example/...`).
  */
 function pageUrl(request: FastifyRequest, limit: number, offset: number): string {
+  return listUrl(request, { limit: String(limit), offset: String(offset) })
+}
+
+/** The requested list's link with some query parameters set (a string) or removed (`null`); see pageUrl. */
+export function listUrl(request: FastifyRequest, set: Record<string, string | null>): string {
   const raw = request.url
   const q = raw.indexOf('?')
   const path = `/${(q === -1 ? raw : raw.slice(0, q)).replace(/^\/+/, '').replace(/\/{2,}/g, '/')}`.replace(PATH_UNSAFE, (c) =>
     encodeURIComponent(c)
   )
   const params = new URLSearchParams(q === -1 ? '' : raw.slice(q + 1))
-  params.set('limit', String(limit))
-  params.set('offset', String(offset))
+  for (const [name, value] of Object.entries(set)) {
+    if (value === null) params.delete(name)
+    else params.set(name, value)
+  }
   return `${path}?${params.toString()}`
 }
 

@@ -142,10 +142,110 @@ export class Migration20261130000200 extends Migration {
   }
 }
 
+/**
+ * The user list at a million users (issue 10). Search matches each field on its own: a trigram index per
+ * field for three characters and more, and for one or two (`zs`, `张三`, which have no trigram) an index
+ * of every 1- and 2-character piece of each field, tagged with the field (`user_search_grams`). Filters
+ * read indexes ordered by user id, so a page walks them in the list's order. The count of a list with one
+ * filter is kept, like `app_user_total`, by statement triggers in `user_list_count`.
+ */
+export class Migration20261201000100 extends Migration {
+  override async up(): Promise<void> {
+    // Every 1- and 2-character piece of each field, lower case, prefixed with the field's tag (one character
+    // of `tags` per field): `user_search_grams('np', '张三', 'zhangsan')` has `n张`, `n张三`, `pzh`, … A loop in
+    // PL/pgSQL, 3.5 times faster than the same in SQL with generate_series (building the index over a million
+    // profiles), and one call per row for the four profile fields.
+    this.addSql(`create function user_search_grams(tags text, variadic fields text[]) returns text[]
+      language plpgsql immutable strict parallel safe as $$
+      declare
+        grams text[] := '{}';
+        v text;
+        len integer;
+      begin
+        for f in 1..cardinality(fields) loop
+          v := lower(coalesce(fields[f], ''));
+          len := char_length(v);
+          for i in 1..len loop
+            grams := grams || (substr(tags, f, 1) || substr(v, i, 1));
+            if i < len then
+              grams := grams || (substr(tags, f, 1) || substr(v, i, 2));
+            end if;
+          end loop;
+        end loop;
+        return grams;
+      end $$`)
+    this.addSql(`create index app_user_search_grams on app_user using gin (user_search_grams('u', username))`)
+    this.addSql(`create index profile_search_grams on profile
+      using gin (user_search_grams('npit', name, name_pinyin, name_initials, phone))`)
+    this.addSql(`do $$ begin
+      if exists (select 1 from pg_extension where extname = 'pg_trgm') then
+        drop index if exists profile_search_trgm;
+        create index profile_name_trgm on profile using gin (name public.gin_trgm_ops);
+        create index profile_name_pinyin_trgm on profile using gin (name_pinyin public.gin_trgm_ops);
+        create index profile_name_initials_trgm on profile using gin (name_initials public.gin_trgm_ops);
+        create index profile_phone_trgm on profile using gin (phone public.gin_trgm_ops);
+      end if;
+    end $$`)
+    this.addSql('create index profile_gender_user_idx on profile (gender, user_id)')
+    this.addSql('create index profile_occupation_user_idx on profile (occupation_id, user_id)')
+    this.addSql('drop index profile_occupation_idx')
+    this.addSql('create index app_user_active_idx on app_user (is_active, id)')
+
+    this.addSql(`create table user_list_count (
+      filter text not null, value integer not null, total bigint not null, primary key (filter, value)
+    )`)
+    this.addSql(`insert into user_list_count (filter, value, total)
+      select 'is_active', is_active::int, count(*) from app_user group by 2
+      union all select 'gender', gender, count(*) from profile group by 2
+      union all select 'occupation', occupation_id, count(*) from profile where occupation_id is not null group by 2
+      union all select 'group', group_id, count(*) from membership group by 2`)
+    // Per table, what each row counts towards, and a function that adds what a statement inserted and takes
+    // off what it deleted (an update is both; one that changes no counted column writes nothing). Rows are
+    // changed in key order, so that concurrent statements lock them in the same order.
+    const counted: Record<string, (rows: string) => string> = {
+      app_user: (rows) => `select 'is_active' as filter, is_active::int as value from ${rows}`,
+      profile: (rows) => `select 'gender' as filter, gender::int as value from ${rows}
+        union all select 'occupation', occupation_id from ${rows} where occupation_id is not null`,
+      membership: (rows) => `select 'group' as filter, group_id as value from ${rows}`
+    }
+    const filters: Record<string, string> = { app_user: "'is_active'", profile: "'gender', 'occupation'", membership: "'group'" }
+    for (const [table, rows] of Object.entries(counted)) {
+      const upsert = (deltas: string) => `insert into user_list_count as c (filter, value, total)
+          select filter, value, sum(delta) from (${deltas}) d group by filter, value having sum(delta) <> 0 order by filter, value
+          on conflict (filter, value) do update set total = c.total + excluded.total`
+      const added = `select filter, value, 1 as delta from (${rows('added')}) a`
+      const removed = `select filter, value, -1 as delta from (${rows('removed')}) r`
+      this.addSql(`create function ${table}_list_count_changed() returns trigger language plpgsql
+        set search_path from current as $$
+        begin
+          if tg_op = 'INSERT' then
+            ${upsert(added)};
+          elsif tg_op = 'DELETE' then
+            ${upsert(removed)};
+          elsif tg_op = 'UPDATE' then
+            ${upsert(`${added} union all ${removed}`)};
+          else
+            delete from user_list_count where filter = any(array[${filters[table]}]);
+          end if;
+          return null;
+        end $$`)
+      this.addSql(`create trigger ${table}_list_count_added after insert on ${table}
+        referencing new table as added for each statement execute function ${table}_list_count_changed()`)
+      this.addSql(`create trigger ${table}_list_count_removed after delete on ${table}
+        referencing old table as removed for each statement execute function ${table}_list_count_changed()`)
+      this.addSql(`create trigger ${table}_list_count_updated after update on ${table}
+        referencing old table as removed new table as added for each statement execute function ${table}_list_count_changed()`)
+      this.addSql(`create trigger ${table}_list_count_emptied after truncate on ${table}
+        for each statement execute function ${table}_list_count_changed()`)
+    }
+  }
+}
+
 export const migrations = [
   { name: 'Migration20261123000100', class: Migration20261123000100 },
   { name: 'Migration20261124000100', class: Migration20261124000100 },
   { name: 'Migration20261124000200', class: Migration20261124000200 },
   { name: 'Migration20261130000100', class: Migration20261130000100 },
-  { name: 'Migration20261130000200', class: Migration20261130000200 }
+  { name: 'Migration20261130000200', class: Migration20261130000200 },
+  { name: 'Migration20261201000100', class: Migration20261201000100 }
 ]

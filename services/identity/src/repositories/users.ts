@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { LockMode } from '@mikro-orm/core'
 import type { EventData, ProfileInput, ProfilePatch, User, UserListQuery } from '@roster/contracts'
-import { formatTime, likePattern, lockRows, preparedQuery, sql, type Page } from '@roster/service-kit'
+import { FieldErrors, formatTime, likePattern, lockRows, preparedQuery, sql, type Page } from '@roster/service-kit'
 import { ProfileEntity, UserEntity, type ProfileRow, type UserRow } from '../entities/index.js'
 import { nameInitials, namePinyin } from '../domain/pinyin.js'
 
@@ -127,55 +128,147 @@ export interface UserFilter extends Omit<UserListQuery, 'limit' | 'offset'> {
 }
 
 /**
- * One page of user ids matching the filters, ascending, and the total count. Each filter is a
- * condition on `app_user` alone (profile and membership filters as semi-joins), so the page is read in
- * primary-key order and `search` is answered by the two trigram indexes, one per table.
+ * Where a cursor page starts: after a user id (the next pages) or before one (the previous ones). On the
+ * wire a cursor is base64url of `a<id>.<check>` or `b<id>.<check>`, the check being 8 hex digits of a
+ * SHA-256 of the rest. A cursor carries no right of its own (any id is as good as any other), so the check
+ * is no signature: it makes an edited or truncated cursor a 400 rather than some other page.
  */
-export async function searchUserIds(em: EntityManager, filter: UserFilter, page: Page): Promise<{ ids: number[]; total: number }> {
+export interface UserCursor {
+  after?: number
+  before?: number
+}
+
+export function encodeCursor(cursor: UserCursor): string {
+  const position = cursor.before !== undefined ? `b${cursor.before}` : `a${cursor.after ?? 0}`
+  const check = createHash('sha256').update(`roster users cursor ${position}`).digest('hex').slice(0, 8)
+  return Buffer.from(`${position}.${check}`).toString('base64url')
+}
+
+/** The cursor sent (empty: the first page), or `400 {"cursor": [...]}` for anything encodeCursor did not write. */
+export function decodeCursor(text: string): UserCursor {
+  if (text === '') return { after: 0 }
+  const decoded = /^[A-Za-z0-9_-]+$/.test(text) ? Buffer.from(text, 'base64url').toString('latin1') : ''
+  const match = /^([ab])(0|[1-9][0-9]{0,9})\.[0-9a-f]{8}$/.exec(decoded)
+  const id = match ? Number(match[2]) : NaN
+  const cursor: UserCursor = match?.[1] === 'b' ? { before: id } : { after: id }
+  // Compared with what encodeCursor makes of it: the check, and no other spelling of one position.
+  if (!match || id > 2147483647 || encodeCursor(cursor) !== text) new FieldErrors().add('cursor', 'invalid').throwIfAny()
+  return cursor
+}
+
+/**
+ * The ids of users whose username, name, name pinyin, pinyin initials or phone contains `search`
+ * (case-insensitive, every character literal), each field matched on its own. Up to two characters (`zs`,
+ * `张三`), no trigram exists to look up, so the `user_search_grams` indexes (every 1- and 2-character piece
+ * of each field, tagged with the field) answer; from three on, each field's trigram index does.
+ */
+function searchMatches(search: string, params: unknown[]): string {
+  if ([...search].length <= 2) {
+    params.push(search, search, search, search, search)
+    return `select u.id from app_user u where user_search_grams('u', u.username) @> array['u' || lower(?)]
+      union select p.user_id from profile p where ${PROFILE_GRAMS} &&
+        array['n' || lower(?), 'p' || lower(?), 'i' || lower(?), 't' || lower(?)]`
+  }
+  const pattern = likePattern(search)
+  params.push(pattern, pattern, pattern, pattern, pattern)
+  return `select u.id from app_user u where u.username ilike ?
+    union select p.user_id from profile p
+      where p.name ilike ? or p.name_pinyin ilike ? or p.name_initials ilike ? or p.phone ilike ?`
+}
+
+/** The expression of the profile's search-grams index: it must be spelled exactly so to be used. */
+const PROFILE_GRAMS = `user_search_grams('npit', p.name, p.name_pinyin, p.name_initials, p.phone)`
+
+/**
+ * One page of user ids matching the filters, ascending, and the total count. Each filter is a
+ * condition on `app_user` alone (profile and membership filters as semi-joins on indexes ordered by user
+ * id), so the page is read in primary-key order. The count of a list with no filter, or with one filter
+ * other than `search`, is kept by triggers (`app_user_total`, `user_list_count`): counting half a million
+ * rows for each page is not. With a cursor, the page is the `limit` ids after (or before) it, found by
+ * key however deep; `offset` is then not used.
+ */
+export async function searchUserIds(
+  em: EntityManager,
+  filter: UserFilter,
+  page: Page
+): Promise<{ ids: number[]; total: number; more?: boolean }> {
   const where: string[] = []
   const params: unknown[] = []
-  if (filter.search) {
-    const pattern = likePattern(filter.search)
-    // A union rather than `or`, so that each side is answered by its own trigram index.
-    where.push(
-      `u.id in (select id from app_user where username ilike ? union select p.user_id from profile p
-        where (p.name || '|' || p.name_pinyin || '|' || p.name_initials || '|' || p.phone) ilike ?)`
-    )
-    params.push(pattern, pattern)
-  }
+  const counted: [string, number | boolean][] = []
+  if (filter.search) where.push(`u.id in (${searchMatches(filter.search, params)})`)
   const profile: string[] = []
   if (filter.occupation !== undefined) {
     profile.push('p.occupation_id = ?')
     params.push(filter.occupation)
+    counted.push(['occupation', filter.occupation])
   }
   if (filter.gender !== undefined) {
     profile.push('p.gender = ?')
     params.push(filter.gender)
+    counted.push(['gender', filter.gender])
   }
   if (profile.length) where.push(`u.id in (select p.user_id from profile p where ${profile.join(' and ')})`)
   if (filter.is_active !== undefined) {
     where.push('u.is_active = ?')
     params.push(filter.is_active)
+    counted.push(['is_active', filter.is_active])
   }
   for (const group of [filter.group, filter.memberOf]) {
     if (group === undefined) continue
     where.push('u.id in (select m.user_id from membership m where m.group_id = ?)')
     params.push(group)
+    counted.push(['group', group])
   }
-  const clause = where.length ? `where ${where.join(' and ')}` : ''
+
+  const cursor = filter.cursor === undefined ? undefined : decodeCursor(filter.cursor)
+  const keyed = [...where]
+  const keyParams = [...params]
+  let order = 'u.id'
+  if (cursor?.before !== undefined) {
+    keyed.push('u.id < ?')
+    keyParams.push(cursor.before)
+    order = 'u.id desc'
+  } else if (cursor) {
+    keyed.push('u.id > ?')
+    keyParams.push(cursor.after)
+  }
+  const clause = (conditions: string[]) => (conditions.length ? `where ${conditions.join(' and ')}` : '')
+  // With a cursor one row more than the page tells whether another page follows in that direction.
+  const limit = cursor ? page.limit + 1 : page.limit
+  const offset = cursor ? 0 : page.offset
+  const pageSql = `select u.id from app_user u ${clause(keyed)} order by ${order} limit ? offset ?`
   const connection = em.getConnection()
-  const [rows, [count]] = await Promise.all([
-    connection.execute<{ id: number }[]>(`select u.id from app_user u ${clause} order by u.id limit ? offset ?`, [
-      ...params,
-      page.limit,
-      page.offset
-    ]),
-    // Unfiltered, the total is kept by triggers (see the migrations): counting a million rows per page is not.
-    where.length
-      ? connection.execute<{ total: string }[]>(`select count(*) as total from app_user u ${clause}`, params)
-      : connection.execute<{ total: string }[]>('select total from app_user_total')
-  ])
-  return { ids: rows.map((r) => r.id), total: Number(count.total) }
+
+  let ids: number[]
+  let total: number
+  if (where.length === 0 || (counted.length === 1 && where.length === 1)) {
+    const [rows, [count]] = await Promise.all([
+      connection.execute<{ id: number }[]>(pageSql, [...keyParams, limit, offset]),
+      where.length === 0
+        ? connection.execute<{ total: string }[]>('select total from app_user_total')
+        : connection.execute<{ total: string }[]>(
+            `select coalesce((select total from user_list_count where filter = ? and value = ?), 0) as total`,
+            [counted[0][0], Number(counted[0][1])]
+          )
+    ])
+    ids = rows.map((r) => r.id)
+    total = Number(count.total)
+  } else {
+    // The matching ids once, for both the count and the page: a search is not run twice.
+    const [row] = await connection.execute<{ total: string; ids: number[] }[]>(
+      `with matching as materialized (select u.id from app_user u ${clause(where)})
+       select (select count(*) from matching) as total,
+              array(select u.id from matching u ${clause(keyed.slice(where.length))} order by ${order} limit ? offset ?) as ids`,
+      [...keyParams, limit, offset]
+    )
+    ids = row.ids
+    total = Number(row.total)
+  }
+  if (!cursor) return { ids, total }
+  const more = ids.length > page.limit
+  ids = ids.slice(0, page.limit)
+  if (cursor.before !== undefined) ids.reverse()
+  return { ids, total, more }
 }
 
 /**

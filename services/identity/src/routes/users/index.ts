@@ -105,7 +105,10 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       schema: {
         tags,
         summary: 'list users (admin)',
-        description: `Id ascending. ${ListHeadersDescription} \`search\` matches username, name, name pinyin, pinyin initials (\`zs\` for 张三) and phone.`,
+        description:
+          `Id ascending. ${ListHeadersDescription} \`search\` matches username, name, name pinyin, ` +
+          'pinyin initials (`zs` for 张三) and phone, each field on its own. `cursor` (empty to start) pages by key, ' +
+          'as fast at any depth: `Link` then carries cursors instead of offsets.',
         querystring: UserListQuerySchema,
         response: { 200: { type: 'array', items: userRef, headers: LIST_HEADERS }, 400: fieldErrors, 401: errorRef, 403: errorRef }
       }
