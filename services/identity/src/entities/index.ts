@@ -41,8 +41,30 @@ export const UserEntity = new EntitySchema<UserRow>({
     {
       name: 'app_user_username_trgm',
       expression: 'create index app_user_username_trgm on app_user using gin (username public.gin_trgm_ops)'
-    }
+    },
+    {
+      name: 'app_user_search_grams',
+      expression: `create index app_user_search_grams on app_user using gin (user_search_grams('u', username))`
+    },
+    { name: 'app_user_active_idx', expression: 'create index app_user_active_idx on app_user (is_active, id)' }
   ]
+})
+
+/** The number of users per value of each single list filter, kept by statement triggers (see the migrations). */
+export interface UserListCountRow {
+  filter: string
+  value: number
+  total: string
+}
+
+export const UserListCountEntity = new EntitySchema<UserListCountRow>({
+  name: 'UserListCount',
+  tableName: 'user_list_count',
+  properties: {
+    filter: { type: 'text', primary: true },
+    value: { type: 'integer', primary: true },
+    total: { type: 'bigint' }
+  }
 })
 
 /** The number of users, kept by statement triggers (see the migrations), for the unfiltered list's total. */
@@ -97,18 +119,28 @@ export const ProfileEntity = new EntitySchema<ProfileRow>({
     identifyId: { type: 'string', length: 18 },
     phone: { type: 'string', length: 11, default: '' },
     address: { type: 'string', length: 256, default: '' },
-    occupation: { type: 'integer', nullable: true, fieldName: 'occupation_id', index: 'profile_occupation_idx' },
+    occupation: { type: 'integer', nullable: true, fieldName: 'occupation_id' },
     creator: { type: 'integer', nullable: true, fieldName: 'creator_id' },
     modifier: { type: 'integer', nullable: true, fieldName: 'modifier_id' },
     createTime: { type: 'datetime', defaultRaw: 'now()', onCreate: () => new Date() },
     modifyTime: { type: 'datetime', defaultRaw: 'now()', onCreate: () => new Date() }
   },
   indexes: [
+    // Each searched field on its own (search matches each field, never their concatenation).
+    { name: 'profile_name_trgm', expression: 'create index profile_name_trgm on profile using gin (name public.gin_trgm_ops)' },
+    { name: 'profile_name_pinyin_trgm', expression: 'create index profile_name_pinyin_trgm on profile using gin (name_pinyin public.gin_trgm_ops)' },
+    { name: 'profile_name_initials_trgm', expression: 'create index profile_name_initials_trgm on profile using gin (name_initials public.gin_trgm_ops)' },
+    { name: 'profile_phone_trgm', expression: 'create index profile_phone_trgm on profile using gin (phone public.gin_trgm_ops)' },
     {
-      name: 'profile_search_trgm',
+      name: 'profile_search_grams',
       expression:
-        'create index profile_search_trgm on profile using gin ' +
-        `((name || '|' || name_pinyin || '|' || name_initials || '|' || phone) public.gin_trgm_ops)`
+        'create index profile_search_grams on profile ' +
+        `using gin (user_search_grams('npit', name, name_pinyin, name_initials, phone))`
+    },
+    { name: 'profile_gender_user_idx', expression: 'create index profile_gender_user_idx on profile (gender, user_id)' },
+    {
+      name: 'profile_occupation_user_idx',
+      expression: 'create index profile_occupation_user_idx on profile (occupation_id, user_id)'
     }
   ]
 })
@@ -239,6 +271,7 @@ export const MembershipEntity = new EntitySchema<MembershipRow>({
 export const entities = [
   UserEntity,
   UserTotalEntity,
+  UserListCountEntity,
   ProfileEntity,
   SessionEntity,
   LoginThrottleEntity,
