@@ -22,7 +22,9 @@ const orm = await MikroORM.init({
 })
 const em = () => orm.em.fork() as EntityManager
 const day = (n: number) => new Date(Date.now() - n * 86_400_000)
-const [{ user_id: someUser }] = await em().getConnection().execute<{ user_id: number }[]>('select user_id from user_log limit 1')
+const [{ user_id: someUser }] = await em()
+  .getConnection()
+  .execute<{ user_id: number }[]>('select user_id from user_log limit 1')
 const first = await listUserLogs(em(), {}, { limit: 100, offset: 0 }, 'top')
 let next = first.next
 for (let i = 1; i < 100 && next; i++) next = (await listUserLogs(em(), {}, { limit: 100, offset: 0 }, next)).next

@@ -39,7 +39,10 @@ export class KnownUsers {
   }
 
   private async readThrough(em: EntityManager, id: number): Promise<boolean> {
-    const fact = await readThrough<unknown>(this.identityUrl, INTERNAL_PATHS.user(id), { timeoutMs: this.timeoutMs, log: this.log })
+    const fact = await readThrough<unknown>(this.identityUrl, INTERNAL_PATHS.user(id), {
+      timeoutMs: this.timeoutMs,
+      log: this.log
+    })
     if (fact === null) return false
     // Checked as the consumer checks an event's payload: an answer that breaks the contract is not a user.
     const schema = EVENTS['identity.user.created']
