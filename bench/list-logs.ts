@@ -46,7 +46,8 @@ async function seed(ctx: LogBenchContext): Promise<number> {
     const n = Math.min(BATCH, logs - done)
     await db.query(
       `insert into user_log (event_id, user_id, username, ip, operation, operator_id, operate_time, user_agent)
-       select gen_random_uuid(), 3 + g % $2::int, 'u' || (3 + g % $2::int), '10.0.' || (g % 250) || '.' || (g % 200), g % 3,
+       select gen_random_uuid(), 3 + g % $2::int, 'u' || (3 + g % $2::int),
+              '10.0.' || (g % 250) || '.' || (g % 200), g % 3,
               3 + g % $2::int, now() - make_interval(secs => g * $4::float8), 'Mozilla/5.0 (bench)'
        from generate_series($1::int + 1, $1::int + $3::int) g`,
       [done, users, n, step]
@@ -57,14 +58,23 @@ async function seed(ctx: LogBenchContext): Promise<number> {
 }
 
 /** One autocannon run with every response's time kept: autocannon's own summary has p90 and p97.5, not p95. */
-function measure(options: autocannon.Options): Promise<{ p50: number; p95: number; p99: number; rps: number; failed: number }> {
+function measure(
+  options: autocannon.Options
+): Promise<{ p50: number; p95: number; p99: number; rps: number; failed: number }> {
   const times: number[] = []
   return new Promise((resolve, reject) => {
     const instance = autocannon(options, (error, result) => {
       if (error) return reject(error)
       times.sort((a, b) => a - b)
-      const at = (p: number) => Number((times[Math.min(times.length - 1, Math.floor(times.length * p))] ?? NaN).toFixed(1))
-      resolve({ p50: at(0.5), p95: at(0.95), p99: at(0.99), rps: result.requests.average, failed: result.non2xx + result.errors })
+      const at = (p: number) =>
+        Number((times[Math.min(times.length - 1, Math.floor(times.length * p))] ?? NaN).toFixed(1))
+      resolve({
+        p50: at(0.5),
+        p95: at(0.95),
+        p99: at(0.99),
+        rps: result.requests.average,
+        failed: result.non2xx + result.errors
+      })
     })
     instance.on('response', (_client, _status, _bytes, responseTime) => times.push(responseTime))
   })
@@ -72,7 +82,9 @@ function measure(options: autocannon.Options): Promise<{ p50: number; p95: numbe
 
 export async function benchLogs(ctx: LogBenchContext): Promise<LogBenchRow[]> {
   const seeded = await seed(ctx)
-  const rows: LogBenchRow[] = [{ scenario: 'list', measure: `log rows seeded over ${SPAN_DAYS} days (${seeded.toFixed(0)} s)`, value: ctx.logs }]
+  const rows: LogBenchRow[] = [
+    { scenario: 'list', measure: `log rows seeded over ${SPAN_DAYS} days (${seeded.toFixed(0)} s)`, value: ctx.logs }
+  ]
   const iso = (daysAgo: number) => encodeURIComponent(new Date(Date.now() - daysAgo * DAY_MS).toISOString())
   const someUser = 3 + (ctx.users >> 1)
 
@@ -99,7 +111,12 @@ export async function benchLogs(ctx: LogBenchContext): Promise<LogBenchRow[]> {
     ['one user: /api/users/{pk}/user-logs/', `/api/users/${someUser}/user-logs/`]
   ]
   for (const [name, path] of queries) {
-    const run = await measure({ url: `${ctx.gateway}${path}`, headers: ctx.adminAuth, connections: 8, duration: ctx.seconds })
+    const run = await measure({
+      url: `${ctx.gateway}${path}`,
+      headers: ctx.adminAuth,
+      connections: 8,
+      duration: ctx.seconds
+    })
     rows.push({
       scenario: 'list',
       measure: `GET ${name} p95 ms (${ctx.logs.toLocaleString('en')} rows)`,

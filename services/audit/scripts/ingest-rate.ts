@@ -43,7 +43,13 @@ async function main() {
         id: randomUUID(),
         subject: 'identity.session.login',
         occurred_at: new Date(Date.now() - (N - n) * 10).toISOString(),
-        data: { session_id: randomUUID(), user_id: 1 + (n % 500), username: `user${n % 500}`, ip: '10.0.0.1', user_agent: 'ingest-rate' }
+        data: {
+          session_id: randomUUID(),
+          user_id: 1 + (n % 500),
+          username: `user${n % 500}`,
+          ip: '10.0.0.1',
+          user_agent: 'ingest-rate'
+        }
       }
       return nats.js.publish(subject, JSON.stringify(event), { msgID: event.id })
     })

@@ -51,7 +51,9 @@ async function main() {
     )
   await em()
     .getConnection()
-    .execute(`insert into black_list (patient_id, reason, creator_id) select g, 'reason', 1 from generate_series(1, 50) g`)
+    .execute(
+      `insert into black_list (patient_id, reason, creator_id) select g, 'reason', 1 from generate_series(1, 50) g`
+    )
   const page = { limit: 100, offset: 0 }
   const lines = [
     await cpuPerCall('user logs page and total, named statements (repository)', () => listUserLogs(em(), {}, page)),
@@ -67,9 +69,15 @@ async function main() {
         .orderBy({ operateTime: 'desc', id: 'desc' })
         .limit(100)
         .execute('all', false)
-      await e.createQueryBuilder(UserLogTotalEntity).select(raw('coalesce(sum(total), 0) as n')).where({ operation: { $lt: 2 } }).execute('get', false)
+      await e
+        .createQueryBuilder(UserLogTotalEntity)
+        .select(raw('coalesce(sum(total), 0) as n'))
+        .where({ operation: { $lt: 2 } })
+        .execute('get', false)
     }),
-    await cpuPerCall('blacklist page of 20, named statement (repository)', () => listBlackList(em(), {}, { limit: 20, offset: 0 })),
+    await cpuPerCall('blacklist page of 20, named statement (repository)', () =>
+      listBlackList(em(), {}, { limit: 20, offset: 0 })
+    ),
     await cpuPerCall('blacklist page of 20, em.findAndCount + hydration', () =>
       em().findAndCount(BlackListEntity, { isDelete: 0 }, { orderBy: { joinTime: 'desc', id: 'desc' }, limit: 20 })
     )

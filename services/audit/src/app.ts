@@ -18,7 +18,10 @@ import './context.js'
  * user events, and the patient blacklist. Tokens are verified with identity's JWKS at IDENTITY_URL; an
  * unknown user id is asked of identity's internal listener (IDENTITY_INTERNAL_URL).
  */
-export async function buildApp(config: AuditConfig, options: { logger?: FastifyServerOptions['logger'] } = {}): Promise<ServiceApp> {
+export async function buildApp(
+  config: AuditConfig,
+  options: { logger?: FastifyServerOptions['logger'] } = {}
+): Promise<ServiceApp> {
   return buildService({
     name: 'audit',
     description: 'User logs (from identity events) and the patient blacklist.',

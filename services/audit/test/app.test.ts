@@ -8,11 +8,19 @@ import { buildSystem, get, testConfig } from './helper.js'
 t.test('configuration', async (t) => {
   t.equal(readConfig({}).PORT, 3003, 'audit listens on 3003 by default')
   t.equal(readConfig({}).INTERNAL_PORT, 3103, 'and on 3103 for internal routes')
-  t.throws(() => readConfig({ PORT: 4000, INTERNAL_PORT: 4000 }), { name: 'ConfigError' }, 'the two listeners need two ports')
+  t.throws(
+    () => readConfig({ PORT: 4000, INTERNAL_PORT: 4000 }),
+    { name: 'ConfigError' },
+    'the two listeners need two ports'
+  )
   t.throws(() => readConfig({ PORT: 'abc' as any }), { name: 'ConfigError' })
   t.throws(() => readConfig({ IDENTITY_READ_THROUGH_TIMEOUT_MS: 5 }), { name: 'ConfigError' })
   const iso = await isolate(t)
-  await t.rejects(buildApp(testConfig(iso, { ROSTER_TIME_ZONE: 'Mars/Olympus_Mons' })), RangeError, 'a bad time zone stops start-up')
+  await t.rejects(
+    buildApp(testConfig(iso, { ROSTER_TIME_ZONE: 'Mars/Olympus_Mons' })),
+    RangeError,
+    'a bad time zone stops start-up'
+  )
 })
 
 t.test('operations and documentation', async (t) => {

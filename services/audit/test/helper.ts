@@ -58,11 +58,18 @@ export async function buildSystem(t: TestLike, overrides: Partial<AuditConfig> =
   await identity.listen({ port: 0, host: '127.0.0.1' })
   const identityUrl = `http://127.0.0.1:${(identity.server.address() as AddressInfo).port}`
   const identityInternalUrl = await listenInternal(identity, { port: 0, host: '127.0.0.1' })
-  const audit = await buildApp(testConfig(iso, { IDENTITY_URL: identityUrl, IDENTITY_INTERNAL_URL: identityInternalUrl, ...overrides }))
+  const audit = await buildApp(
+    testConfig(iso, { IDENTITY_URL: identityUrl, IDENTITY_INTERNAL_URL: identityInternalUrl, ...overrides })
+  )
   t.after(() => audit.close())
   await audit.ready()
   const tokens = await login(identity, ADMIN.username, ADMIN.password)
-  const admin = { id: userIdOf(tokens.access), username: ADMIN.username, password: ADMIN.password, access: tokens.access }
+  const admin = {
+    id: userIdOf(tokens.access),
+    username: ADMIN.username,
+    password: ADMIN.password,
+    access: tokens.access
+  }
   return { iso, identity, identityUrl, identityInternalUrl, audit, admin }
 }
 
@@ -83,12 +90,21 @@ export function sql<T = any>(app: ServiceApp, query: string, params: unknown[] =
   return app.orm.em.fork().getConnection().execute<T[]>(query, params)
 }
 
-export function envelope<S extends EventSubject>(subject: S, data: EventData<S>, occurredAt = new Date()): EventEnvelope<S> {
+export function envelope<S extends EventSubject>(
+  subject: S,
+  data: EventData<S>,
+  occurredAt = new Date()
+): EventEnvelope<S> {
   return { id: randomUUID(), subject, occurred_at: occurredAt.toISOString(), data }
 }
 
 /** Publishes straight onto the (prefixed) JetStream subject, as identity's outbox relay would. */
-export async function publish(app: ServiceApp, subject: EventSubject | string, body: unknown, msgID?: string): Promise<{ duplicate: boolean }> {
+export async function publish(
+  app: ServiceApp,
+  subject: EventSubject | string,
+  body: unknown,
+  msgID?: string
+): Promise<{ duplicate: boolean }> {
   const payload = typeof body === 'string' ? body : JSON.stringify(body)
   return app.nats.js.publish(app.nats.names.subject(subject), payload, msgID ? { msgID } : undefined)
 }

@@ -32,7 +32,11 @@ async function partitions(app: ServiceApp): Promise<string[]> {
 }
 
 async function partitionOf(app: ServiceApp, eventId: string): Promise<string> {
-  const [row] = await sql<{ name: string }>(app, 'select tableoid::regclass::text as name from user_log where event_id = ?', [eventId])
+  const [row] = await sql<{ name: string }>(
+    app,
+    'select tableoid::regclass::text as name from user_log where event_id = ?',
+    [eventId]
+  )
   return row.name
 }
 
@@ -134,7 +138,9 @@ t.test('the user log is partitioned by month', async (t) => {
 
   t.test('many makers at once: all succeed, each month made once', async (t) => {
     const runs = await Promise.allSettled(
-      Array.from({ length: 8 }, (_, i) => maintainLogPartitions(em(app), { ahead: 6 + (i % 3), retentionDays: i % 2 ? 365 : undefined }))
+      Array.from({ length: 8 }, (_, i) =>
+        maintainLogPartitions(em(app), { ahead: 6 + (i % 3), retentionDays: i % 2 ? 365 : undefined })
+      )
     )
     t.same(
       runs.filter((r) => r.status === 'rejected'),

@@ -17,12 +17,19 @@ t.test('blacklist writes under concurrency', async (t) => {
   const sys = await buildSystem(t)
   const { audit } = sys
   const headers = { ...bearer(sys.admin.access), 'accept-language': 'en' }
-  const list = (patient: number, reason = 'r') => audit.inject({ method: 'POST', url: '/api/black-list/', headers, payload: { patient, reason } })
+  const list = (patient: number, reason = 'r') =>
+    audit.inject({ method: 'POST', url: '/api/black-list/', headers, payload: { patient, reason } })
   const allowed = (t: { fail(message: string): unknown }, results: Res[], ok: number[]) => {
     for (const r of results) if (!ok.includes(r.statusCode)) t.fail(`unexpected ${r.statusCode}: ${r.body}`)
   }
   const active = async (patient: number) =>
-    (await sql<{ n: number }>(audit, 'select count(*)::int as n from black_list where patient_id = ? and is_delete = 0', [patient]))[0].n
+    (
+      await sql<{ n: number }>(
+        audit,
+        'select count(*)::int as n from black_list where patient_id = ? and is_delete = 0',
+        [patient]
+      )
+    )[0].n
   const ALREADY = { patient: ['This patient is already on the blacklist.'] }
 
   t.test('one patient listed by many admins at once', async (t) => {
@@ -38,7 +45,9 @@ t.test('blacklist writes under concurrency', async (t) => {
     const patient = await newUser(sys, { login: false })
     const first = (await list(patient.id)).json()
     const work = Array.from({ length: PARALLEL }, (_, i) =>
-      i % 2 ? audit.inject({ method: 'DELETE', url: `/api/black-list/${first.id}/`, headers }) : list(patient.id, `again ${i}`)
+      i % 2
+        ? audit.inject({ method: 'DELETE', url: `/api/black-list/${first.id}/`, headers })
+        : list(patient.id, `again ${i}`)
     )
     const results = await Promise.all(work)
     const removals = results.filter((_, i) => i % 2)
@@ -48,7 +57,9 @@ t.test('blacklist writes under concurrency', async (t) => {
     for (const r of listings.filter((r) => r.statusCode === 400)) t.same(r.json(), ALREADY)
     t.ok((statuses(listings)[200] ?? 0) <= 1, 'listed again at most once')
     t.equal(await active(patient.id), statuses(listings)[200] ?? 0, 'active entries: the one that got through')
-    const [{ n }] = await sql<{ n: number }>(audit, 'select count(*)::int as n from black_list where patient_id = ?', [patient.id])
+    const [{ n }] = await sql<{ n: number }>(audit, 'select count(*)::int as n from black_list where patient_id = ?', [
+      patient.id
+    ])
     t.equal(n, 1 + (statuses(listings)[200] ?? 0), 'a row per 200, none lost')
   })
 
@@ -59,11 +70,20 @@ t.test('blacklist writes under concurrency', async (t) => {
       Array.from({ length: PARALLEL }, (_, i) =>
         i % 3 === 0
           ? audit.inject({ method: 'DELETE', url: `/api/black-list/${entry.id}/`, headers })
-          : audit.inject({ method: i % 2 ? 'PUT' : 'PATCH', url: `/api/black-list/${entry.id}/`, headers, payload: { reason: `reason ${i}` } })
+          : audit.inject({
+              method: i % 2 ? 'PUT' : 'PATCH',
+              url: `/api/black-list/${entry.id}/`,
+              headers,
+              payload: { reason: `reason ${i}` }
+            })
       )
     )
     t.same(statuses(results), { 200: PARALLEL })
-    const [row] = await sql<{ is_delete: number; reason: string }>(audit, 'select is_delete, reason from black_list where id = ?', [entry.id])
+    const [row] = await sql<{ is_delete: number; reason: string }>(
+      audit,
+      'select is_delete, reason from black_list where id = ?',
+      [entry.id]
+    )
     t.equal(row.is_delete, 1)
     t.match(row.reason, /^reason \d+$/, 'the last change stands')
   })
@@ -79,13 +99,21 @@ t.test('blacklist writes under concurrency', async (t) => {
       const [listing, deletion] = results.slice(i * 2, i * 2 + 2)
       t.equal(deletion.statusCode, 200)
       allowed(t, [listing], [200, 400])
-      if (listing.statusCode === 400) t.same(listing.json(), { patient: [`Invalid pk "${patients[i].id}" - object does not exist.`] })
+      if (listing.statusCode === 400)
+        t.same(listing.json(), { patient: [`Invalid pk "${patients[i].id}" - object does not exist.`] })
     }
     const ids = `{${patients.map((p) => p.id).join(',')}}`
-    await eventually(async () => {
-      const [{ n }] = await sql<{ n: number }>(audit, 'select count(*)::int as n from known_user where id = any(?::int[]) and deleted_at is not null', [ids])
-      return n === patients.length
-    }, { timeoutMs: 30000 })
+    await eventually(
+      async () => {
+        const [{ n }] = await sql<{ n: number }>(
+          audit,
+          'select count(*)::int as n from known_user where id = any(?::int[]) and deleted_at is not null',
+          [ids]
+        )
+        return n === patients.length
+      },
+      { timeoutMs: 30000 }
+    )
     const late = await list(patients[0].id)
     t.equal(late.statusCode, 400, 'a deleted user cannot be listed')
   })

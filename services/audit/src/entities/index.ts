@@ -32,12 +32,18 @@ export const UserLogEntity = new EntitySchema<UserLogRow>({
   checks: [{ name: 'user_log_operation_check', expression: 'operation = any (array[0, 1, 2])' }],
   // Newest first, logins/logouts and failed attempts apart, and one user's history (see the migration).
   indexes: [
-    { name: 'user_log_time_idx', expression: 'create index user_log_time_idx on user_log (operate_time desc, id desc) where operation < 2' },
+    {
+      name: 'user_log_time_idx',
+      expression: 'create index user_log_time_idx on user_log (operate_time desc, id desc) where operation < 2'
+    },
     {
       name: 'user_log_failed_time_idx',
       expression: 'create index user_log_failed_time_idx on user_log (operate_time desc, id desc) where operation = 2'
     },
-    { name: 'user_log_user_time_idx', expression: 'create index user_log_user_time_idx on user_log (user_id, operate_time desc, id desc)' }
+    {
+      name: 'user_log_user_time_idx',
+      expression: 'create index user_log_user_time_idx on user_log (user_id, operate_time desc, id desc)'
+    }
   ]
 })
 
@@ -114,7 +120,10 @@ export const BlackListEntity = new EntitySchema<BlackListRow>({
       name: 'black_list_active_patient_uq',
       expression: 'create unique index black_list_active_patient_uq on black_list (patient_id) where is_delete = 0'
     },
-    { name: 'black_list_time_idx', expression: 'create index black_list_time_idx on black_list (join_time desc, id desc)' },
+    {
+      name: 'black_list_time_idx',
+      expression: 'create index black_list_time_idx on black_list (join_time desc, id desc)'
+    },
     {
       name: 'black_list_patient_idx',
       expression: 'create index black_list_patient_idx on black_list (patient_id, join_time desc, id desc)'

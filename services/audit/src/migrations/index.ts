@@ -126,7 +126,8 @@ export class Migration20261201000300 extends Migration {
     // The month's partition of `at` (made when missing, with the rows of that month that the default
     // partition holds), under a transaction-scoped advisory lock of this schema: replicas starting together
     // wait for each other and the second finds the partition made. Answers the partition's name.
-    this.addSql(`create function user_log_partition(at timestamptz) returns text language plpgsql set search_path from current as $$
+    this.addSql(`create function user_log_partition(at timestamptz) returns text language plpgsql
+      set search_path from current as $$
       declare
         lower timestamptz := date_trunc('month', at, 'UTC');
         upper timestamptz := lower + interval '1 month';
@@ -144,7 +145,8 @@ export class Migration20261201000300 extends Migration {
         return name;
       end $$`)
     // The partitions of this month and the `ahead` next ones, and of every month the default partition has rows of.
-    this.addSql(`create function user_log_make_partitions(ahead integer) returns setof text language sql set search_path from current as $$
+    this.addSql(`create function user_log_make_partitions(ahead integer) returns setof text language sql
+      set search_path from current as $$
       select user_log_partition(month) from (
         select date_trunc('month', now(), 'UTC') + make_interval(months => n) as month from generate_series(0, ahead) n
         union
@@ -178,8 +180,10 @@ export class Migration20261201000300 extends Migration {
       union
       select date_trunc('month', now(), 'UTC') + make_interval(months => n) from generate_series(0, 2) n
     ) months order by month`)
-    this.addSql(`insert into user_log (id, event_id, user_id, username, ip, operation, operator_id, operate_time, user_agent)
-      select id, event_id, user_id, username, ip, operation, operator_id, operate_time, user_agent from user_log_unpartitioned`)
+    this.addSql(`insert into user_log (id, event_id, user_id, username, ip, operation, operator_id, operate_time,
+        user_agent)
+      select id, event_id, user_id, username, ip, operation, operator_id, operate_time, user_agent
+      from user_log_unpartitioned`)
     this.addSql('drop table user_log_unpartitioned')
 
     this.addSql(`create table user_log_total (
@@ -191,7 +195,8 @@ export class Migration20261201000300 extends Migration {
     this.addSql(`insert into user_log_total (operation, day, total)
       select operation, (operate_time at time zone 'UTC')::date, count(*) from user_log group by 1, 2`)
     // In key order, so that two statements adding to the same days cannot deadlock.
-    this.addSql(`create function user_log_total_added() returns trigger language plpgsql set search_path from current as $$
+    this.addSql(`create function user_log_total_added() returns trigger language plpgsql
+      set search_path from current as $$
       begin
         insert into user_log_total (operation, day, total)
         select operation, (operate_time at time zone 'UTC')::date, count(*) from added group by 1, 2 order by 1, 2
@@ -200,21 +205,25 @@ export class Migration20261201000300 extends Migration {
       end $$`)
     this.addSql(`create trigger user_log_total_added after insert on user_log
       referencing new table as added for each statement execute function user_log_total_added()`)
-    this.addSql(`create function user_log_total_removed() returns trigger language plpgsql set search_path from current as $$
+    this.addSql(`create function user_log_total_removed() returns trigger language plpgsql
+      set search_path from current as $$
       begin
         update user_log_total t set total = t.total - n.count
-        from (select operation, (operate_time at time zone 'UTC')::date as day, count(*) as count from removed group by 1, 2) n
+        from (select operation, (operate_time at time zone 'UTC')::date as day, count(*) as count
+              from removed group by 1, 2) n
         where t.operation = n.operation and t.day = n.day;
         return null;
       end $$`)
     this.addSql(`create trigger user_log_total_removed after delete on user_log
       referencing old table as removed for each statement execute function user_log_total_removed()`)
-    this.addSql(`create function user_log_total_emptied() returns trigger language plpgsql set search_path from current as $$
+    this.addSql(`create function user_log_total_emptied() returns trigger language plpgsql
+      set search_path from current as $$
       begin
         delete from user_log_total;
         return null;
       end $$`)
-    this.addSql('create trigger user_log_total_emptied after truncate on user_log for each statement execute function user_log_total_emptied()')
+    this.addSql(`create trigger user_log_total_emptied after truncate on user_log
+      for each statement execute function user_log_total_emptied()`)
   }
 }
 

@@ -49,7 +49,11 @@ export async function knownState(em: EntityManager, id: number, options: { lock?
   const row = await em.findOne(
     KnownUserEntity,
     { id },
-    { fields: ['deletedAt'], ...(options.lock ? { lockMode: LockMode.PESSIMISTIC_READ } : {}), disableIdentityMap: true }
+    {
+      fields: ['deletedAt'],
+      ...(options.lock ? { lockMode: LockMode.PESSIMISTIC_READ } : {}),
+      disableIdentityMap: true
+    }
   )
   if (!row) return 'unknown'
   return row.deletedAt ? 'deleted' : 'live'

@@ -7,7 +7,10 @@ import { sql, transactional } from '@roster/service-kit'
  * retention, drops every month that ended `retentionDays` ago or earlier, whole. Idempotent; replicas doing
  * it at once wait for each other on the schema's advisory lock. Answers the partitions dropped.
  */
-export async function maintainLogPartitions(em: EntityManager, options: { ahead: number; retentionDays?: number }): Promise<string[]> {
+export async function maintainLogPartitions(
+  em: EntityManager,
+  options: { ahead: number; retentionDays?: number }
+): Promise<string[]> {
   return transactional(em, async (t) => {
     await sql(t, 'select user_log_make_partitions(?)', [options.ahead])
     if (options.retentionDays === undefined) return []

@@ -100,7 +100,8 @@ function whereOf(filter: LogFilter, extra: { condition: string; values: unknown[
   if (filter.since) add('operate_time >= ?', filter.since)
   if (filter.until) add('operate_time <= ?', filter.until)
   for (const e of extra) add(e.condition, ...e.values)
-  const shape = ['operation', 'user', 'since', 'until'].filter((k) => filter[k as keyof LogFilter] !== undefined).join('_') || 'all'
+  const shape =
+    ['operation', 'user', 'since', 'until'].filter((k) => filter[k as keyof LogFilter] !== undefined).join('_') || 'all'
   return { where: conditions.join(' and '), values, shape }
 }
 
@@ -126,7 +127,14 @@ export async function listUserLogs(
   const after = typeof cursor === 'object' ? cursor : undefined
   const { where, values, shape } = whereOf(
     filter,
-    after ? [{ condition: "(operate_time, id) < (timestamptz 'epoch' + ?::bigint * interval '1 microsecond', ?)", values: [after.micros.toString(), after.id] }] : []
+    after
+      ? [
+          {
+            condition: "(operate_time, id) < (timestamptz 'epoch' + ?::bigint * interval '1 microsecond', ?)",
+            values: [after.micros.toString(), after.id]
+          }
+        ]
+      : []
   )
   const raw = await preparedQuery<RawLogRow>(
     em,
@@ -149,7 +157,12 @@ export async function listUserLogs(
   const last = raw.length === page.limit ? raw[raw.length - 1] : undefined
   const next = cursor !== undefined && last ? { micros: BigInt(last.operate_us), id: last.id } : undefined
   // A cursor page counts the whole filtered list, as an offset page does.
-  const total = await countUserLogs(em, filter, cursor === undefined ? page : { limit: page.limit, offset: 0 }, after ? page.limit : rows.length)
+  const total = await countUserLogs(
+    em,
+    filter,
+    cursor === undefined ? page : { limit: page.limit, offset: 0 },
+    after ? page.limit : rows.length
+  )
   return { rows, total, next }
 }
 
@@ -193,7 +206,8 @@ async function countUserLogs(em: EntityManager, filter: LogFilter, page: Page, f
   const whole = [operation.where, ...dayConditions.map((d) => d.condition)].join(' and ')
   parts.unshift(`select coalesce(sum(total), 0) from user_log_total where ${whole}`)
   values.unshift(...operation.values, ...dayConditions.flatMap((d) => d.values))
-  const shape = `${filter.operation === undefined ? 'shown' : 'operation'}${since ? '_since' : ''}${until ? '_until' : ''}`
+  const operationShape = filter.operation === undefined ? 'shown' : 'operation'
+  const shape = `${operationShape}${since ? '_since' : ''}${until ? '_until' : ''}`
   return countOf(em, `audit_user_logs_total_${shape}`, `select ${parts.map((p) => `(${p})`).join(' + ')} as n`, values)
 }
 

@@ -28,7 +28,11 @@ t.test('the IDENTITY consumer', async (t) => {
   t.test('the same event twice, with a msgID, is stored once and logged once', async (t) => {
     const event = envelope('identity.session.login', login(++nextUser))
     t.equal((await publish(audit, 'identity.session.login', event, event.id)).duplicate, false)
-    t.equal((await publish(audit, 'identity.session.login', event, event.id)).duplicate, true, 'JetStream drops the copy')
+    t.equal(
+      (await publish(audit, 'identity.session.login', event, event.id)).duplicate,
+      true,
+      'JetStream drops the copy'
+    )
     await eventually(async () => (await rowsOfEvent(audit, event.id)) === 1)
     const marker = envelope('identity.session.login', login(nextUser))
     await publish(audit, 'identity.session.login', marker, marker.id)
@@ -47,7 +51,7 @@ t.test('the IDENTITY consumer', async (t) => {
     t.same(rows, [{ operation: 1, operator_id: nextUser }])
   })
 
-  t.test("events out of order: each is logged once, listed by when it happened", async (t) => {
+  t.test('events out of order: each is logged once, listed by when it happened', async (t) => {
     const userId = ++nextUser
     const session = login(userId)
     const loginAt = new Date(Date.now() - 60_000)
@@ -58,7 +62,9 @@ t.test('the IDENTITY consumer', async (t) => {
     await publish(audit, 'identity.session.logout', logout, logout.id)
     await publish(audit, 'identity.session.login', loginEvent, loginEvent.id)
     await publish(audit, 'identity.session.login', loginEvent)
-    await eventually(async () => (await rowsOfEvent(audit, loginEvent.id)) === 1 && (await rowsOfEvent(audit, logout.id)) === 1)
+    await eventually(
+      async () => (await rowsOfEvent(audit, loginEvent.id)) === 1 && (await rowsOfEvent(audit, logout.id)) === 1
+    )
     const res = await get(audit, `/api/user-logs/?user=${userId}`, admin.access)
     t.same(
       (res.json() as any[]).map((l) => [l.operation, Date.parse(l.operate_time)]),
@@ -73,11 +79,17 @@ t.test('the IDENTITY consumer', async (t) => {
   t.test('a user deleted before its created / updated events arrive stays deleted', async (t) => {
     const userId = ++nextUser
     const fact = { user_id: userId, username: `u${userId}`, is_staff: false, is_active: true, version: 1, actor: null }
-    await publish(audit, 'identity.user.deleted', envelope('identity.user.deleted', { user_id: userId, username: `u${userId}`, actor: null }))
+    await publish(
+      audit,
+      'identity.user.deleted',
+      envelope('identity.user.deleted', { user_id: userId, username: `u${userId}`, actor: null })
+    )
     await publish(audit, 'identity.user.created', envelope('identity.user.created', fact))
     const last = envelope('identity.user.updated', { ...fact, version: 2 })
     await publish(audit, 'identity.user.updated', last)
-    await eventually(async () => (await sql(audit, 'select 1 from processed_event where event_id = ?', [last.id])).length === 1)
+    await eventually(
+      async () => (await sql(audit, 'select 1 from processed_event where event_id = ?', [last.id])).length === 1
+    )
     const [row] = await sql(audit, 'select deleted_at is not null as deleted from known_user where id = ?', [userId])
     t.same(row, { deleted: true })
     const res = await audit.inject({
@@ -93,11 +105,24 @@ t.test('the IDENTITY consumer', async (t) => {
     const userId = ++nextUser
     const fact = { user_id: userId, username: `u${userId}`, is_staff: false, is_active: true, version: 1, actor: null }
     await publish(audit, 'identity.user.created', envelope('identity.user.created', fact))
-    await publish(audit, 'identity.user.updated', envelope('identity.user.updated', { ...fact, is_active: false, version: 2 }))
-    await eventually(async () => (await sql(audit, 'select 1 from known_user where id = ? and not is_active', [userId])).length === 1)
+    await publish(
+      audit,
+      'identity.user.updated',
+      envelope('identity.user.updated', { ...fact, is_active: false, version: 2 })
+    )
+    await eventually(
+      async () => (await sql(audit, 'select 1 from known_user where id = ? and not is_active', [userId])).length === 1
+    )
     await publish(audit, 'identity.session.login', envelope('identity.session.login', login(userId)))
-    await publish(audit, 'identity.user.deleted', envelope('identity.user.deleted', { user_id: userId, username: fact.username, actor: admin.id }))
-    await eventually(async () => (await sql(audit, 'select 1 from known_user where id = ? and deleted_at is not null', [userId])).length === 1)
+    await publish(
+      audit,
+      'identity.user.deleted',
+      envelope('identity.user.deleted', { user_id: userId, username: fact.username, actor: admin.id })
+    )
+    await eventually(
+      async () =>
+        (await sql(audit, 'select 1 from known_user where id = ? and deleted_at is not null', [userId])).length === 1
+    )
     const history = await get(audit, `/api/users/${userId}/user-logs/`, admin.access)
     t.equal(history.statusCode, 200)
     t.equal(history.json().length, 1, 'the log history of a deleted user stays')
@@ -113,7 +138,9 @@ t.test('the IDENTITY consumer', async (t) => {
     await publish(audit, 'identity.user.updated', older)
     await publish(audit, 'identity.user.created', created)
     const ids = [newest.id, older.id, created.id]
-    await eventually(async () => (await sql(audit, 'select 1 from processed_event where event_id in (?, ?, ?)', ids)).length === 3)
+    await eventually(
+      async () => (await sql(audit, 'select 1 from processed_event where event_id in (?, ?, ?)', ids)).length === 3
+    )
     const [row] = await sql(audit, 'select is_staff, is_active, version from known_user where id = ?', [userId])
     t.same(row, { is_staff: true, is_active: false, version: 3 })
   })
@@ -128,7 +155,9 @@ t.test('the IDENTITY consumer', async (t) => {
     // As if a renamed durable replayed the stream: the consumer has no record of the event.
     await sql(audit, 'delete from processed_event where event_id = ?', [event.id])
     await publish(audit, 'identity.session.login', event)
-    await eventually(async () => (await sql(audit, 'select 1 from processed_event where event_id = ?', [event.id])).length === 1)
+    await eventually(
+      async () => (await sql(audit, 'select 1 from processed_event where event_id = ?', [event.id])).length === 1
+    )
     t.equal(await rowsOfEvent(audit, event.id), 1)
     t.equal(await total(), before, 'the total did not move either')
   })
@@ -171,10 +200,15 @@ t.test('the IDENTITY consumer', async (t) => {
   })
 
   t.test('events published while audit is down are logged once it is back', async (t) => {
-    const config = testConfig(sys.iso, { IDENTITY_URL: sys.identityUrl, IDENTITY_INTERNAL_URL: sys.identityInternalUrl })
+    const config = testConfig(sys.iso, {
+      IDENTITY_URL: sys.identityUrl,
+      IDENTITY_INTERNAL_URL: sys.identityInternalUrl
+    })
     await audit.close()
     const userId = ++nextUser
-    const events = Array.from({ length: 20 }, (_, i) => envelope('identity.session.login', login(userId), new Date(Date.now() - 1000 * (20 - i))))
+    const events = Array.from({ length: 20 }, (_, i) =>
+      envelope('identity.session.login', login(userId), new Date(Date.now() - 1000 * (20 - i)))
+    )
     for (const event of events) await publish(sys.identity, 'identity.session.login', event, event.id)
     const again = await buildApp(config)
     t.after(() => again.close())

@@ -9,8 +9,19 @@ t.test('black list', async (t) => {
   const { audit, identity, admin } = sys
   const user = await newUser(sys)
 
-  const send = (method: 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, token: string | undefined, payload?: unknown, headers = {}) =>
-    audit.inject({ method, url, headers: { ...(token ? bearer(token) : {}), ...headers }, ...(payload === undefined ? {} : { payload: payload as any }) })
+  const send = (
+    method: 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+    url: string,
+    token: string | undefined,
+    payload?: unknown,
+    headers = {}
+  ) =>
+    audit.inject({
+      method,
+      url,
+      headers: { ...(token ? bearer(token) : {}), ...headers },
+      ...(payload === undefined ? {} : { payload: payload as any })
+    })
   const add = (patient: unknown, reason: unknown = 'no-show three times', token = admin.access) =>
     send('POST', '/api/black-list/', token, { patient, reason })
   const patient = (): Promise<Account> => newUser(sys, { login: false })
@@ -47,7 +58,11 @@ t.test('black list', async (t) => {
     for (const pk of [entry.id, 99999999]) {
       t.equal((await add(p.id, 'x', user.access)).statusCode, 403)
       t.equal((await send('PUT', `/api/black-list/${pk}/`, user.access, { reason: 'x' })).statusCode, 403, `PUT ${pk}`)
-      t.equal((await send('PATCH', `/api/black-list/${pk}/`, user.access, { reason: 'x' })).statusCode, 403, `PATCH ${pk}`)
+      t.equal(
+        (await send('PATCH', `/api/black-list/${pk}/`, user.access, { reason: 'x' })).statusCode,
+        403,
+        `PATCH ${pk}`
+      )
       t.equal((await send('DELETE', `/api/black-list/${pk}/`, user.access)).statusCode, 403, `DELETE ${pk}`)
     }
     t.equal((await send('DELETE', `/api/black-list/${entry.id}/`, undefined)).statusCode, 401)
@@ -70,14 +85,23 @@ t.test('black list', async (t) => {
       [{ patient: p.id, reason: 'a\u0000b' }, { reason: ['不允许包含空字符。'] }],
       [{ patient: p.id, reason: {} }, { reason: ['不是有效的字符串。'] }],
       [[p.id], { non_field_errors: ['无效数据。期待为字典类型，得到的是 list 。'] }],
-      [{ patient: 7777777, reason: '' }, { reason: ['该字段不能为空。'], patient: ['无效主键 “7777777” － 对象不存在。'] }]
+      [
+        { patient: 7777777, reason: '' },
+        { reason: ['该字段不能为空。'], patient: ['无效主键 “7777777” － 对象不存在。'] }
+      ]
     ]
     for (const [payload, body] of cases) {
       const res = await send('POST', '/api/black-list/', admin.access, payload)
       t.equal(res.statusCode, 400, JSON.stringify(payload))
       t.same(res.json(), body, JSON.stringify(payload))
     }
-    const en = await send('POST', '/api/black-list/', admin.access, { patient: 7777777, reason: 'x' }, { 'accept-language': 'en' })
+    const en = await send(
+      'POST',
+      '/api/black-list/',
+      admin.access,
+      { patient: 7777777, reason: 'x' },
+      { 'accept-language': 'en' }
+    )
     t.same(en.json(), { patient: ['Invalid pk "7777777" - object does not exist.'] })
     const notJson = await audit.inject({
       method: 'POST',
@@ -108,9 +132,16 @@ t.test('black list', async (t) => {
 
   t.test('patients: existing users only; identity is asked on a miss', async (t) => {
     const gone = await patient()
-    const del = await identity.inject({ method: 'DELETE', url: `/api/users/${gone.id}/`, headers: bearer(admin.access) })
+    const del = await identity.inject({
+      method: 'DELETE',
+      url: `/api/users/${gone.id}/`,
+      headers: bearer(admin.access)
+    })
     t.equal(del.statusCode, 200)
-    await eventually(async () => (await sql(audit, 'select 1 from known_user where id = ? and deleted_at is not null', [gone.id])).length === 1)
+    await eventually(
+      async () =>
+        (await sql(audit, 'select 1 from known_user where id = ? and deleted_at is not null', [gone.id])).length === 1
+    )
     t.same((await add(gone.id)).json(), { patient: [`无效主键 “${gone.id}” － 对象不存在。`] }, 'a deleted user')
 
     const fresh = await patient()
@@ -123,7 +154,12 @@ t.test('black list', async (t) => {
   t.test('changing the reason', async (t) => {
     const p = await patient()
     const entry = (await add(p.id, 'first')).json()
-    const put = await send('PUT', `/api/black-list/${entry.id}/`, admin.access, { reason: 'second', patient: 1, is_delete: 1, creator: 99 })
+    const put = await send('PUT', `/api/black-list/${entry.id}/`, admin.access, {
+      reason: 'second',
+      patient: 1,
+      is_delete: 1,
+      creator: 99
+    })
     t.equal(put.statusCode, 200, put.body)
     t.same(put.json(), { ...entry, reason: 'second' }, 'only reason changes')
     const noReason = await send('PUT', `/api/black-list/${entry.id}/`, admin.access, { patient: 3 })
@@ -148,7 +184,9 @@ t.test('black list', async (t) => {
     const del = await send('DELETE', `/api/black-list/${first.id}/`, admin.access)
     t.equal(del.statusCode, 200)
     t.same(del.json(), { detail: '删除成功。' })
-    const en = await send('DELETE', `/api/black-list/${first.id}/`, admin.access, undefined, { 'accept-language': 'en' })
+    const en = await send('DELETE', `/api/black-list/${first.id}/`, admin.access, undefined, {
+      'accept-language': 'en'
+    })
     t.equal(en.statusCode, 200, 'removing a removed entry is no change')
     t.same(en.json(), { detail: 'Deleted successfully.' })
     const kept = await get(audit, `/api/black-list/${first.id}/`, user.access)
@@ -176,15 +214,27 @@ t.test('black list', async (t) => {
 
     const list = await get(audit, '/api/black-list/', user.access)
     t.equal(list.statusCode, 200)
-    t.same(list.json().map((e: any) => e.id), newestFirst.filter((e) => e.id !== entries[1].id).map((e) => e.id))
+    t.same(
+      list.json().map((e: any) => e.id),
+      newestFirst.filter((e) => e.id !== entries[1].id).map((e) => e.id)
+    )
     t.equal(list.headers['x-total-count'], '4')
 
     const withDeleted = await get(audit, '/api/black-list/?include_deleted=true&limit=100', user.access)
     t.ok(withDeleted.json().length > 5, 'removed entries of earlier tests too')
-    t.same(withDeleted.json().slice(0, 5).map((e: any) => [e.id, e.is_delete]), newestFirst.map((e) => [e.id, e.id === entries[1].id ? 1 : 0]))
+    t.same(
+      withDeleted
+        .json()
+        .slice(0, 5)
+        .map((e: any) => [e.id, e.is_delete]),
+      newestFirst.map((e) => [e.id, e.id === entries[1].id ? 1 : 0])
+    )
 
     const page = await get(audit, '/api/black-list/?limit=2&offset=2', user.access)
-    t.same(page.json().map((e: any) => e.id), [entries[2].id, entries[0].id])
+    t.same(
+      page.json().map((e: any) => e.id),
+      [entries[2].id, entries[0].id]
+    )
     t.equal(page.headers['x-total-count'], '4')
     t.match(page.headers.link, /offset=0>; rel="prev"/)
     t.notMatch(page.headers.link, /rel="next"/)

@@ -9,7 +9,8 @@ t.test('user logs by cursor', async (t) => {
   await sql(
     audit,
     `insert into user_log (event_id, user_id, operation, operator_id, operate_time)
-     select gen_random_uuid(), ?, g % 3, ?, date_trunc('month', now()) + interval '1.234567 second' - (g / 3) * interval '9 days'
+     select gen_random_uuid(), ?, g % 3, ?,
+            date_trunc('month', now()) + interval '1.234567 second' - (g / 3) * interval '9 days'
      from generate_series(1, 25) g`,
     [USER, USER]
   )
@@ -17,7 +18,11 @@ t.test('user logs by cursor', async (t) => {
   const pageAt = async (url: string) => {
     const res = await get(audit, url, admin.access)
     if (res.statusCode !== 200) throw new Error(`${url}: ${res.statusCode} ${res.body}`)
-    return { ids: (res.json() as { id: number }[]).map((r) => r.id), total: res.headers['x-total-count'], link: String(res.headers.link ?? '') }
+    return {
+      ids: (res.json() as { id: number }[]).map((r) => r.id),
+      total: res.headers['x-total-count'],
+      link: String(res.headers.link ?? '')
+    }
   }
   const walk = async (first: string) => {
     const ids: number[] = []
@@ -62,8 +67,16 @@ t.test('user logs by cursor', async (t) => {
   })
 
   t.test('a cursor this service did not make is a field error', async (t) => {
-    for (const cursor of ['x', 'not a cursor', Buffer.from('1.2.3').toString('base64url'), Buffer.from('1.99999999999').toString('base64url'), '%00']) {
-      const res = await get(audit, `/api/user-logs/?cursor=${encodeURIComponent(cursor)}`, admin.access, { 'accept-language': 'en' })
+    for (const cursor of [
+      'x',
+      'not a cursor',
+      Buffer.from('1.2.3').toString('base64url'),
+      Buffer.from('1.99999999999').toString('base64url'),
+      '%00'
+    ]) {
+      const res = await get(audit, `/api/user-logs/?cursor=${encodeURIComponent(cursor)}`, admin.access, {
+        'accept-language': 'en'
+      })
       t.equal(res.statusCode, 400, cursor)
       t.same(res.json(), { cursor: ['Enter a valid value.'] }, cursor)
     }

@@ -28,18 +28,34 @@ t.test('user logs', async (t) => {
     // The contract: a login is in the log within one second.
     const answered = Date.now()
     await eventually(
-      async () => (await sql(audit, 'select 1 from user_log where user_id = ? and user_agent = ?', [user.id, CLIENT['user-agent']])).length > 0,
+      async () =>
+        (
+          await sql(audit, 'select 1 from user_log where user_id = ? and user_agent = ?', [
+            user.id,
+            CLIENT['user-agent']
+          ])
+        ).length > 0,
       { timeoutMs: 1000, intervalMs: 5 }
     )
     t.comment(`login in the log ${Date.now() - answered} ms after identity answered`)
     const [entry] = (await logsOf(user.id)).filter((l) => l.user_agent === CLIENT['user-agent'])
-    t.match(entry, { user: user.id, operator: user.id, operation: 0, ip: '203.0.113.7', user_agent: CLIENT['user-agent'] })
+    t.match(entry, {
+      user: user.id,
+      operator: user.id,
+      operation: 0,
+      ip: '203.0.113.7',
+      user_agent: CLIENT['user-agent']
+    })
     t.match(entry.operate_time, RFC3339_SHANGHAI)
     t.notOk('username' in entry, 'username is shown on failed attempts only')
     t.ok(Math.abs(Date.parse(entry.operate_time) - started) < 5000, 'operate_time is when it happened')
 
     const { access } = login.json()
-    const logout = await identity.inject({ method: 'GET', url: '/api/auth/logout/', headers: { ...bearer(access), ...CLIENT } })
+    const logout = await identity.inject({
+      method: 'GET',
+      url: '/api/auth/logout/',
+      headers: { ...bearer(access), ...CLIENT }
+    })
     t.equal(logout.statusCode, 200, logout.body)
     const logs = await eventually(async () => {
       const logs = await logsOf(user.id)
@@ -52,7 +68,11 @@ t.test('user logs', async (t) => {
     t.equal(logs.filter((l) => l.operation === 0).length, 2, 'the helper login and this one')
     t.same(
       logs.map((l) => l.id),
-      [...logs].sort((a, b) => (a.operate_time === b.operate_time ? b.id - a.id : Date.parse(b.operate_time) - Date.parse(a.operate_time))).map((l) => l.id)
+      [...logs]
+        .sort((a, b) =>
+          a.operate_time === b.operate_time ? b.id - a.id : Date.parse(b.operate_time) - Date.parse(a.operate_time)
+        )
+        .map((l) => l.id)
     )
   })
 
@@ -60,7 +80,12 @@ t.test('user logs', async (t) => {
     const user = await newUser(sys)
     const ghost = `ghost_${Date.now()}`
     for (const username of [user.username, ghost]) {
-      const res = await identity.inject({ method: 'POST', url: '/api/auth/', headers: CLIENT, payload: { username, password: 'wrong-password' } })
+      const res = await identity.inject({
+        method: 'POST',
+        url: '/api/auth/',
+        headers: CLIENT,
+        payload: { username, password: 'wrong-password' }
+      })
       t.equal(res.statusCode, 401)
     }
     const failed = await eventually(async () => {
@@ -74,10 +99,19 @@ t.test('user logs', async (t) => {
     t.match(theirs, { user: null, operation: 2, username: ghost })
 
     const all = (await get(audit, '/api/user-logs/?limit=1000', admin.access)).json() as any[]
-    t.notOk(all.some((l) => l.operation === 2), 'the default list hides failed attempts')
-    t.notOk((await logsOf(user.id)).some((l) => l.operation === 2), "so does a user's list")
+    t.notOk(
+      all.some((l) => l.operation === 2),
+      'the default list hides failed attempts'
+    )
+    t.notOk(
+      (await logsOf(user.id)).some((l) => l.operation === 2),
+      "so does a user's list"
+    )
     const own = await logsOf(user.id, '?operation=2')
-    t.same(own.map((l) => l.id), [mine.id])
+    t.same(
+      own.map((l) => l.id),
+      [mine.id]
+    )
     const single = await get(audit, `/api/user-logs/${mine.id}/`, user.access)
     t.equal(single.statusCode, 200, 'a user may read a failed attempt on its own account')
     t.equal(single.json().username, user.username)
@@ -113,7 +147,11 @@ t.test('user logs', async (t) => {
       t.equal(own.statusCode, 200)
       t.same(own.json(), aliceLog)
       t.equal((await get(audit, `/api/user-logs/${aliceLog.id}/`, bob.access)).statusCode, 403, "another user's record")
-      t.equal((await get(audit, '/api/user-logs/99999999/', bob.access)).statusCode, 403, 'a missing record looks the same to a user')
+      t.equal(
+        (await get(audit, '/api/user-logs/99999999/', bob.access)).statusCode,
+        403,
+        'a missing record looks the same to a user'
+      )
       t.equal((await get(audit, `/api/user-logs/${aliceLog.id}/`, admin.access)).statusCode, 200)
       t.equal((await get(audit, '/api/user-logs/99999999/', admin.access)).statusCode, 404)
       for (const pk of ['abc', '0', '99999999999', '-1']) {
@@ -149,9 +187,16 @@ t.test('user logs', async (t) => {
         const logs = await logsOf(dave.id)
         return logs.length > 0 ? logs : null
       })
-      const del = await identity.inject({ method: 'DELETE', url: `/api/users/${dave.id}/`, headers: bearer(admin.access) })
+      const del = await identity.inject({
+        method: 'DELETE',
+        url: `/api/users/${dave.id}/`,
+        headers: bearer(admin.access)
+      })
       t.equal(del.statusCode, 200, del.body)
-      await eventually(async () => (await sql(audit, 'select 1 from known_user where id = ? and deleted_at is not null', [dave.id])).length === 1)
+      await eventually(
+        async () =>
+          (await sql(audit, 'select 1 from known_user where id = ? and deleted_at is not null', [dave.id])).length === 1
+      )
       t.same(await logsOf(dave.id), before)
     })
   })
@@ -159,17 +204,47 @@ t.test('user logs', async (t) => {
   t.test('filters, order and pages', async (t) => {
     // A user of its own, fed straight from events with chosen times, so the expected list is exact.
     const userId = 700000 + Math.floor(Math.random() * 100000)
-    await publish(audit, 'identity.user.created', envelope('identity.user.created', { user_id: userId, username: `u${userId}`, is_staff: false, is_active: true, version: 1, actor: null }))
+    await publish(
+      audit,
+      'identity.user.created',
+      envelope('identity.user.created', {
+        user_id: userId,
+        username: `u${userId}`,
+        is_staff: false,
+        is_active: true,
+        version: 1,
+        actor: null
+      })
+    )
     const base = Date.parse('2024-03-01T00:00:00.000Z')
     const at = (minutes: number) => new Date(base + minutes * 60_000)
-    const session = { session_id: 's', user_id: userId, username: `u${userId}`, ip: '198.51.100.1', user_agent: 'filters' }
+    const session = {
+      session_id: 's',
+      user_id: userId,
+      username: `u${userId}`,
+      ip: '198.51.100.1',
+      user_agent: 'filters'
+    }
     // Published out of time order on purpose; two share one instant.
-    const plan: [number, 0 | 1 | 2][] = [[30, 1], [0, 0], [50, 0], [10, 1], [30, 0], [20, 2], [40, 1]]
+    const plan: [number, 0 | 1 | 2][] = [
+      [30, 1],
+      [0, 0],
+      [50, 0],
+      [10, 1],
+      [30, 0],
+      [20, 2],
+      [40, 1]
+    ]
     for (const [minutes, operation] of plan) {
       const when = at(minutes)
-      if (operation === 0) await publish(audit, 'identity.session.login', envelope('identity.session.login', session, when))
+      if (operation === 0)
+        await publish(audit, 'identity.session.login', envelope('identity.session.login', session, when))
       if (operation === 1) {
-        await publish(audit, 'identity.session.logout', envelope('identity.session.logout', { ...session, operator: admin.id }, when))
+        await publish(
+          audit,
+          'identity.session.logout',
+          envelope('identity.session.logout', { ...session, operator: admin.id }, when)
+        )
       }
       if (operation === 2) {
         await publish(
@@ -202,30 +277,60 @@ t.test('user logs', async (t) => {
     const list = async (query: string) => {
       const res = await get(audit, `/api/user-logs/?user=${userId}&${query}`, admin.access)
       t.equal(res.statusCode, 200, `${query}: ${res.body}`)
-      return { rows: res.json() as any[], total: Number(res.headers['x-total-count']), link: res.headers.link as string | undefined }
+      return {
+        rows: res.json() as any[],
+        total: Number(res.headers['x-total-count']),
+        link: res.headers.link as string | undefined
+      }
     }
     t.equal((await list('')).rows.length, 6)
-    t.same((await list('operation=1')).rows.map((l) => l.operate_time.slice(11, 16)), ['08:40', '08:30', '08:10'])
-    t.same((await list('operation=2')).rows.map((l) => l.operate_time.slice(11, 16)), ['08:20'])
+    t.same(
+      (await list('operation=1')).rows.map((l) => l.operate_time.slice(11, 16)),
+      ['08:40', '08:30', '08:10']
+    )
+    t.same(
+      (await list('operation=2')).rows.map((l) => l.operate_time.slice(11, 16)),
+      ['08:20']
+    )
     const window = await list(`since=${encodeURIComponent('2024-03-01T08:10:00+08:00')}&until=2024-03-01T00:40:00Z`)
-    t.same(window.rows.map((l) => l.operate_time.slice(11, 16)), ['08:40', '08:30', '08:30', '08:10'], 'since and until are inclusive')
+    t.same(
+      window.rows.map((l) => l.operate_time.slice(11, 16)),
+      ['08:40', '08:30', '08:30', '08:10'],
+      'since and until are inclusive'
+    )
     const unencoded = await list('since=2024-03-01T08:40:00.000+08:00')
-    t.same(unencoded.rows.map((l) => l.operate_time.slice(11, 16)), ['08:50', '08:40'], 'an unencoded + in the offset still works')
+    t.same(
+      unencoded.rows.map((l) => l.operate_time.slice(11, 16)),
+      ['08:50', '08:40'],
+      'an unencoded + in the offset still works'
+    )
     const own = await get(audit, `/api/users/${userId}/user-logs/?operation=0&since=2024-03-01T00:30:00Z`, admin.access)
-    t.same((own.json() as any[]).map((l) => l.operate_time.slice(11, 16)), ['08:50', '08:30'])
+    t.same(
+      (own.json() as any[]).map((l) => l.operate_time.slice(11, 16)),
+      ['08:50', '08:30']
+    )
 
     const page1 = await list('limit=2')
     t.equal(page1.total, 6)
-    t.same(page1.rows.map((l) => l.id), all.slice(0, 2).map((l) => l.id))
+    t.same(
+      page1.rows.map((l) => l.id),
+      all.slice(0, 2).map((l) => l.id)
+    )
     t.match(page1.link, /<[^>]*limit=2&offset=2>; rel="next"/)
     t.notMatch(page1.link, /rel="prev"/)
     const page2 = await list('limit=2&offset=2')
-    t.same(page2.rows.map((l) => l.id), all.slice(2, 4).map((l) => l.id))
+    t.same(
+      page2.rows.map((l) => l.id),
+      all.slice(2, 4).map((l) => l.id)
+    )
     t.match(page2.link, /offset=4>; rel="next"/)
     t.match(page2.link, /offset=0>; rel="prev"/)
     const last = await list('limit=4&offset=4')
     t.equal(last.total, 6)
-    t.same(last.rows.map((l) => l.id), all.slice(4).map((l) => l.id))
+    t.same(
+      last.rows.map((l) => l.id),
+      all.slice(4).map((l) => l.id)
+    )
     t.notMatch(last.link ?? '', /rel="next"/)
     const beyond = await list('limit=2&offset=100')
     t.same(beyond.rows, [])
@@ -240,7 +345,10 @@ t.test('user logs', async (t) => {
 
     t.test('the totals stay right whoever writes the table (a bulk import, a retention purge)', async (t) => {
       const totals = async () => {
-        const counted = await sql(audit, 'select count(*) filter (where operation < 2) as shown, count(*) filter (where operation = 2) as failed from user_log')
+        const counted = await sql(
+          audit,
+          'select count(*) filter (where operation < 2) as shown, count(*) filter (where operation = 2) as failed from user_log'
+        )
         const shown = (await get(audit, '/api/user-logs/?limit=1', admin.access)).headers['x-total-count']
         const failed = (await get(audit, '/api/user-logs/?operation=2&limit=1', admin.access)).headers['x-total-count']
         return { headers: [shown, failed], counted: [String(counted[0].shown), String(counted[0].failed)] }
@@ -276,7 +384,11 @@ t.test('user logs', async (t) => {
       t.same(Object.keys(both.json()).sort(), ['operation', 'since'], 'every bad field at once')
       const ofUser = await get(audit, `/api/users/${userId}/user-logs/?until=nope`, admin.access)
       t.equal(ofUser.statusCode, 400)
-      t.equal((await get(audit, `/api/user-logs/?unknown=1&user=${userId}`, admin.access)).statusCode, 200, 'unknown parameters are ignored')
+      t.equal(
+        (await get(audit, `/api/user-logs/?unknown=1&user=${userId}`, admin.access)).statusCode,
+        200,
+        'unknown parameters are ignored'
+      )
     })
   })
 

@@ -73,7 +73,11 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
     async function listEntries(request, reply) {
       const { patient, include_deleted } = request.query
       const page = pageOf(request.query)
-      const { rows, total } = await blackList.listBlackList(request.em, { patient, includeDeleted: include_deleted }, page)
+      const { rows, total } = await blackList.listBlackList(
+        request.em,
+        { patient, includeDeleted: include_deleted },
+        page
+      )
       setPageHeaders(request, reply, total, page)
       return rows.map((row) => renderEntry(row, tz))
     }
@@ -95,13 +99,16 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
     async function addEntry(request) {
       const { em } = request
       // The body's schema errors and the patient's checks are reported together, as DRF does.
-      const errors = request.validationError ? fieldErrorsFromAjv((request.validationError as any).validation ?? []) : new FieldErrors()
+      const errors = request.validationError
+        ? fieldErrorsFromAjv((request.validationError as any).validation ?? [])
+        : new FieldErrors()
       const body = request.body as Partial<Record<keyof BlackListCreateBody, unknown>>
       const reason = typeof body?.reason === 'string' && !errors.has('reason') ? cleanReason(body.reason, errors) : ''
       const patient = body?.patient
       if (typeof patient === 'number' && !errors.has('patient')) {
         // An id no user can have (0, beyond the integer column) does not exist either, as DRF says it.
-        if (!Number.isSafeInteger(patient) || patient < 1 || patient > 2147483647) errors.add('patient', 'does_not_exist', { input: patient })
+        if (!Number.isSafeInteger(patient) || patient < 1 || patient > 2147483647)
+          errors.add('patient', 'does_not_exist', { input: patient })
         else if (!(await knownUsers.exists(em, patient))) errors.add('patient', 'does_not_exist', { input: patient })
         else if (await blackList.isListed(em, patient)) errors.add('patient', 'already_blacklisted')
       }
@@ -143,7 +150,9 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
     const cleaned = reason === undefined ? undefined : cleanReason(reason, errors)
     errors.throwIfAny()
     const entry =
-      cleaned === undefined ? await blackList.findEntry(em, id) : await transactional(em, (t) => blackList.changeReason(t, id, cleaned))
+      cleaned === undefined
+        ? await blackList.findEntry(em, id)
+        : await transactional(em, (t) => blackList.changeReason(t, id, cleaned))
     if (!entry) throw new NotFoundError()
     return renderEntry(entry, tz)
   }

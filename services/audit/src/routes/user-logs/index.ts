@@ -1,6 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { ListHeadersDescription, PkParamsSchema, UserLogListQuerySchema, UserLogsOfUserQuerySchema } from '@roster/contracts'
+import {
+  ListHeadersDescription,
+  PkParamsSchema,
+  UserLogListQuerySchema,
+  UserLogsOfUserQuerySchema
+} from '@roster/contracts'
 import {
   FieldErrors,
   LIST_HEADERS,
@@ -13,7 +18,14 @@ import {
 } from '@roster/service-kit'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { renderUserLog } from '../../domain/user-logs.js'
-import { decodeCursor, encodeCursor, findUserLog, listUserLogs, type LogCursor, type LogFilter } from '../../repositories/user-logs.js'
+import {
+  decodeCursor,
+  encodeCursor,
+  findUserLog,
+  listUserLogs,
+  type LogCursor,
+  type LogFilter
+} from '../../repositories/user-logs.js'
 import { restoreOffsetSign, timeBounds } from '../time-bounds.js'
 
 const tags = ['user-logs']
@@ -24,8 +36,9 @@ const listOfLogs = { type: 'array', items: logRef, headers: LIST_HEADERS } as co
 
 const LIST_RULES =
   'Newest first (`operate_time`, then `id`, descending). Logins (0) and logouts (1) are listed; failed attempts (2) ' +
-  'only with `?operation=2`. `since` / `until` are inclusive RFC 3339 times (send `+` as `%2B`). Deep pages: `limit` / ' +
-  '`offset` as everywhere, or `?cursor=` (empty) and then the `rel="next"` link of each page, which carries an opaque ' +
+  'only with `?operation=2`. `since` / `until` are inclusive RFC 3339 times (send `+` as `%2B`). ' +
+  'Deep pages: `limit` / `offset` as everywhere, or `?cursor=` (empty) and then the `rel="next"` link of each page, ' +
+  'which carries an opaque ' +
   '`cursor` (no `prev` link then); a page by cursor costs the same at any depth.'
 
 /**
@@ -83,7 +96,13 @@ export const userLogRoutes: FastifyPluginAsyncTypebox = async function userLogRo
     },
     async function listLogs(request, reply) {
       const { user, operation } = request.query
-      const rows = await logPage(request, reply, '/api/user-logs/', { user, operation, ...timeBounds(request.query) }, request.query)
+      const rows = await logPage(
+        request,
+        reply,
+        '/api/user-logs/',
+        { user, operation, ...timeBounds(request.query) },
+        request.query
+      )
       return rows.map((row) => renderUserLog(row, tz))
     }
   )
@@ -116,8 +135,7 @@ export const userLogRoutes: FastifyPluginAsyncTypebox = async function userLogRo
       schema: {
         tags,
         summary: "one user's login and logout records (self or admin)",
-        description:
-          `${LIST_RULES} ${ListHeadersDescription} An unknown user is 404; a deleted user's history stays readable by admins.`,
+        description: `${LIST_RULES} ${ListHeadersDescription} An unknown user is 404; a deleted user's history stays readable by admins.`,
         params: PkParamsSchema,
         querystring: UserLogsOfUserQuerySchema,
         response: { 200: listOfLogs, 400: fieldErrors, 401: errorRef, 403: errorRef, 404: errorRef, 503: errorRef }
