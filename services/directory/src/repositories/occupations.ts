@@ -63,7 +63,10 @@ const LIST = `select id, name, (count(*) over ())::int as total from occupation
 
 /**
  * One page of occupations (id ascending) whose name contains `search` (case-insensitively), and how many
- * match: one prepared statement, plain rows, no entities (~PENDING).
+ * match: one prepared statement, plain rows, no entities. Raw SQL because it is the hot read: against
+ * MikroORM entities directory's CPU per `GET /api/occupations/` of 40 fell from 3.4 to 0.65 ms; prepared
+ * rather than through knex, PostgreSQL's CPU per request fell from 262 to 161 µs (`pnpm bench cpu`) and
+ * directory's by ~19% (alternated in-process runs).
  */
 export async function listOccupations(
   em: EntityManager,
