@@ -7,7 +7,7 @@ import { isEventData } from './contract.js'
  * Asks the service that owns a fact for it over internal HTTP (`baseUrl` is the owner's internal listener,
  * a `*_INTERNAL_URL`: `/internal/*` routes exist nowhere else), when a replica has not heard of it yet.
  * The answer must be what an event of `carries` carries, checked like every event a consumer receives
- * (`isEventData`). Answers the fact, or null when the owner says 404 (or none is configured). Anything else
+ * (`isEventData`) and about `id`. Answers the fact, or null when the owner says 404 (or none is configured). Anything else
  * (unreachable, too slow, an error status, an answer that is not JSON or not the contract's fact) is a 503
  * for the client, never a false "does not exist"; a refused answer is logged without its content.
  */
@@ -15,7 +15,7 @@ export async function readThrough<S extends EventSubject>(
   baseUrl: string,
   path: string,
   carries: S,
-  options: { timeoutMs: number; log: FastifyBaseLogger }
+  options: { timeoutMs: number; log: FastifyBaseLogger; id: number }
 ): Promise<EventData<S> | null> {
   if (!baseUrl) return null
   let response: Response
@@ -35,7 +35,12 @@ export async function readThrough<S extends EventSubject>(
     options.log.warn({ status: response.status, path }, 'read-through answered an error')
     throw unavailable()
   }
-  if (isEventData(carries, body)) return body
+  if (isEventData(carries, body)) {
+    // The fact asked for, not another one: `directory.group.created` names its group in `group_id`.
+    if ((body as Record<string, unknown>)[`${carries.split('.')[1]}_id`] === options.id) return body
+    refused(options.log, path, carries, 'answer is about another id')
+    throw unavailable()
+  }
   refused(options.log, path, carries, 'answer does not match the contract')
   throw unavailable()
 }

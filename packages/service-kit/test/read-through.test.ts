@@ -29,6 +29,9 @@ async function owner(t: Teardown): Promise<string> {
         return { user_id: 5, username: PHONE, is_staff: false, version: 1, actor: null }
       case 6:
         return reply.type('application/json').send(`{"user_id": 6, "username": "${PHONE}"`)
+      case 7:
+        // a valid fact, about another user
+        return FACT
       default:
         return reply.code(400).send({ detail: 'bad' })
     }
@@ -54,8 +57,8 @@ const statusOf = (p: Promise<unknown>) =>
 t.test('read-through to the owner of a fact', async (t) => {
   const base = await owner(t)
   const { log, entries } = logger(t)
-  const options = { timeoutMs: 2000, log }
-  const ask = (id: number, url = base) => readThrough(url, INTERNAL_PATHS.user(id), 'identity.user.created', options)
+  const ask = (id: number, url = base) =>
+    readThrough(url, INTERNAL_PATHS.user(id), 'identity.user.created', { timeoutMs: 2000, log, id })
 
   t.same(await ask(1), FACT, 'the fact, as the contract says it')
   t.equal(await ask(2), null, 'the owner does not know it')
@@ -68,13 +71,13 @@ t.test('read-through to the owner of a fact', async (t) => {
 t.test('an answer that is not the contract is refused like a malformed event', async (t) => {
   const base = await owner(t)
   const { log, lines, entries } = logger(t)
-  const options = { timeoutMs: 2000, log }
-  const ask = (id: number) => readThrough(base, INTERNAL_PATHS.user(id), 'identity.user.created', options)
+  const ask = (id: number) => readThrough(base, INTERNAL_PATHS.user(id), 'identity.user.created', { timeoutMs: 2000, log, id })
 
   for (const [id, reason] of [
     [4, 'answer does not match the contract'],
     [5, 'answer does not match the contract'],
-    [6, 'answer is not JSON']
+    [6, 'answer is not JSON'],
+    [7, 'answer is about another id']
   ] as const) {
     t.equal(await statusOf(ask(id)), 503, `${id}: a 503 for the client, never the bad fact or a false 404`)
     const refused = entries().filter((e) => e.msg === 'read-through answer refused' && e.path === INTERNAL_PATHS.user(id))
@@ -88,6 +91,6 @@ t.test('the contract check is the one for the fact named', async (t) => {
   const base = await owner(t)
   const { log } = logger(t)
   // a user fact is not a group fact
-  const asked = readThrough(base, INTERNAL_PATHS.user(1), 'directory.group.created', { timeoutMs: 2000, log })
+  const asked = readThrough(base, INTERNAL_PATHS.user(1), 'directory.group.created', { timeoutMs: 2000, log, id: 1 })
   t.equal(await statusOf(asked), 503)
 })

@@ -40,13 +40,10 @@ export class KnownUsers {
   private async readThrough(em: EntityManager, id: number): Promise<boolean> {
     const fact = await readThrough(this.identityUrl, INTERNAL_PATHS.user(id), 'identity.user.created', {
       timeoutMs: this.timeoutMs,
-      log: this.log
+      log: this.log,
+      id
     })
     if (fact === null) return false
-    if (fact.user_id !== id) {
-      this.log.error({ path: INTERNAL_PATHS.user(id) }, 'read-through answered another user')
-      throw new ApiError(503, 'service_unavailable', {}, 'service_unavailable')
-    }
     // The same upsert as the event's: a newer version or a tombstone already here stays.
     await applyUserFact(em, fact)
     return true

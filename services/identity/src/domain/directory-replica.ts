@@ -41,7 +41,7 @@ export class DirectoryReplica {
   async occupationExists(em: EntityManager, id: number): Promise<boolean> {
     const state = await replica.occupationState(em, id)
     if (state !== 'absent') return state === 'live'
-    const fact = await this.readThrough(INTERNAL_PATHS.occupation(id), 'directory.occupation.created')
+    const fact = await this.readThrough(INTERNAL_PATHS.occupation(id), 'directory.occupation.created', id)
     if (!fact) return false
     await replica.applyOccupation(em, fact)
     return true
@@ -50,7 +50,7 @@ export class DirectoryReplica {
   async groupExists(em: EntityManager, id: number): Promise<boolean> {
     const state = await replica.groupState(em, id)
     if (state !== 'absent') return state === 'live'
-    const fact = await this.readThrough(INTERNAL_PATHS.group(id), 'directory.group.created')
+    const fact = await this.readThrough(INTERNAL_PATHS.group(id), 'directory.group.created', id)
     if (!fact) return false
     await replica.applyGroup(em, fact)
     return true
@@ -70,7 +70,7 @@ export class DirectoryReplica {
     return (await replica.groupState(t, id, true)) === 'live'
   }
 
-  private readThrough<S extends EventSubject>(path: string, carries: S): Promise<EventData<S> | null> {
-    return readThrough(this.directoryUrl, path, carries, { timeoutMs: 2000, log: this.log })
+  private readThrough<S extends EventSubject>(path: string, carries: S, id: number): Promise<EventData<S> | null> {
+    return readThrough(this.directoryUrl, path, carries, { timeoutMs: 2000, log: this.log, id })
   }
 }
