@@ -54,6 +54,7 @@ const PUBLISH_WAIT_MS = 2000
 export class Sessions {
   /** Per answer, the bucket writes it waits for before it is sent. */
   private readonly publishing = new WeakMap<FastifyReply, Promise<void>[]>()
+  private readonly unanswered = new Set<Promise<void>>()
 
   constructor(
     private readonly app: ServiceApp,
@@ -160,18 +161,29 @@ export class Sessions {
 
   private announce(revoked: Revoked[], reply: FastifyReply | null): void {
     for (const r of revoked) this.app.revocations.remember(r.sid, r.exp)
-    if (!reply) return
-    if (!reply.sent) reply.header(REVOKED_SESSIONS_HEADER, formatRevokedSessions(revoked))
+    if (reply && !reply.sent) reply.header(REVOKED_SESSIONS_HEADER, formatRevokedSessions(revoked))
     if (!this.app.nats.connected()) return
+    const published = this.published(revoked)
+    if (!reply) {
+      this.unanswered.add(published)
+      void published.finally(() => this.unanswered.delete(published))
+      return
+    }
     const waits = this.publishing.get(reply) ?? []
-    waits.push(this.published(revoked))
+    waits.push(published)
     this.publishing.set(reply, waits)
   }
 
+  /** Waits for the bucket writes of revocations no answer carries (`reply` null: the admin command), bounded. */
+  async settled(): Promise<void> {
+    await Promise.all(this.unanswered)
+  }
+
+  /** Resolves once the bucket has these revocations or the wait is over; never rejects (the relay retries). */
   private async published(revoked: Revoked[]): Promise<void> {
     let timer: NodeJS.Timeout | undefined
     await Promise.race([
-      this.app.outbox.settled(revoked.map((r) => r.eventId)),
+      this.app.outbox.settled(revoked.map((r) => r.eventId)).catch(() => undefined),
       new Promise<void>((resolve) => (timer = setTimeout(resolve, PUBLISH_WAIT_MS)))
     ])
     clearTimeout(timer)
