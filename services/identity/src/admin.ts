@@ -55,5 +55,7 @@ async function upsertAdmin(
     await app.outbox.emit(t, 'identity.user.updated', await users.nextFact(t, user.id, null))
     return user.id
   })
+  // Every process refuses the ended sessions once the bucket has them: wait for it (bounded), as an answer does.
+  await app.identity.sessions.settled()
   return { id, created: existing === null }
 }

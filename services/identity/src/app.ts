@@ -19,7 +19,10 @@ import { ensureAdmin } from './admin.js'
 import { identityConstraints } from './domain/constraints.js'
 import './context.js'
 
-export async function buildApp(config: IdentityConfig, options: { logger?: FastifyServerOptions['logger'] } = {}): Promise<ServiceApp> {
+export async function buildApp(
+  config: IdentityConfig,
+  options: { logger?: FastifyServerOptions['logger'] } = {}
+): Promise<ServiceApp> {
   const { key, ephemeral } = loadSigningKey(config.ROSTER_JWT_PRIVATE_KEY, config.ROSTER_JWT_PRIVATE_KEY_FILE)
   const previous = loadPreviousKeys(config.ROSTER_JWT_PREVIOUS_KEY_FILES)
   const verifying = [key, ...previous]
@@ -42,12 +45,20 @@ export async function buildApp(config: IdentityConfig, options: { logger?: Fasti
       directoryConsumer(
         () => replica!,
         async (em: EntityManager, groupId, userIds) => {
-          for (const userId of userIds) await app.outbox.emit(em, 'identity.membership.removed', { group_id: groupId, user_id: userId, actor: null })
+          for (const userId of userIds)
+            await app.outbox.emit(em, 'identity.membership.removed', {
+              group_id: groupId,
+              user_id: userId,
+              actor: null
+            })
         }
       )
     ],
     async setup(app) {
-      if (ephemeral) app.log.warn('no ROSTER_JWT_PRIVATE_KEY(_FILE): using a key made for this process only; replicas must share one')
+      if (ephemeral)
+        app.log.warn(
+          'no ROSTER_JWT_PRIVATE_KEY(_FILE): using a key made for this process only; replicas must share one'
+        )
       replica = new DirectoryReplica(config.DIRECTORY_INTERNAL_URL, app.log)
       const lifetimes = {
         accessLifetime: config.ROSTER_ACCESS_TOKEN_LIFETIME,
@@ -70,7 +81,13 @@ export async function buildApp(config: IdentityConfig, options: { logger?: Fasti
       app.addHook('onSend', app.identity.sessions.beforeSend)
       app.outbox.onKind('revocation', (row) => app.revocations.publish(row.subject, Number(row.payload.exp)))
       if (config.ROSTER_ADMIN_USERNAME && config.ROSTER_ADMIN_PASSWORD) {
-        const admin = await ensureAdmin(app, app.orm.em.fork(), app.identity.passwords, config.ROSTER_ADMIN_USERNAME, config.ROSTER_ADMIN_PASSWORD)
+        const admin = await ensureAdmin(
+          app,
+          app.orm.em.fork(),
+          app.identity.passwords,
+          config.ROSTER_ADMIN_USERNAME,
+          config.ROSTER_ADMIN_PASSWORD
+        )
         app.log.info({ username: config.ROSTER_ADMIN_USERNAME, created: admin.created }, 'admin account ready')
       }
     },

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { REVOKED_SESSIONS_BUCKET } from '@roster/contracts'
-import { REVOKED_SESSIONS_HEADER, type ServiceApp } from '@roster/service-kit'
+import { REVOKED_SESSIONS_HEADER, transactional, type ServiceApp } from '@roster/service-kit'
 import { build, ADMIN, login, bearer, register } from './helper.js'
 
 const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString())
@@ -184,6 +184,26 @@ t.test('the ending is visible before the answer: header for the gateway, revocat
   const named = String(off.headers[REVOKED_SESSIONS_HEADER]).split(';').map((entry) => entry.split(',')[0])
   t.same(new Set(named), new Set([claimsOf(a.access).sid, claimsOf(b.access).sid]))
   for (const s of named) t.ok(await kv.get(s), 'in the bucket before the answer')
+})
+
+t.test('a revocation is announced once its transaction commits, never when it rolls back', async (t) => {
+  const app = await build(t)
+  const user = await register(app)
+  const tokens = await login(app, user.username, 'password1')
+  const sid = claimsOf(tokens.access).sid
+  const read = () => app.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })
+
+  const rolledBack = transactional(app.orm.em.fork(), async (em) => {
+    await app.identity.sessions.revoke(em, { userId: user.id }, null)
+    throw new Error('rolled back after the revocation')
+  })
+  await t.rejects(rolledBack, { message: 'rolled back after the revocation' })
+  t.notOk(app.revocations.isRevoked(sid), 'a rolled-back revocation is not remembered')
+  t.equal((await read()).statusCode, 200, 'the session still works')
+
+  await transactional(app.orm.em.fork(), (em) => app.identity.sessions.revoke(em, { userId: user.id }, null))
+  t.ok(app.revocations.isRevoked(sid), 'remembered once committed, before the caller goes on')
+  t.equal((await read()).statusCode, 401)
 })
 
 t.test('30 parallel failed logins from one address: at most the per-address limit reach bcrypt', async (t) => {

@@ -54,6 +54,7 @@ const PUBLISH_WAIT_MS = 2000
 export class Sessions {
   /** Per answer, the bucket writes it waits for before it is sent. */
   private readonly publishing = new WeakMap<FastifyReply, Promise<void>[]>()
+  private readonly unanswered = new Set<Promise<void>>()
 
   constructor(
     private readonly app: ServiceApp,
@@ -65,7 +66,11 @@ export class Sessions {
    * Starts a session inside the caller's transaction (the login's, so a login is one transaction): the
    * session row, the last-login time and the login event.
    */
-  async open(em: EntityManager, user: { id: number; username: string; isStaff: boolean }, client: Client): Promise<TokenPair> {
+  async open(
+    em: EntityManager,
+    user: { id: number; username: string; isStaff: boolean },
+    client: Client
+  ): Promise<TokenPair> {
     const sid = randomUUID()
     const refresh = this.tokens.issue('refresh', user.id, sid)
     const access = this.tokens.issue('access', user.id, sid, { is_staff: user.isStaff })
@@ -89,7 +94,11 @@ export class Sessions {
   }
 
   /** A new access token (and, rotating, a new refresh token) for a valid refresh token; `reply` as for `revoke`. */
-  async refresh(em: EntityManager, token: string, reply: FastifyReply | null): Promise<{ access: string; refresh?: string }> {
+  async refresh(
+    em: EntityManager,
+    token: string,
+    reply: FastifyReply | null
+  ): Promise<{ access: string; refresh?: string }> {
     const claims = this.tokens.verifyRefresh(token)
     if (!claims || this.app.revocations.isRevoked(claims.sid)) throw new TokenInvalidError('refresh_not_valid')
     const outcome = await transactional(em, async (t) => {
@@ -97,7 +106,8 @@ export class Sessions {
       const user = await users.lock(t, claims.user_id, 'share')
       if (!user || !user.isActive) return null
       const session = await sessions.find(t, claims.sid)
-      if (!session || session.revokedAt || session.user !== claims.user_id || session.expiresAt < new Date()) return null
+      if (!session || session.revokedAt || session.user !== claims.user_id || session.expiresAt < new Date())
+        return null
       if (this.rotateRefresh && session.refreshJti !== claims.jti) {
         // A refresh token that was already exchanged is being reused: the session is compromised.
         await this.revoke(t, { userId: user.id, only: session.id }, reply)
@@ -106,7 +116,10 @@ export class Sessions {
       const access = this.tokens.issue('access', user.id, session.id, { is_staff: user.isStaff })
       if (!this.rotateRefresh) return { access: access.token }
       const refresh = this.tokens.issue('refresh', user.id, session.id)
-      const rotated = await sessions.rotate(t, session.id, claims.jti, { jti: refresh.jti, expiresAt: new Date(refresh.exp * 1000) })
+      const rotated = await sessions.rotate(t, session.id, claims.jti, {
+        jti: refresh.jti,
+        expiresAt: new Date(refresh.exp * 1000)
+      })
       return rotated ? { access: access.token, refresh: refresh.token } : null
     })
     if (!outcome) throw new TokenInvalidError('refresh_not_valid')
@@ -134,7 +147,11 @@ export class Sessions {
    * once, named to the gateway carrying `reply` (null: no answer carries it), and written to the bucket for
    * every other process, which `reply` waits for (bounded).
    */
-  async revoke(em: EntityManager, target: { userId: number; except?: string; only?: string }, reply: FastifyReply | null): Promise<void> {
+  async revoke(
+    em: EntityManager,
+    target: { userId: number; except?: string; only?: string },
+    reply: FastifyReply | null
+  ): Promise<void> {
     const revoked: Revoked[] = []
     for (const { id, exp } of await sessions.revoke(em, target)) {
       revoked.push({ sid: id, exp, eventId: await this.app.outbox.enqueue(em, 'revocation', id, { exp }) })
@@ -144,18 +161,29 @@ export class Sessions {
 
   private announce(revoked: Revoked[], reply: FastifyReply | null): void {
     for (const r of revoked) this.app.revocations.remember(r.sid, r.exp)
-    if (!reply) return
-    if (!reply.sent) reply.header(REVOKED_SESSIONS_HEADER, formatRevokedSessions(revoked))
+    if (reply && !reply.sent) reply.header(REVOKED_SESSIONS_HEADER, formatRevokedSessions(revoked))
     if (!this.app.nats.connected()) return
+    const published = this.published(revoked)
+    if (!reply) {
+      this.unanswered.add(published)
+      void published.finally(() => this.unanswered.delete(published))
+      return
+    }
     const waits = this.publishing.get(reply) ?? []
-    waits.push(this.published(revoked))
+    waits.push(published)
     this.publishing.set(reply, waits)
   }
 
+  /** Waits for the bucket writes of revocations no answer carries (`reply` null: the admin command), bounded. */
+  async settled(): Promise<void> {
+    await Promise.all(this.unanswered)
+  }
+
+  /** Resolves once the bucket has these revocations or the wait is over; never rejects (the relay retries). */
   private async published(revoked: Revoked[]): Promise<void> {
     let timer: NodeJS.Timeout | undefined
     await Promise.race([
-      this.app.outbox.settled(revoked.map((r) => r.eventId)),
+      this.app.outbox.settled(revoked.map((r) => r.eventId)).catch(() => undefined),
       new Promise<void>((resolve) => (timer = setTimeout(resolve, PUBLISH_WAIT_MS)))
     ])
     clearTimeout(timer)
@@ -165,7 +193,12 @@ export class Sessions {
    * An `onSend` hook: an answer that ended sessions leaves once the bucket has them (or the wait is over), so
    * a client that has it finds them refused by every process.
    */
-  readonly beforeSend = (_request: unknown, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) => {
+  readonly beforeSend = (
+    _request: unknown,
+    reply: FastifyReply,
+    payload: unknown,
+    done: (err: null, payload: unknown) => void
+  ) => {
     const waits = this.publishing.get(reply)
     if (!waits) return done(null, payload)
     this.publishing.delete(reply)

@@ -37,7 +37,10 @@ export const UserEntity = new EntitySchema<UserRow>({
     version: { type: 'integer', default: 1 }
   },
   indexes: [
-    { name: 'app_user_email_uq', expression: `create unique index app_user_email_uq on app_user (lower(email)) where email <> ''` },
+    {
+      name: 'app_user_email_uq',
+      expression: `create unique index app_user_email_uq on app_user (lower(email)) where email <> ''`
+    },
     {
       name: 'app_user_username_trgm',
       expression: 'create index app_user_username_trgm on app_user using gin (username public.gin_trgm_ops)'
@@ -178,7 +181,10 @@ export const SessionEntity = new EntitySchema<SessionRow>({
     userAgent: { type: 'text', default: '' }
   },
   indexes: [
-    { name: 'session_user_idx', expression: 'create index session_user_idx on session (user_id) where revoked_at is null' }
+    {
+      name: 'session_user_idx',
+      expression: 'create index session_user_idx on session (user_id) where revoked_at is null'
+    }
   ]
 })
 

@@ -19,7 +19,8 @@ export type GroupFact = EventData<'directory.group.created'>
 /** What the replica knows of a row: absent, live, or deleted. */
 export type ReplicaState = 'absent' | 'live' | 'deleted'
 
-const stateOf = (row: { deleted: boolean } | null): ReplicaState => (row ? (row.deleted ? 'deleted' : 'live') : 'absent')
+const stateOf = (row: { deleted: boolean } | null): ReplicaState =>
+  row ? (row.deleted ? 'deleted' : 'live') : 'absent'
 
 export async function applyOccupation(em: EntityManager, fact: OccupationFact): Promise<void> {
   await sql(
@@ -32,7 +33,10 @@ export async function applyOccupation(em: EntityManager, fact: OccupationFact): 
 }
 
 /** Whether this deletion was news (the tombstone written now). */
-export async function tombstoneOccupation(em: EntityManager, fact: { occupation_id: number; version: number }): Promise<boolean> {
+export async function tombstoneOccupation(
+  em: EntityManager,
+  fact: { occupation_id: number; version: number }
+): Promise<boolean> {
   const rows = await sql(
     em,
     `insert into occupation_replica (id, name, version, deleted) values (?, '', ?, true)
@@ -72,13 +76,17 @@ export async function tombstoneGroup(em: EntityManager, fact: { group_id: number
  */
 export async function occupationState(em: EntityManager, id: number, lock = false): Promise<ReplicaState> {
   const lockMode = lock ? LockMode.PESSIMISTIC_READ : undefined
-  return stateOf(await em.findOne(OccupationReplicaEntity, { id }, { fields: ['deleted'], lockMode, disableIdentityMap: true }))
+  return stateOf(
+    await em.findOne(OccupationReplicaEntity, { id }, { fields: ['deleted'], lockMode, disableIdentityMap: true })
+  )
 }
 
 /** The group's state; `lock` as for `occupationState`. */
 export async function groupState(em: EntityManager, id: number, lock = false): Promise<ReplicaState> {
   const lockMode = lock ? LockMode.PESSIMISTIC_READ : undefined
-  return stateOf(await em.findOne(GroupReplicaEntity, { id }, { fields: ['deleted'], lockMode, disableIdentityMap: true }))
+  return stateOf(
+    await em.findOne(GroupReplicaEntity, { id }, { fields: ['deleted'], lockMode, disableIdentityMap: true })
+  )
 }
 
 /** One page of these groups (live ones), id ascending, flattened as `GET /api/users/{pk}/groups/` shows them. */
@@ -86,12 +94,18 @@ export async function groupsPage(
   em: EntityManager,
   ids: number[],
   page: Page
-): Promise<{ rows: { id: number; name: string; location: string | null; contact_phone: string | null }[]; total: number }> {
+): Promise<{
+  rows: { id: number; name: string; location: string | null; contact_phone: string | null }[]
+  total: number
+}> {
   if (ids.length === 0) return { rows: [], total: 0 }
   const [groups, total] = await em.findAndCount(
     GroupReplicaEntity,
     { id: { $in: ids }, deleted: false },
     { orderBy: { id: 'asc' }, limit: page.limit, offset: page.offset, disableIdentityMap: true }
   )
-  return { rows: groups.map((g) => ({ id: g.id, name: g.name, location: g.location, contact_phone: g.contactPhone })), total }
+  return {
+    rows: groups.map((g) => ({ id: g.id, name: g.name, location: g.location, contact_phone: g.contactPhone })),
+    total
+  }
 }

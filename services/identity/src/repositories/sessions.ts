@@ -19,8 +19,17 @@ export async function find(em: EntityManager, id: string): Promise<SessionRow | 
  * Rotation: the session's refresh token `from` becomes `to`, if it is still the session's and the session is
  * not revoked. Whether it was.
  */
-export async function rotate(em: EntityManager, id: string, from: string, to: { jti: string; expiresAt: Date }): Promise<boolean> {
-  const updated = await em.nativeUpdate(SessionEntity, { id, refreshJti: from, revokedAt: null }, { refreshJti: to.jti, expiresAt: to.expiresAt })
+export async function rotate(
+  em: EntityManager,
+  id: string,
+  from: string,
+  to: { jti: string; expiresAt: Date }
+): Promise<boolean> {
+  const updated = await em.nativeUpdate(
+    SessionEntity,
+    { id, refreshJti: from, revokedAt: null },
+    { refreshJti: to.jti, expiresAt: to.expiresAt }
+  )
   return updated > 0
 }
 

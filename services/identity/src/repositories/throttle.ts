@@ -30,7 +30,8 @@ class Refused extends Error {
 }
 
 /**
- * Failed-login counters in PostgreSQL (`login_throttle`; the only module that touches the table), shared by every replica, per username and per client address.
+ * Failed-login counters in PostgreSQL (`login_throttle`; the only module that touches the table), shared by
+ * every replica, per username and per client address.
  *
  * An attempt is admitted before its password is checked by *reserving* it: one atomic conditional upsert
  * per key raises `pending` only while `failures + pending < max`, and all keys of an attempt are reserved
@@ -58,7 +59,8 @@ export class LoginThrottle {
              on conflict (key) do update set
                failures = case when t.window_start < now() - make_interval(secs => ?) then 0 else t.failures end,
                pending = case when t.window_start < now() - make_interval(secs => ?) then 1 else t.pending + 1 end,
-               window_start = case when t.window_start < now() - make_interval(secs => ?) then now() else t.window_start end
+               window_start = case when t.window_start < now() - make_interval(secs => ?) then now()
+                 else t.window_start end
              where t.window_start < now() - make_interval(secs => ?) or t.failures + t.pending < ?
              returning 1`,
             [k.key, k.windowSeconds, k.windowSeconds, k.windowSeconds, k.windowSeconds, k.max]
@@ -66,12 +68,15 @@ export class LoginThrottle {
           if (rows.length === 1) continue
           const [state] = await sql<{ failures: number; retry_after: number }>(
             t,
-            `select failures, extract(epoch from (window_start + make_interval(secs => ?) - now()))::float as retry_after
+            `select failures,
+               extract(epoch from (window_start + make_interval(secs => ?) - now()))::float as retry_after
              from login_throttle where key = ?`,
             [k.windowSeconds, k.key]
           )
           throw new Refused(
-            state && state.failures >= k.max ? { kind: 'locked', retryAfter: Math.max(1, Math.ceil(state.retry_after)) } : { kind: 'busy' }
+            state && state.failures >= k.max
+              ? { kind: 'locked', retryAfter: Math.max(1, Math.ceil(state.retry_after)) }
+              : { kind: 'busy' }
           )
         }
       })
@@ -86,7 +91,12 @@ export class LoginThrottle {
    * Ends a reservation: `failure` counts it, `success` drops it and clears the failures of `clearKey`
    * (the username), `none` (the check never ran) only drops it.
    */
-  async settle(em: EntityManager, reservation: Reservation, outcome: 'failure' | 'success' | 'none', clearKey?: string): Promise<void> {
+  async settle(
+    em: EntityManager,
+    reservation: Reservation,
+    outcome: 'failure' | 'success' | 'none',
+    clearKey?: string
+  ): Promise<void> {
     // One statement per key, in the order `reserve` locks them: a statement over several rows would lock
     // them in whatever order it scans them, and could deadlock with a reservation.
     for (const { key } of reservation.keys) {
@@ -104,7 +114,11 @@ export class LoginThrottle {
 
   /** Failures and attempts in flight of a key now (tests, diagnostics). */
   async state(em: EntityManager, key: string): Promise<{ failures: number; pending: number } | null> {
-    const row = await em.findOne(LoginThrottleEntity, { key }, { fields: ['failures', 'pending'], disableIdentityMap: true })
+    const row = await em.findOne(
+      LoginThrottleEntity,
+      { key },
+      { fields: ['failures', 'pending'], disableIdentityMap: true }
+    )
     return row ? { failures: row.failures, pending: row.pending } : null
   }
 }

@@ -54,7 +54,7 @@ export function renderUser(user: UserPart, profile: ProfilePart | null | undefin
   }
 }
 
-/** The optional profile columns, as a new profile (or one replaced by `PUT`) has them when the input leaves them out. */
+/** The optional profile columns as a new profile (or one replaced by `PUT`) has them when the input omits them. */
 const PROFILE_DEFAULTS = { phone: '', address: '', occupation: null } satisfies Partial<ProfileRow>
 
 /**
@@ -82,7 +82,10 @@ export function profileFields(
 }
 
 /** The fact `identity.user.created` / `updated` carry, and the internal read-through answers. */
-export function userFact(user: Pick<UserRow, 'id' | 'username' | 'isStaff' | 'isActive' | 'version'>, actor: number | null): UserFact {
+export function userFact(
+  user: Pick<UserRow, 'id' | 'username' | 'isStaff' | 'isActive' | 'version'>,
+  actor: number | null
+): UserFact {
   return {
     user_id: user.id,
     username: user.username,
@@ -293,7 +296,10 @@ export async function taken(
 }
 
 /** The account a login names: its id and password hash (null when no user has the key). */
-export async function findForLogin(em: EntityManager, usernameKey: string): Promise<{ id: number; password: string } | null> {
+export async function findForLogin(
+  em: EntityManager,
+  usernameKey: string
+): Promise<{ id: number; password: string } | null> {
   return em.findOne(UserEntity, { usernameKey }, { fields: ['id', 'password'], disableIdentityMap: true })
 }
 
@@ -322,12 +328,16 @@ export async function exists(em: EntityManager, id: number): Promise<boolean> {
  * The user's row, locked until the end of the caller's transaction (`update`: login and every change of the
  * user; `share`: refresh), re-read from the database; null when the user does not exist (any more).
  */
-export async function lock(em: EntityManager, id: number, mode: 'update' | 'share' = 'update'): Promise<UserRow | null> {
+export async function lock(
+  em: EntityManager,
+  id: number,
+  mode: 'update' | 'share' = 'update'
+): Promise<UserRow | null> {
   const lockMode = mode === 'share' ? LockMode.PESSIMISTIC_READ : LockMode.PESSIMISTIC_WRITE
   return em.findOne(UserEntity, { id }, { lockMode, refresh: true })
 }
 
-/** Locks these users against deletion (`for key share`) while rows referring to them are written; answers those found. */
+/** Locks these users against deletion (`for key share`) while rows referring to them are written; those found. */
 export function lockAgainstDeletion(em: EntityManager, ids: number[]): Promise<Set<number>> {
   return lockRows(em, 'app_user', ids, 'key share')
 }
@@ -354,7 +364,13 @@ export async function create(
   profile: ProfileInput | null | undefined,
   creator: number | null
 ): Promise<{ user: UserRow; profile: ProfileRow | null; fact: UserFact }> {
-  const user = em.create(UserEntity, { ...account, isActive: true, dateJoined: new Date(), lastLogin: null, version: 1 })
+  const user = em.create(UserEntity, {
+    ...account,
+    isActive: true,
+    dateJoined: new Date(),
+    lastLogin: null,
+    version: 1
+  })
   await em.flush()
   const created = profile ? addProfile(em, profile, { user: user.id, creator: creator ?? user.id }) : null
   if (created) await em.flush()

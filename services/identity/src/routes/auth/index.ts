@@ -2,7 +2,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { JwksSchema, LoginBodySchema, RefreshBodySchema, RefreshResponseSchema, TokenPairSchema } from '@roster/contracts'
+import {
+  JwksSchema,
+  LoginBodySchema,
+  RefreshBodySchema,
+  RefreshResponseSchema,
+  TokenPairSchema
+} from '@roster/contracts'
 import { ApiError, ThrottledError, message, transactional } from '@roster/service-kit'
 import { LoginThrottle } from '../../repositories/throttle.js'
 import * as users from '../../repositories/users.js'
@@ -41,7 +47,11 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
       const em = request.em
       // Login compares usernames as uniqueness does (NFKC + case folding): `ADMIN` and `ａｄｍｉｎ` are `admin`.
       const userKey = `user:${identifierKey(username)}`
-      const failed = (tem: EntityManager, userId: number | null, reason: 'bad_credentials' | 'inactive' | 'locked_out') =>
+      const failed = (
+        tem: EntityManager,
+        userId: number | null,
+        reason: 'bad_credentials' | 'inactive' | 'locked_out'
+      ) =>
         app.outbox.emit(tem, 'identity.session.login_failed', {
           user_id: userId,
           username: username.slice(0, 150),
@@ -78,7 +88,8 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
         const outcome = await transactional(em, async (t) => {
           const user = valid && row ? await users.lock(t, row.id) : null
           // A password changed (or a user deleted) since the check makes the check worthless.
-          const reason = !user || user.password !== row!.password ? 'bad_credentials' : !user.isActive ? 'inactive' : null
+          const reason =
+            !user || user.password !== row!.password ? 'bad_credentials' : !user.isActive ? 'inactive' : null
           // The counters last: their rows are shared by every attempt from the address, so they are
           // held locked only for the end of the transaction.
           if (reason) {
@@ -95,7 +106,10 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
         return outcome
       } finally {
         // Not checked (bcrypt busy, the database failing): the attempt counts for nothing.
-        if (!settled) await throttle.settle(em, reservation, 'none').catch((error) => request.log.warn({ err: error }, 'could not release a login reservation'))
+        if (!settled)
+          await throttle
+            .settle(em, reservation, 'none')
+            .catch((error) => request.log.warn({ err: error }, 'could not release a login reservation'))
       }
     }
   )
@@ -107,7 +121,8 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
       schema: {
         tags,
         summary: 'exchange a refresh token for a new access token',
-        description: 'With ROSTER_ROTATE_REFRESH=true the answer carries a new refresh token too and the old one is revoked.',
+        description:
+          'With ROSTER_ROTATE_REFRESH=true the answer carries a new refresh token too and the old one is revoked.',
         security: [],
         body: RefreshBodySchema,
         response: { 200: RefreshResponseSchema, 400: fieldErrors, 401: errorRef }

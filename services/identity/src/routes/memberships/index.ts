@@ -22,9 +22,12 @@ const errorRef = Type.Ref('Detail')
 const fieldErrors = Type.Ref('FieldErrors')
 const userList = { type: 'array', items: Type.Ref('User'), headers: LIST_HEADERS }
 
-const MembersBodySchema = Type.Object({
-  users: Type.Array(IdSchema, { minItems: 1, maxItems: 1000, description: 'ids of the users to add' })
-}, { title: 'GroupMembersAdd', examples: [{ users: [1, 2] }] })
+const MembersBodySchema = Type.Object(
+  {
+    users: Type.Array(IdSchema, { minItems: 1, maxItems: 1000, description: 'ids of the users to add' })
+  },
+  { title: 'GroupMembersAdd', examples: [{ users: [1, 2] }] }
+)
 const MemberParamsSchema = Type.Object({
   pk: PkParamsSchema.properties.pk,
   user_pk: Type.String({ pattern: '^[0-9]{1,10}$' })
@@ -93,7 +96,11 @@ export const membershipRoutes: FastifyPluginAsyncTypebox = async function member
         for (const userId of wanted) if (!known.has(userId)) errors.add('users', 'does_not_exist', { input: userId })
         errors.throwIfAny()
         for (const userId of await memberships.add(t, id, wanted)) {
-          await app.outbox.emit(t, 'identity.membership.added', { group_id: id, user_id: userId, actor: request.caller!.userId })
+          await app.outbox.emit(t, 'identity.membership.added', {
+            group_id: id,
+            user_id: userId,
+            actor: request.caller!.userId
+          })
         }
       })
       const page = pageOf({})
@@ -118,7 +125,11 @@ export const membershipRoutes: FastifyPluginAsyncTypebox = async function member
       const { em } = request
       const removed = await transactional(em, async (t) => {
         if (!(await memberships.remove(t, groupId, userId))) return false
-        await app.outbox.emit(t, 'identity.membership.removed', { group_id: groupId, user_id: userId, actor: request.caller!.userId })
+        await app.outbox.emit(t, 'identity.membership.removed', {
+          group_id: groupId,
+          user_id: userId,
+          actor: request.caller!.userId
+        })
         return true
       })
       if (!removed) throw new NotFoundError()

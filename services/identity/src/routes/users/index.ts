@@ -38,10 +38,15 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
   const { config, passwords, sessions, replica } = app.identity
   const tz = config.ROSTER_TIME_ZONE
 
-  async function checkOccupation(em: EntityManager, errors: FieldErrors, profile: ProfileInput | ProfilePatch | null | undefined) {
+  async function checkOccupation(
+    em: EntityManager,
+    errors: FieldErrors,
+    profile: ProfileInput | ProfilePatch | null | undefined
+  ) {
     const occupation = profile?.occupation
     if (occupation === undefined || occupation === null) return
-    if (!(await replica.occupationExists(em, occupation))) errors.add(['profile', 'occupation'], 'does_not_exist', { input: occupation })
+    if (!(await replica.occupationExists(em, occupation)))
+      errors.add(['profile', 'occupation'], 'does_not_exist', { input: occupation })
   }
 
   /**
@@ -110,7 +115,12 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
           'pinyin initials (`zs` for 张三) and phone, each field on its own. `cursor` (empty to start) pages by key, ' +
           'as fast at any depth: `Link` then carries cursors instead of offsets.',
         querystring: UserListQuerySchema,
-        response: { 200: { type: 'array', items: userRef, headers: LIST_HEADERS }, 400: fieldErrors, 401: errorRef, 403: errorRef }
+        response: {
+          200: { type: 'array', items: userRef, headers: LIST_HEADERS },
+          400: fieldErrors,
+          401: errorRef,
+          403: errorRef
+        }
       }
     },
     async function listUsers(request, reply) {
@@ -138,7 +148,11 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     }
   )
 
-  async function update(request: FastifyRequest<{ Params: { pk: string }; Body: UserPatchBody }>, reply: FastifyReply, replace: boolean) {
+  async function update(
+    request: FastifyRequest<{ Params: { pk: string }; Body: UserPatchBody }>,
+    reply: FastifyReply,
+    replace: boolean
+  ) {
     const id = parsePk(request.params.pk)
     const caller = assertSelfOrAdmin(request, id)
     const { em, body } = request
@@ -155,13 +169,15 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     if (body.password !== undefined && !(await passwords.verify(body.password, checked.password))) {
       if (caller.userId === id) {
         if (body.old_password === undefined) errors.add('old_password', 'required')
-        else if (!(await passwords.verify(body.old_password, checked.password))) errors.add('old_password', 'old_password_wrong')
+        else if (!(await passwords.verify(body.old_password, checked.password)))
+          errors.add('old_password', 'old_password_wrong')
       }
       if (!errors.has('old_password')) newHash = await passwords.hash(body.password)
     }
     const profileInput = body.profile ?? undefined
     if (profileInput && !checked.hasProfile && !replace) {
-      for (const field of PROFILE_REQUIRED) if (profileInput[field] === undefined) errors.add(['profile', field], 'required')
+      for (const field of PROFILE_REQUIRED)
+        if (profileInput[field] === undefined) errors.add(['profile', field], 'required')
     }
     await checkOccupation(em, errors, profileInput)
     errors.throwIfAny()
@@ -195,7 +211,8 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
       // What ends sessions: deactivation, a change of is_staff either way (tokens carry it), a new
       // password (all but the caller's own session when users change their own).
       if ((activeChange && !user.isActive) || staffChange) await sessions.revoke(t, { userId: id }, reply)
-      else if (newHash) await sessions.revoke(t, { userId: id, except: caller.userId === id ? caller.sid : undefined }, reply)
+      else if (newHash)
+        await sessions.revoke(t, { userId: id, except: caller.userId === id ? caller.sid : undefined }, reply)
       await app.outbox.emit(t, 'identity.user.updated', await users.nextFact(t, id, caller.userId))
     })
     const [rendered] = await users.loadUsers(em.fork(), [id], tz)
@@ -257,7 +274,11 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
         if (!user) throw new NotFoundError()
         await sessions.revoke(t, { userId: id }, reply)
         await users.remove(t, id)
-        await app.outbox.emit(t, 'identity.user.deleted', { user_id: id, username: user.username, actor: caller.userId })
+        await app.outbox.emit(t, 'identity.user.deleted', {
+          user_id: id,
+          username: user.username,
+          actor: caller.userId
+        })
       })
       return { detail: message('deleted', request.lang) }
     }
