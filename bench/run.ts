@@ -440,8 +440,10 @@ async function main() {
     if (wanted.has('list')) {
       // The users half (seeding, the default page, deep pages, each filter, search): bench/list-users.ts.
       const passwordHash = await bcrypt.hash('password1', COST)
-      results.push(...(await listUsers({ db, schema: iso.schema('identity'), gateway, adminAuth, users: USERS, seconds: SECONDS, passwordHash,
-        roots: () => ({ identity: system.pid('identity')!, gateway: system.pid('gateway')! }) })))
+      const roots = () => ({ identity: system.pid('identity')!, gateway: system.pid('gateway')! })
+      const schema = iso.schema('identity')
+      const users = { db, schema, gateway, adminAuth, users: USERS, seconds: SECONDS, passwordHash, roots }
+      results.push(...(await listUsers(users)))
       const auditSchema = iso.schema('audit')
       const logsStarted = Date.now()
       await db.query(`set search_path = "${auditSchema}", public`)

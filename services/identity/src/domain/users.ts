@@ -2,7 +2,15 @@ import { createHash } from 'node:crypto'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import type { User, ProfileInput, ProfilePatch, UserListQuery } from '@roster/contracts'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { FieldErrors, formatTime, likePattern, listUrl, preparedQuery, setPageHeaders, type Page } from '@roster/service-kit'
+import {
+  FieldErrors,
+  formatTime,
+  likePattern,
+  listUrl,
+  preparedQuery,
+  setPageHeaders,
+  type Page
+} from '@roster/service-kit'
 import type { ProfileRow, UserRow } from '../entities/index.js'
 import { nameInitials, namePinyin } from './pinyin.js'
 
@@ -154,7 +162,9 @@ export function decodeCursor(text: string): UserCursor {
   const id = match ? Number(match[2]) : NaN
   const cursor: UserCursor = match?.[1] === 'b' ? { before: id } : { after: id }
   // Compared with what encodeCursor makes of it: the check, and no other spelling of one position.
-  if (!match || id > 2147483647 || encodeCursor(cursor) !== text) new FieldErrors().add('cursor', 'invalid').throwIfAny()
+  if (!match || id > 2147483647 || encodeCursor(cursor) !== text) {
+    new FieldErrors().add('cursor', 'invalid').throwIfAny()
+  }
   return cursor
 }
 
@@ -195,7 +205,8 @@ export async function searchUserIds(
   page: Page
 ): Promise<{ ids: number[]; total: number; more?: boolean }> {
   const cursor = filter.cursor === undefined ? undefined : decodeCursor(filter.cursor)
-  const bound = cursor && (cursor.before !== undefined ? { op: '<', id: cursor.before } : { op: '>', id: cursor.after ?? 0 })
+  const bound =
+    cursor && (cursor.before !== undefined ? { op: '<', id: cursor.before } : { op: '>', id: cursor.after ?? 0 })
   const order = cursor?.before !== undefined ? 'u.id desc' : 'u.id'
   // With a cursor one row more than the page tells whether another page follows in that direction.
   const limit = cursor ? page.limit + 1 : page.limit
@@ -337,7 +348,8 @@ export async function usersPage(
   page: Page,
   timeZone: string
 ): Promise<User[]> {
-  // A cursor says where the page starts, so an offset beside it is a contradiction (the parsed query has a default offset).
+  // A cursor says where the page starts, so an offset beside it is a contradiction (looked for in the URL:
+  // the parsed query has a default offset).
   if (filter.cursor !== undefined && new URLSearchParams(request.url.split('?')[1] ?? '').has('offset')) {
     new FieldErrors().add('cursor', 'invalid').throwIfAny()
   }
@@ -361,14 +373,16 @@ function setCursorHeaders(
   more: boolean
 ): void {
   reply.header('x-total-count', String(total))
-  const link = (at: UserCursor, rel: string) => `<${listUrl(request, { cursor: encodeCursor(at), offset: null })}>; rel="${rel}"`
+  const link = (at: UserCursor, rel: string) =>
+    `<${listUrl(request, { cursor: encodeCursor(at), offset: null })}>; rel="${rel}"`
   const backward = cursor.before !== undefined
   const first = ids[0]
   const last = ids[ids.length - 1]
   const links: string[] = []
   const hasNext = backward ? true : more
   const hasPrev = backward ? more : (cursor.after ?? 0) > 0
-  // An empty page links to where it stands: before id X, the next page is after X - 1; after X, the previous before X + 1.
+  // An empty page links to where it stands: before id X, the next page is after X - 1; after X, the previous
+  // one is before X + 1.
   if (hasNext) links.push(link({ after: last ?? Math.max(0, (cursor.before ?? 1) - 1) }, 'next'))
   if (hasPrev) links.push(link({ before: first ?? Math.min(2147483647, (cursor.after ?? 0) + 1) }, 'prev'))
   if (links.length > 0) reply.header('link', links.join(', '))
