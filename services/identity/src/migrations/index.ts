@@ -147,7 +147,8 @@ export class Migration20261130000200 extends Migration {
  * field for three characters and more, and for one or two (`zs`, `张三`, which have no trigram) an index
  * of every 1- and 2-character piece of each field, tagged with the field (`user_search_grams`). Filters
  * read indexes ordered by user id, so a page walks them in the list's order. The count of a list with one
- * filter is kept, like `app_user_total`, by statement triggers in `user_list_count`.
+ * filter is kept, like `app_user_total`, by statement triggers in `user_list_count`. Applied to an existing
+ * million users it builds seven indexes: about 10 minutes on 2 loaded shared cores.
  */
 export class Migration20261201000100 extends Migration {
   override async up(): Promise<void> {
