@@ -73,7 +73,8 @@ export async function seedUsers(db: pg.Client, schema: string, count: number, pa
   await db.query(
     `create temporary table bench_seed as
      select g, 'bench' || g || '_' || s.py || a.py as username, s.hz || a.hz || coalesce(b.hz, '') as name,
-            s.py || a.py || coalesce(b.py, '') as pinyin, s.ini || left(a.py, 1) || coalesce(left(b.py, 1), '') as initials,
+            s.py || a.py || coalesce(b.py, '') as pinyin,
+            s.ini || left(a.py, 1) || coalesce(left(b.py, 1), '') as initials,
             d.r
      from (select g, 1 + floor(power(random(), 2.5) * $2::int)::int as si, 1 + floor(random() * $4::int)::int as ai,
                   case when random() < 0.7 then 1 + floor(random() * $4::int)::int end as bi, random() as r
@@ -114,7 +115,9 @@ export async function seedUsers(db: pg.Client, schema: string, count: number, pa
                           occupation_id, creator_id, create_time, modify_time)
      select u.id, s.name, s.pinyin, s.initials, (s.g % 2)::smallint, (18 + s.g % 70)::smallint,
             '11010119' || lpad((s.g % 100000000)::text, 8, '0') || lpad((s.g % 100)::text, 2, '0'),
-            case when s.r < 0.9 then (array['13','15','17','18','19'])[1 + s.g % 5] || lpad(((s.g::bigint * 7919) % 1000000000)::text, 9, '0')
+            case when s.r < 0.9
+                 then (array['13','15','17','18','19'])[1 + s.g % 5]
+                      || lpad(((s.g::bigint * 7919) % 1000000000)::text, 9, '0')
                  else '' end,
             'address ' || s.g, case when s.r < 0.9 then 1 + (s.g * 31) % $1::int end, u.id,
             now() - make_interval(secs => s.g), now() - make_interval(secs => s.g)
@@ -124,9 +127,11 @@ export async function seedUsers(db: pg.Client, schema: string, count: number, pa
   )
   await db.query(
     `insert into membership (group_id, user_id)
-     select 1 + (s.g * 7) % $1::int, u.id from bench_seed s join app_user u on u.username_key = s.username where s.r < 0.6
+     select 1 + (s.g * 7) % $1::int, u.id
+     from bench_seed s join app_user u on u.username_key = s.username where s.r < 0.6
      union all
-     select 1 + (s.g * 7 + 1) % $1::int, u.id from bench_seed s join app_user u on u.username_key = s.username where s.r < 0.2`,
+     select 1 + (s.g * 7 + 1) % $1::int, u.id
+     from bench_seed s join app_user u on u.username_key = s.username where s.r < 0.2`,
     [GROUPS]
   )
   await db.query('drop table bench_seed')
@@ -169,7 +174,8 @@ export async function listUsers(ctx: ListUsersContext): Promise<ListRow[]> {
   const rows: ListRow[] = []
   const started = Date.now()
   await seedUsers(ctx.db, ctx.schema, ctx.users, ctx.passwordHash)
-  rows.push({ scenario: 'list', measure: `users seeded (${((Date.now() - started) / 1000).toFixed(0)} s)`, value: ctx.users })
+  const seeded = ((Date.now() - started) / 1000).toFixed(0)
+  rows.push({ scenario: 'list', measure: `users seeded (${seeded} s)`, value: ctx.users })
   const deep = Math.floor(ctx.users / 2)
   const queries: [string, string][] = [
     ['default page', ''],

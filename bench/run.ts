@@ -510,8 +510,10 @@ async function main() {
     if (wanted.has('list')) {
       // The users half (seeding, the default page, deep pages, each filter, search): bench/list-users.ts.
       const passwordHash = await bcrypt.hash('password1', COST)
-      results.push(...(await listUsers({ db, schema: iso.schema('identity'), gateway, adminAuth, users: USERS, seconds: SECONDS, passwordHash,
-        roots: () => ({ identity: system.pid('identity')!, gateway: system.pid('gateway')! }) })))
+      const roots = () => ({ identity: system.pid('identity')!, gateway: system.pid('gateway')! })
+      const schema = iso.schema('identity')
+      const users = { db, schema, gateway, adminAuth, users: USERS, seconds: SECONDS, passwordHash, roots }
+      results.push(...(await listUsers(users)))
     }
 
     // `pnpm bench logs`: the log half of `list` alone (bench/list-logs.ts).

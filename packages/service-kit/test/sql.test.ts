@@ -111,33 +111,48 @@ t.test('transactional() and constraint errors', async (t) => {
 
   t.test('afterCommit() runs after the outermost commit, never after a rollback', async (t) => {
     const calls: string[] = []
-    let seenByCallback: unknown
+    let outerDone!: (rows: unknown) => void
+    const seenByCallback = new Promise((resolve) => (outerDone = resolve))
+    let savepointDone!: () => void
+    const savepointRan = new Promise<void>((resolve) => (savepointDone = resolve))
     await transactional(fork(), async (em) => {
       await sql(em, `insert into parent (id, name) values (?, ?)`, [11, 'eleven'])
       afterCommit(em, async () => {
-        seenByCallback = await sql(fork(), 'select name from parent where id = ?', [11])
         calls.push('outer')
+        outerDone(await sql(fork(), 'select name from parent where id = ?', [11]))
       })
-      await transactional(em, async (inner) => afterCommit(inner, () => calls.push('savepoint')))
+      await transactional(em, async (inner) =>
+        afterCommit(inner, () => {
+          calls.push('savepoint')
+          savepointDone()
+        })
+      )
       t.same(calls, [], 'nothing before the commit')
     })
-    await new Promise((resolve) => setImmediate(resolve))
-    await new Promise((resolve) => setImmediate(resolve))
-    t.same(calls.sort(), ['outer', 'savepoint'])
-    t.same(seenByCallback, [{ name: 'eleven' }], 'the callback sees the committed row')
+    t.same(await seenByCallback, [{ name: 'eleven' }], 'the callback sees the committed row')
+    await savepointRan
+    t.same(calls.sort(), ['outer', 'savepoint'], "a savepoint's callback runs with the outermost commit")
 
-    const rolledBack: string[] = []
+    // A rollback drops the callback: a later callback on a committed transaction of the same manager runs alone.
+    const order: string[] = []
     await failure(
       transactional(fork(), async (em) => {
-        afterCommit(em, () => rolledBack.push('never'))
+        afterCommit(em, () => order.push('rolled back'))
         throw new Error('roll back')
       })
     )
-    const outside: string[] = []
-    afterCommit(fork(), () => outside.push('at once'))
-    await new Promise((resolve) => setImmediate(resolve))
-    t.same(rolledBack, [], 'dropped with the rollback')
-    t.same(outside, ['at once'], 'outside a transaction it runs at once')
+    let laterDone!: () => void
+    const later = new Promise<void>((resolve) => (laterDone = resolve))
+    await transactional(fork(), async (em) => {
+      afterCommit(em, () => {
+        order.push('committed')
+        laterDone()
+      })
+    })
+    await later
+    t.same(order, ['committed'], 'dropped with the rollback')
+    const outside = await new Promise((resolve) => afterCommit(fork(), () => resolve('at once')))
+    t.equal(outside, 'at once', 'outside a transaction it runs at once')
   })
 
   t.test('lockRows refuses to run outside a transaction', async (t) => {

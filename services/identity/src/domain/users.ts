@@ -11,7 +11,8 @@ export async function usersPage(
   page: Page,
   timeZone: string
 ): Promise<User[]> {
-  // A cursor says where the page starts, so an offset beside it is a contradiction (the parsed query has a default offset).
+  // A cursor says where the page starts, so an offset beside it is a contradiction (looked for in the URL:
+  // the parsed query has a default offset).
   if (filter.cursor !== undefined && new URLSearchParams(request.url.split('?')[1] ?? '').has('offset')) {
     new FieldErrors().add('cursor', 'invalid').throwIfAny()
   }
@@ -35,14 +36,16 @@ function setCursorHeaders(
   more: boolean
 ): void {
   reply.header('x-total-count', String(total))
-  const link = (at: UserCursor, rel: string) => `<${listUrl(request, { cursor: encodeCursor(at), offset: null })}>; rel="${rel}"`
+  const link = (at: UserCursor, rel: string) =>
+    `<${listUrl(request, { cursor: encodeCursor(at), offset: null })}>; rel="${rel}"`
   const backward = cursor.before !== undefined
   const first = ids[0]
   const last = ids[ids.length - 1]
   const links: string[] = []
   const hasNext = backward ? true : more
   const hasPrev = backward ? more : (cursor.after ?? 0) > 0
-  // An empty page links to where it stands: before id X, the next page is after X - 1; after X, the previous before X + 1.
+  // An empty page links to where it stands: before id X, the next page is after X - 1; after X, the previous
+  // one is before X + 1.
   if (hasNext) links.push(link({ after: last ?? Math.max(0, (cursor.before ?? 1) - 1) }, 'next'))
   if (hasPrev) links.push(link({ before: first ?? Math.min(2147483647, (cursor.after ?? 0) + 1) }, 'prev'))
   if (links.length > 0) reply.header('link', links.join(', '))

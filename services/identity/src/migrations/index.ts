@@ -147,7 +147,8 @@ export class Migration20261130000200 extends Migration {
  * field for three characters and more, and for one or two (`zs`, `张三`, which have no trigram) an index
  * of every 1- and 2-character piece of each field, tagged with the field (`user_search_grams`). Filters
  * read indexes ordered by user id, so a page walks them in the list's order. The count of a list with one
- * filter is kept, like `app_user_total`, by statement triggers in `user_list_count`.
+ * filter is kept, like `app_user_total`, by statement triggers in `user_list_count`. Applied to an existing
+ * million users it builds seven indexes: about 10 minutes on 2 loaded shared cores.
  */
 export class Migration20261201000100 extends Migration {
   override async up(): Promise<void> {
@@ -208,10 +209,15 @@ export class Migration20261201000100 extends Migration {
         union all select 'occupation', occupation_id from ${rows} where occupation_id is not null`,
       membership: (rows) => `select 'group' as filter, group_id as value from ${rows}`
     }
-    const filters: Record<string, string> = { app_user: "'is_active'", profile: "'gender', 'occupation'", membership: "'group'" }
+    const filters: Record<string, string> = {
+      app_user: "'is_active'",
+      profile: "'gender', 'occupation'",
+      membership: "'group'"
+    }
     for (const [table, rows] of Object.entries(counted)) {
       const upsert = (deltas: string) => `insert into user_list_count as c (filter, value, total)
-          select filter, value, sum(delta) from (${deltas}) d group by filter, value having sum(delta) <> 0 order by filter, value
+          select filter, value, sum(delta) from (${deltas}) d
+          group by filter, value having sum(delta) <> 0 order by filter, value
           on conflict (filter, value) do update set total = c.total + excluded.total`
       const added = `select filter, value, 1 as delta from (${rows('added')}) a`
       const removed = `select filter, value, -1 as delta from (${rows('removed')}) r`
@@ -234,7 +240,8 @@ export class Migration20261201000100 extends Migration {
       this.addSql(`create trigger ${table}_list_count_removed after delete on ${table}
         referencing old table as removed for each statement execute function ${table}_list_count_changed()`)
       this.addSql(`create trigger ${table}_list_count_updated after update on ${table}
-        referencing old table as removed new table as added for each statement execute function ${table}_list_count_changed()`)
+        referencing old table as removed new table as added
+        for each statement execute function ${table}_list_count_changed()`)
       this.addSql(`create trigger ${table}_list_count_emptied after truncate on ${table}
         for each statement execute function ${table}_list_count_changed()`)
     }

@@ -155,7 +155,9 @@ export function decodeCursor(text: string): UserCursor {
   const id = match ? Number(match[2]) : NaN
   const cursor: UserCursor = match?.[1] === 'b' ? { before: id } : { after: id }
   // Compared with what encodeCursor makes of it: the check, and no other spelling of one position.
-  if (!match || id > 2147483647 || encodeCursor(cursor) !== text) new FieldErrors().add('cursor', 'invalid').throwIfAny()
+  if (!match || id > 2147483647 || encodeCursor(cursor) !== text) {
+    new FieldErrors().add('cursor', 'invalid').throwIfAny()
+  }
   return cursor
 }
 
@@ -195,74 +197,50 @@ export async function searchUserIds(
   filter: UserFilter,
   page: Page
 ): Promise<{ ids: number[]; total: number; more?: boolean }> {
-  const where: string[] = []
-  const params: unknown[] = []
-  const counted: [string, number | boolean][] = []
-  if (filter.search) where.push(`u.id in (${searchMatches(filter.search, params)})`)
-  const profile: string[] = []
-  if (filter.occupation !== undefined) {
-    profile.push('p.occupation_id = ?')
-    params.push(filter.occupation)
-    counted.push(['occupation', filter.occupation])
-  }
-  if (filter.gender !== undefined) {
-    profile.push('p.gender = ?')
-    params.push(filter.gender)
-    counted.push(['gender', filter.gender])
-  }
-  if (profile.length) where.push(`u.id in (select p.user_id from profile p where ${profile.join(' and ')})`)
-  if (filter.is_active !== undefined) {
-    where.push('u.is_active = ?')
-    params.push(filter.is_active)
-    counted.push(['is_active', filter.is_active])
-  }
-  for (const group of [filter.group, filter.memberOf]) {
-    if (group === undefined) continue
-    where.push('u.id in (select m.user_id from membership m where m.group_id = ?)')
-    params.push(group)
-    counted.push(['group', group])
-  }
-
   const cursor = filter.cursor === undefined ? undefined : decodeCursor(filter.cursor)
-  const keyed = [...where]
-  const keyParams = [...params]
-  let order = 'u.id'
-  if (cursor?.before !== undefined) {
-    keyed.push('u.id < ?')
-    keyParams.push(cursor.before)
-    order = 'u.id desc'
-  } else if (cursor) {
-    keyed.push('u.id > ?')
-    keyParams.push(cursor.after)
-  }
-  const clause = (conditions: string[]) => (conditions.length ? `where ${conditions.join(' and ')}` : '')
+  const bound =
+    cursor && (cursor.before !== undefined ? { op: '<', id: cursor.before } : { op: '>', id: cursor.after ?? 0 })
+  const order = cursor?.before !== undefined ? 'u.id desc' : 'u.id'
   // With a cursor one row more than the page tells whether another page follows in that direction.
   const limit = cursor ? page.limit + 1 : page.limit
   const offset = cursor ? 0 : page.offset
-  const pageSql = `select u.id from app_user u ${clause(keyed)} order by ${order} limit ? offset ?`
   const connection = em.getConnection()
 
   let ids: number[]
   let total: number
-  if (where.length === 0 || (counted.length === 1 && where.length === 1)) {
+  const counted = countedFilter(filter)
+  const plain = userConditions(filter, bound)
+  if (!filter.search && (plain.counted <= 1)) {
+    // Read in id order from the indexes (the cursor's bound inside each semi-join, so that a deep page
+    // starts where it is, not at the first matching row); the count comes from the kept totals.
     const [rows, [count]] = await Promise.all([
-      connection.execute<{ id: number }[]>(pageSql, [...keyParams, limit, offset]),
-      where.length === 0
+      connection.execute<{ id: number }[]>(
+        `select u.id from app_user u ${whereOf(plain.conditions)} order by ${order} limit ? offset ?`,
+        [...plain.params, limit, offset]
+      ),
+      counted === undefined
         ? connection.execute<{ total: string }[]>('select total from app_user_total')
         : connection.execute<{ total: string }[]>(
-            `select coalesce((select total from user_list_count where filter = ? and value = ?), 0) as total`,
-            [counted[0][0], Number(counted[0][1])]
+            'select coalesce((select total from user_list_count where filter = ? and value = ?), 0) as total',
+            counted
           )
     ])
     ids = rows.map((r) => r.id)
     total = Number(count.total)
   } else {
-    // The matching ids once, for both the count and the page: a search is not run twice.
+    // The matching ids once, for both the count and the page: a search is not run twice. Searched alone,
+    // the union of the fields' matches is the set (every profile has its user; no join back to app_user).
+    const all = userConditions(filter)
+    const matching =
+      all.conditions.length === 1 && filter.search
+        ? `select id from (${all.search}) s(id)`
+        : `select u.id from app_user u ${whereOf(all.conditions)}`
     const [row] = await connection.execute<{ total: string; ids: number[] }[]>(
-      `with matching as materialized (select u.id from app_user u ${clause(where)})
+      `with matching as materialized (${matching})
        select (select count(*) from matching) as total,
-              array(select u.id from matching u ${clause(keyed.slice(where.length))} order by ${order} limit ? offset ?) as ids`,
-      [...keyParams, limit, offset]
+              array(select u.id from matching u ${bound ? `where u.id ${bound.op} ?` : ''}
+                    order by ${order} limit ? offset ?) as ids`,
+      [...all.params, ...(bound ? [bound.id] : []), limit, offset]
     )
     ids = row.ids
     total = Number(row.total)
@@ -272,6 +250,73 @@ export async function searchUserIds(
   ids = ids.slice(0, page.limit)
   if (cursor.before !== undefined) ids.reverse()
   return { ids, total, more }
+}
+
+const whereOf = (conditions: string[]) => (conditions.length ? `where ${conditions.join(' and ')}` : '')
+
+/** The one filter whose count is kept in `user_list_count`, as [filter, value], when exactly one is set. */
+function countedFilter(filter: UserFilter): [string, number] | undefined {
+  const set: [string, number][] = []
+  if (filter.occupation !== undefined) set.push(['occupation', filter.occupation])
+  if (filter.gender !== undefined) set.push(['gender', filter.gender])
+  if (filter.is_active !== undefined) set.push(['is_active', Number(filter.is_active)])
+  if (filter.group !== undefined) set.push(['group', filter.group])
+  if (filter.memberOf !== undefined) set.push(['group', filter.memberOf])
+  return set.length === 1 && !filter.search ? set[0] : undefined
+}
+
+/**
+ * The filters as conditions on `app_user u` (profile and membership filters as semi-joins), with their
+ * parameters in order; `bound` (a cursor's `u.id > ?` or `<`) is repeated inside each semi-join so that
+ * PostgreSQL starts each index there. `counted` is the number of non-search filters.
+ */
+function userConditions(filter: UserFilter, bound?: { op: string; id: number }) {
+  const conditions: string[] = []
+  const params: unknown[] = []
+  let counted = 0
+  const within = (column: string) => {
+    if (!bound) return ''
+    params.push(bound.id)
+    return ` and ${column} ${bound.op} ?`
+  }
+  let search = ''
+  if (filter.search) {
+    const searchParams: unknown[] = []
+    search = searchMatches(filter.search, searchParams)
+    conditions.push(`u.id in (${search})`)
+    params.push(...searchParams)
+  }
+  const profile: string[] = []
+  const profileParams: unknown[] = []
+  if (filter.occupation !== undefined) {
+    profile.push('p.occupation_id = ?')
+    profileParams.push(filter.occupation)
+  }
+  if (filter.gender !== undefined) {
+    profile.push('p.gender = ?')
+    profileParams.push(filter.gender)
+  }
+  if (profile.length) {
+    counted += profile.length
+    params.push(...profileParams)
+    conditions.push(`u.id in (select p.user_id from profile p where ${profile.join(' and ')}${within('p.user_id')})`)
+  }
+  if (filter.is_active !== undefined) {
+    counted++
+    conditions.push('u.is_active = ?')
+    params.push(filter.is_active)
+  }
+  for (const group of [filter.group, filter.memberOf]) {
+    if (group === undefined) continue
+    counted++
+    params.push(group)
+    conditions.push(`u.id in (select m.user_id from membership m where m.group_id = ?${within('m.user_id')})`)
+  }
+  if (bound) {
+    conditions.push(`u.id ${bound.op} ?`)
+    params.push(bound.id)
+  }
+  return { conditions, params, counted, search }
 }
 
 /**
