@@ -11,6 +11,9 @@ import { AuditConfigSchema } from '../../services/audit/src/config.js'
 import { GatewayConfigSchema } from '../../gateway/src/config.js'
 import { validateObject } from './k8s-schema.js'
 
+// kubectl kustomize over every overlay: 109 s of tap's default 120 s with the machine loaded; a budget of its own.
+t.setTimeout(300_000)
+
 // deploy/k8s rendered by `kubectl kustomize` (no API server here) and validated strictly against the
 // Kubernetes schemas (unknown fields refused), then checked for what an operator relies on; and
 // deploy/docker/Dockerfile read statically (pnpm test:images builds and runs the images).
