@@ -10,9 +10,25 @@ const run = promisify(execFile)
 
 t.test("Roster's configuration variables are recognised; the test switches and the rest are not", async (t) => {
   const configuration = ['ROSTER_ADMIN_USERNAME', 'ROSTER_ADMIN_PASSWORD', 'DATABASE_URL', 'NATS_URL', 'DB_SCHEMA']
-  const more = ['LOG_LEVEL', 'PORT', 'GATEWAY_PORT', 'INTERNAL_PORT', 'IDENTITY_URL', 'LOGIN_MAX_FAILURES', 'BCRYPT_COST']
+  const more = [
+    'LOG_LEVEL',
+    'PORT',
+    'GATEWAY_PORT',
+    'INTERNAL_PORT',
+    'IDENTITY_URL',
+    'LOGIN_MAX_FAILURES',
+    'BCRYPT_COST'
+  ]
   for (const name of [...configuration, ...more]) t.ok(isConfiguration(name), name)
-  for (const name of ['TEST_DATABASE_URL', 'TEST_NATS_URL', 'TEST_LOG_LEVEL', 'KEEP_TEST_DATA', 'PATH', 'HOME', 'TAP']) {
+  for (const name of [
+    'TEST_DATABASE_URL',
+    'TEST_NATS_URL',
+    'TEST_LOG_LEVEL',
+    'KEEP_TEST_DATA',
+    'PATH',
+    'HOME',
+    'TAP'
+  ]) {
     t.notOk(isConfiguration(name), name)
   }
 })

@@ -135,7 +135,11 @@ t.test('startEmbeddedPostgres creates database roster beside a PostgreSQL on 543
   t.match(postgres.url, new RegExp(`^postgres://postgres:[^@]+@127\\.0\\.0\\.1:${postgres.port}/roster$`))
   // A terminal's Ctrl-C goes to the launcher's process group only; the launcher stops PostgreSQL last.
   t.ok(postgres.pid > 0)
-  t.not(await processGroup(postgres.pid), await processGroup(process.pid), 'postgres runs in a process group of its own')
+  t.not(
+    await processGroup(postgres.pid),
+    await processGroup(process.pid),
+    'postgres runs in a process group of its own'
+  )
   const [row] = await query(
     postgres.url,
     "SELECT current_database() AS db, current_setting('server_encoding') AS enc, 1 + 1 AS two"

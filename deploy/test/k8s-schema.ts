@@ -60,7 +60,9 @@ export function unknownFields(value: unknown, type: string, path = ''): string[]
   const fields = new Map(attributes.map((attribute) => [attribute.baseName, attribute.type]))
   return Object.entries(value).flatMap(([key, item]) => {
     const fieldType = fields.get(key)
-    return fieldType === undefined ? [`${path}/${key}: unknown field of ${type}`] : unknownFields(item, fieldType, `${path}/${key}`)
+    return fieldType === undefined
+      ? [`${path}/${key}: unknown field of ${type}`]
+      : unknownFields(item, fieldType, `${path}/${key}`)
   })
 }
 
@@ -181,7 +183,18 @@ const CNPG_CLUSTER = keys({
       'topologySpreadConstraints',
       'walStorage'
     ]),
-    postgresql: keys(free(['parameters', 'pg_hba', 'pg_ident', 'shared_preload_libraries', 'synchronous', 'ldap', 'promotionTimeout', 'enableAlterSystem'])),
+    postgresql: keys(
+      free([
+        'parameters',
+        'pg_hba',
+        'pg_ident',
+        'shared_preload_libraries',
+        'synchronous',
+        'ldap',
+        'promotionTimeout',
+        'enableAlterSystem'
+      ])
+    ),
     bootstrap: keys({
       initdb: keys(
         free([
@@ -206,7 +219,16 @@ const CNPG_CLUSTER = keys({
     }),
     storage: keys(free(['size', 'storageClass', 'resizeInUseVolumes', 'pvcTemplate'])),
     resources: { k8s: 'V1ResourceRequirements' },
-    monitoring: keys(free(['enablePodMonitor', 'customQueriesConfigMap', 'customQueriesSecret', 'disableDefaultQueries', 'podMonitorMetricRelabelings', 'podMonitorRelabelings']))
+    monitoring: keys(
+      free([
+        'enablePodMonitor',
+        'customQueriesConfigMap',
+        'customQueriesSecret',
+        'disableDefaultQueries',
+        'podMonitorMetricRelabelings',
+        'podMonitorRelabelings'
+      ])
+    )
   })
 })
 
@@ -253,7 +275,9 @@ function required(doc: Doc, paths: string[]): string[] {
 
 function enumOf(doc: Doc, path: string, allowed: unknown[]): string[] {
   const value = path.split('.').reduce<any>((node, key) => node?.[key], doc)
-  return value === undefined || allowed.includes(value) ? [] : [`/${path.replaceAll('.', '/')}: ${JSON.stringify(value)} is not one of ${JSON.stringify(allowed)}`]
+  return value === undefined || allowed.includes(value)
+    ? []
+    : [`/${path.replaceAll('.', '/')}: ${JSON.stringify(value)} is not one of ${JSON.stringify(allowed)}`]
 }
 
 const CUSTOM: Record<string, (doc: Doc) => string[]> = {
@@ -276,7 +300,9 @@ const CUSTOM: Record<string, (doc: Doc) => string[]> = {
   'postgresql.cnpg.io/v1/Cluster': (doc) => [
     ...shapeErrors(doc, CNPG_CLUSTER),
     ...required(doc, ['metadata.name', 'spec.instances', 'spec.storage.size']),
-    ...(Number.isInteger(doc.spec?.instances) && doc.spec.instances >= 1 ? [] : ['/spec/instances: a positive integer']),
+    ...(Number.isInteger(doc.spec?.instances) && doc.spec.instances >= 1
+      ? []
+      : ['/spec/instances: a positive integer']),
     ...Object.entries((doc.spec?.postgresql?.parameters ?? {}) as Doc).flatMap(([key, value]) =>
       typeof value === 'string' ? [] : [`/spec/postgresql/parameters/${key}: parameters are strings`]
     )
@@ -297,7 +323,12 @@ function modelErrors(Model: new (data: any) => Model, doc: Doc): string[] {
     new Model(doc).validate()
     return []
   } catch (error) {
-    return [String((error as Error).message).split('\n').slice(0, 5).join('; ')]
+    return [
+      String((error as Error).message)
+        .split('\n')
+        .slice(0, 5)
+        .join('; ')
+    ]
   }
 }
 
@@ -310,7 +341,12 @@ export function validateObject(doc: Doc): string[] {
   // skips line breaks, the "byte" format of the schema does not.
   const asSent =
     doc.kind === 'Secret' && doc.data
-      ? { ...doc, data: Object.fromEntries(Object.entries(doc.data as Doc).map(([k, v]) => [k, String(v).replace(/[\r\n]/g, '')])) }
+      ? {
+          ...doc,
+          data: Object.fromEntries(
+            Object.entries(doc.data as Doc).map(([k, v]) => [k, String(v).replace(/[\r\n]/g, '')])
+          )
+        }
       : doc
   return [...modelErrors(builtIn.model, asSent), ...unknownFields(doc, builtIn.type)]
 }

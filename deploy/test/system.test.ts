@@ -7,7 +7,16 @@ import { pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
 import { findFreePort } from '../local/ports.js'
 import { eventually } from '@roster/service-kit/testing'
-import { PortInUseError, prettyLines, REPO_ROOT, restartDelay, SERVICE_DIRS, ServiceStartError, startSystem, type ServiceName } from '../local/system.js'
+import {
+  PortInUseError,
+  prettyLines,
+  REPO_ROOT,
+  restartDelay,
+  SERVICE_DIRS,
+  ServiceStartError,
+  startSystem,
+  type ServiceName
+} from '../local/system.js'
 
 // Stand-ins for the real services, with the same process contract: PORT/INTERNAL_PORT/HOST from the
 // environment, /health on both ports and /ready on the internal one only, a graceful exit on SIGTERM.
@@ -73,7 +82,13 @@ t.test('starts the services that exist on free ports, wired together, and stops 
     rootDir,
     ports: { identity: 0, directory: 0, audit: 0, gateway: 0 },
     // `undefined` removes a variable the caller's shell may have (a README reader has ROSTER_ADMIN_USERNAME set).
-    env: { DATABASE_URL: 'postgres://db/roster', NATS_URL: 'nats://127.0.0.1:1', NATS_PREFIX: 'T1_', SHOULD_BE_GONE: undefined, ROSTER_ADMIN_USERNAME: undefined },
+    env: {
+      DATABASE_URL: 'postgres://db/roster',
+      NATS_URL: 'nats://127.0.0.1:1',
+      NATS_PREFIX: 'T1_',
+      SHOULD_BE_GONE: undefined,
+      ROSTER_ADMIN_USERNAME: undefined
+    },
     serviceEnv: { identity: { ROSTER_ADMIN_USERNAME: 'root' } },
     dbSchema: (service) => `test_${service}`,
     readyTimeoutMs: 120_000,
@@ -107,7 +122,11 @@ t.test('starts the services that exist on free ports, wired together, and stops 
     ROSTER_ADMIN_USERNAME: 'root'
   })
   t.equal((await fetch(`${system.urls.identity}/ready`)).status, 404, 'the fake, as a service, keeps /ready internal')
-  t.equal((await fetch(`${system.internalUrls.identity}/ready`)).status, 200, 'readiness was polled on the internal port')
+  t.equal(
+    (await fetch(`${system.internalUrls.identity}/ready`)).status,
+    200,
+    'readiness was polled on the internal port'
+  )
   t.equal(identity.SHOULD_BE_GONE, undefined)
   t.match(await getJson(`${system.urls.audit}/env`), { DB_SCHEMA: 'test_audit', ROSTER_ADMIN_USERNAME: undefined })
   const gateway = await getJson(`${system.gatewayUrl}/env`)
@@ -206,7 +225,10 @@ t.test('a taken port fails before anything starts, or moves when fallback is all
   await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => blocker.close(() => resolve())))
 
-  await t.rejects(startSystem({ ...quiet, rootDir, services: ['gateway'], ports: { gateway: port }, internalPorts: { gateway: 0 } }), PortInUseError)
+  await t.rejects(
+    startSystem({ ...quiet, rootDir, services: ['gateway'], ports: { gateway: port }, internalPorts: { gateway: 0 } }),
+    PortInUseError
+  )
   const messages: string[] = []
   const system = await startSystem({
     ...quiet,
@@ -227,7 +249,10 @@ t.test('a taken port fails before anything starts, or moves when fallback is all
 
 t.test('restart delays double from the initial delay up to the cap', async (t) => {
   const policy = { initialDelayMs: 500, maxDelayMs: 30_000, resetAfterMs: 60_000 }
-  t.same([1, 2, 3, 4, 5, 6, 7, 8, 20].map((attempt) => restartDelay(attempt, policy)), [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000])
+  t.same(
+    [1, 2, 3, 4, 5, 6, 7, 8, 20].map((attempt) => restartDelay(attempt, policy)),
+    [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+  )
 })
 
 t.test('supervision: a child that dies is restarted with a doubling delay, and the log says so', async (t) => {
@@ -249,8 +274,16 @@ t.test('supervision: a child that dies is restarted with a doubling delay, and t
 
   // Killed from outside: restarted after the initial delay, on the same URL, and the log says which, how and when.
   process.kill(firstPid, 'SIGKILL')
-  await eventually(async () => messages.some((m) => m === `audit is serving again on ${auditUrl}`), { timeoutMs: 30_000, intervalMs: 50 })
-  t.match(messages.join('\n'), new RegExp(`audit \\(pid ${firstPid}\\) exited unexpectedly \\(signal SIGKILL\\); restarting in 100 ms \\(restart 1 in a row\\)`))
+  await eventually(async () => messages.some((m) => m === `audit is serving again on ${auditUrl}`), {
+    timeoutMs: 30_000,
+    intervalMs: 50
+  })
+  t.match(
+    messages.join('\n'),
+    new RegExp(
+      `audit \\(pid ${firstPid}\\) exited unexpectedly \\(signal SIGKILL\\); restarting in 100 ms \\(restart 1 in a row\\)`
+    )
+  )
   t.match(messages.join('\n'), /audit restarted \(pid \d+\)/)
   t.not(system.pid('audit'), firstPid, 'a new process')
   t.equal((await fetch(`${auditUrl}/health`)).status, 200, 'serving again on the same URL')
@@ -259,13 +292,19 @@ t.test('supervision: a child that dies is restarted with a doubling delay, and t
   // A crash loop (exits at start-up while the file exists): each delay doubles, up to the cap.
   await writeFile(crashFile, '')
   process.kill(system.pid('audit')!, 'SIGKILL')
-  await eventually(async () => messages.some((m) => /code 3\); restarting in 400 ms \(restart 5 in a row\)/.test(m)), { timeoutMs: 60_000, intervalMs: 50 }).catch(
-    (error: Error) => Promise.reject(new Error(`${error.message}; the launcher said:\n${messages.join('\n')}`))
-  )
-  const delays = messages.flatMap((m) => /^audit \(pid \d+\) exited unexpectedly .*restarting in (\d+) ms/.exec(m)?.[1] ?? []).map(Number)
+  await eventually(async () => messages.some((m) => /code 3\); restarting in 400 ms \(restart 5 in a row\)/.test(m)), {
+    timeoutMs: 60_000,
+    intervalMs: 50
+  }).catch((error: Error) => Promise.reject(new Error(`${error.message}; the launcher said:\n${messages.join('\n')}`)))
+  const delays = messages
+    .flatMap((m) => /^audit \(pid \d+\) exited unexpectedly .*restarting in (\d+) ms/.exec(m)?.[1] ?? [])
+    .map(Number)
   t.same(delays.slice(0, 5), [100, 200, 400, 400, 400], 'doubling, capped')
   await rm(crashFile)
-  await eventually(async () => (await fetch(`${auditUrl}/health`).catch(() => undefined))?.status === 200, { timeoutMs: 30_000, intervalMs: 100 })
+  await eventually(async () => (await fetch(`${auditUrl}/health`).catch(() => undefined))?.status === 200, {
+    timeoutMs: 30_000,
+    intervalMs: 100
+  })
   t.pass('back once it can start again')
 })
 
@@ -282,7 +321,10 @@ t.test('supervision: a stop cancels a pending restart', async (t) => {
   })
   t.teardown(system.stop)
   process.kill(system.pid('audit')!, 'SIGKILL')
-  await eventually(async () => messages.some((m) => /restarting in 600000 ms/.test(m)), { timeoutMs: 30_000, intervalMs: 50 })
+  await eventually(async () => messages.some((m) => /restarting in 600000 ms/.test(m)), {
+    timeoutMs: 30_000,
+    intervalMs: 50
+  })
   await system.stop()
   t.notOk(system.isRunning('audit'))
   // The pending timer is cleared: were it not, this file would not end for ten minutes (tap's timeout).
@@ -333,7 +375,15 @@ setInterval(() => {}, 60_000)
 
 t.test('pino JSON lines are made human-readable for a terminal; other lines pass as they are', async (t) => {
   const pretty = prettyLines(false)
-  const line = pretty(JSON.stringify({ level: 50, time: Date.UTC(2026, 10, 30, 12, 0, 0), service: 'identity', msg: 'database went away', reqId: 'r-1' }))
+  const line = pretty(
+    JSON.stringify({
+      level: 50,
+      time: Date.UTC(2026, 10, 30, 12, 0, 0),
+      service: 'identity',
+      msg: 'database went away',
+      reqId: 'r-1'
+    })
+  )
   t.match(line, /^\[\d\d:\d\d:\d\d\.\d{3}\] ERROR: database went away/)
   t.match(line, /reqId: "r-1"/)
   t.notMatch(line, /"level"/, 'no raw JSON left')

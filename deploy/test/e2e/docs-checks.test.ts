@@ -24,7 +24,8 @@ const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..', '..', '..')
 const deployModules = join(root, 'deploy', 'node_modules')
 const run = promisify(execFile)
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
+  addFormatsModule) as unknown as (ajv: Ajv) => Ajv
 
 t.test('the served documents: Redocly lint, a typed client, AsyncAPI', async (t) => {
   const system = await startE2E(t, ['identity', 'directory', 'audit', 'gateway'])
@@ -42,7 +43,11 @@ t.test('the served documents: Redocly lint, a typed client, AsyncAPI', async (t)
 
   t.test('Redocly recommended rules (trailing slashes allowed: redocly.yaml)', async (t) => {
     const config = await loadConfig({ configPath: join(root, 'redocly.yaml') })
-    const problems = await lintFromString({ source: JSON.stringify(doc, null, 2), absoluteRef: `${base}/docs/json`, config })
+    const problems = await lintFromString({
+      source: JSON.stringify(doc, null, 2),
+      absoluteRef: `${base}/docs/json`,
+      config
+    })
     const byRule = new Map<string, { severity: string; count: number; first: string[] }>()
     for (const p of problems) {
       const entry = byRule.get(p.ruleId) ?? { severity: p.severity, count: 0, first: [] }
@@ -58,11 +63,18 @@ t.test('the served documents: Redocly lint, a typed client, AsyncAPI', async (t)
   t.test('every operation has an operationId, and every request body and JSON answer an example', async (t) => {
     const deref = (node: any): any => {
       for (let i = 0; i < 10 && node && typeof node.$ref === 'string'; i++) {
-        node = node.$ref.slice(2).split('/').map((p: string) => p.replace(/~1/g, '/').replace(/~0/g, '~')).reduce((at: any, k: string) => at?.[k], doc)
+        node = node.$ref
+          .slice(2)
+          .split('/')
+          .map((p: string) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+          .reduce((at: any, k: string) => at?.[k], doc)
       }
       return node
     }
-    const hasExample = (media: any) => media?.example !== undefined || Object.keys(media?.examples ?? {}).length > 0 || deref(media?.schema)?.example !== undefined
+    const hasExample = (media: any) =>
+      media?.example !== undefined ||
+      Object.keys(media?.examples ?? {}).length > 0 ||
+      deref(media?.schema)?.example !== undefined
     const missing: string[] = []
     const noId: string[] = []
     for (const [path, item] of Object.entries<any>(doc.paths)) {
@@ -86,7 +98,11 @@ t.test('the served documents: Redocly lint, a typed client, AsyncAPI', async (t)
   t.test('the statuses and headers every answer can have are documented', async (t) => {
     const deref = (node: any): any => {
       for (let i = 0; i < 10 && node && typeof node.$ref === 'string'; i++) {
-        node = node.$ref.slice(2).split('/').map((p: string) => p.replace(/~1/g, '/').replace(/~0/g, '~')).reduce((at: any, k: string) => at?.[k], doc)
+        node = node.$ref
+          .slice(2)
+          .split('/')
+          .map((p: string) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+          .reduce((at: any, k: string) => at?.[k], doc)
       }
       return node
     }
@@ -101,53 +117,81 @@ t.test('the served documents: Redocly lint, a typed client, AsyncAPI', async (t)
         const responses = op.responses ?? {}
         // Every operation: a refused method on its path, a flood guard, a malformed query or Host.
         for (const status of ['400', '405', '429']) if (!responses[status]) note(`${status} not documented`, where)
-        if (op.requestBody) for (const status of ['413', '415']) if (!responses[status]) note(`${status} not documented (a body)`, where)
+        if (op.requestBody)
+          for (const status of ['413', '415']) if (!responses[status]) note(`${status} not documented (a body)`, where)
         for (const [status, rawResponse] of Object.entries<any>(responses)) {
           const headers = Object.keys(deref(rawResponse)?.headers ?? {}).map((h) => h.toLowerCase())
           if (!headers.includes('x-request-id')) note('X-Request-Id not documented', `${where} ${status}`)
-          if (status === '401' && !headers.includes('www-authenticate')) note('WWW-Authenticate not documented on 401', where)
+          if (status === '401' && !headers.includes('www-authenticate'))
+            note('WWW-Authenticate not documented on 401', where)
           if (status === '429' && !headers.includes('retry-after')) note('Retry-After not documented on 429', where)
         }
       }
     }
-    const report = [...missing].map(([what, where]) => `${what}: ${where.length} (${where.slice(0, 3).join(', ')}${where.length > 3 ? ', …' : ''})`)
+    const report = [...missing].map(
+      ([what, where]) => `${what}: ${where.length} (${where.slice(0, 3).join(', ')}${where.length > 3 ? ', …' : ''})`
+    )
     if (report.length > 0) t.comment(report.join('\n'))
     t.same(report, [], 'no undocumented status or header')
   })
 
-  t.test('openapi-typescript + openapi-fetch: a strict program type-checks and runs; null is not ignorable', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'roster-client-'))
-    t.after(() => rm(dir, { recursive: true, force: true }))
-    // The generated client resolves openapi-fetch from here (the repo's own copy: nothing is installed).
-    await mkdir(join(dir, 'node_modules'))
-    await symlink(join(deployModules, 'openapi-fetch'), join(dir, 'node_modules', 'openapi-fetch'))
-    await writeFile(join(dir, 'package.json'), JSON.stringify({ type: 'module' }))
-    const ast = await openapiTS(new URL(`${base}/docs/json`))
-    await writeFile(join(dir, 'api.d.ts'), astToString(ast))
+  t.test(
+    'openapi-typescript + openapi-fetch: a strict program type-checks and runs; null is not ignorable',
+    async (t) => {
+      const dir = await mkdtemp(join(tmpdir(), 'roster-client-'))
+      t.after(() => rm(dir, { recursive: true, force: true }))
+      // The generated client resolves openapi-fetch from here (the repo's own copy: nothing is installed).
+      await mkdir(join(dir, 'node_modules'))
+      await symlink(join(deployModules, 'openapi-fetch'), join(dir, 'node_modules', 'openapi-fetch'))
+      await writeFile(join(dir, 'package.json'), JSON.stringify({ type: 'module' }))
+      const ast = await openapiTS(new URL(`${base}/docs/json`))
+      await writeFile(join(dir, 'api.d.ts'), astToString(ast))
 
-    await writeFile(join(dir, 'program.ts'), program(base))
-    await writeFile(join(dir, 'unsafe.ts'), unsafeProgram(base))
-    const tsc = (file: string) =>
-      run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--strict', '--noEmit', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--lib', 'es2022,dom', '--skipLibCheck', file], { cwd: dir })
-        .then(() => '')
-        .catch((error: { stdout?: string; message: string }) => error.stdout || error.message)
+      await writeFile(join(dir, 'program.ts'), program(base))
+      await writeFile(join(dir, 'unsafe.ts'), unsafeProgram(base))
+      const tsc = (file: string) =>
+        run(
+          process.execPath,
+          [
+            join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
+            '--strict',
+            '--noEmit',
+            '--target',
+            'es2022',
+            '--module',
+            'nodenext',
+            '--moduleResolution',
+            'nodenext',
+            '--lib',
+            'es2022,dom',
+            '--skipLibCheck',
+            file
+          ],
+          { cwd: dir }
+        )
+          .then(() => '')
+          .catch((error: { stdout?: string; message: string }) => error.stdout || error.message)
 
-    const errors = await tsc('program.ts')
-    t.equal(errors, '', 'the program type-checks under --strict')
-    if (errors === '') {
-      const { stdout } = await run(process.execPath, ['--import', 'tsx', join(dir, 'program.ts')], { cwd: root, timeout: 60_000 }).catch((error) => {
-        t.fail(`the program failed: ${error.stderr || error.message}`)
-        return { stdout: '' }
-      })
-      t.match(stdout, /registered test1 \d+/, 'registered with the seed document example')
-      t.match(stdout, /logged in/, 'logged in')
-      t.match(stdout, /read itself: test1 name/, 'read itself')
-      t.match(stdout, /groups: \d+/, 'listed groups')
-      t.match(stdout, /field errors: username/, 'read a 400 field error')
+      const errors = await tsc('program.ts')
+      t.equal(errors, '', 'the program type-checks under --strict')
+      if (errors === '') {
+        const { stdout } = await run(process.execPath, ['--import', 'tsx', join(dir, 'program.ts')], {
+          cwd: root,
+          timeout: 60_000
+        }).catch((error) => {
+          t.fail(`the program failed: ${error.stderr || error.message}`)
+          return { stdout: '' }
+        })
+        t.match(stdout, /registered test1 \d+/, 'registered with the seed document example')
+        t.match(stdout, /logged in/, 'logged in')
+        t.match(stdout, /read itself: test1 name/, 'read itself')
+        t.match(stdout, /groups: \d+/, 'listed groups')
+        t.match(stdout, /field errors: username/, 'read a 400 field error')
+      }
+      const unsafe = await tsc('unsafe.ts')
+      t.match(unsafe, /TS18047|possibly 'null'/, 'reading me.profile.name without a null check does not type-check')
     }
-    const unsafe = await tsc('unsafe.ts')
-    t.match(unsafe, /TS18047|possibly 'null'/, "reading me.profile.name without a null check does not type-check")
-  })
+  )
 
   t.test('AsyncAPI document: served, linked, valid for the AsyncAPI parser', async (t) => {
     const res = await api('GET', '/docs/asyncapi.json')
@@ -155,14 +199,24 @@ t.test('the served documents: Redocly lint, a typed client, AsyncAPI', async (t)
     t.match(res.headers.get('content-type'), /^application\/json/)
     t.match(doc.info.description, /\/docs\/asyncapi\.json/, 'linked from the OpenAPI description that /docs/ shows')
     const { document, diagnostics } = await new Parser().parse(res.text)
-    const serious = diagnostics.filter((d) => d.severity === DiagnosticSeverity.Error || d.severity === DiagnosticSeverity.Warning)
+    const serious = diagnostics.filter(
+      (d) => d.severity === DiagnosticSeverity.Error || d.severity === DiagnosticSeverity.Warning
+    )
     if (serious.length > 0) t.comment(serious.map((d) => `${d.code} ${d.path.join('.')}: ${d.message}`).join('\n'))
     t.ok(document, 'parsed')
     t.same(serious, [], 'no errors or warnings')
     if (!document) return
     t.equal(document.version(), '3.0.0')
-    const addresses = document.channels().all().map((c) => c.address())
-    for (const subject of ['directory.group.created', 'directory.occupation.deleted', 'identity.session.login', 'identity.membership.removed']) {
+    const addresses = document
+      .channels()
+      .all()
+      .map((c) => c.address())
+    for (const subject of [
+      'directory.group.created',
+      'directory.occupation.deleted',
+      'identity.session.login',
+      'identity.membership.removed'
+    ]) {
       t.ok(addresses.includes(subject), `channel ${subject}`)
     }
     // Each example is a payload the schema accepts (the parser resolved the $refs into components).
@@ -172,7 +226,10 @@ t.test('the served documents: Redocly lint, a typed client, AsyncAPI', async (t)
       t.ok(message.examples().length > 0, `${message.name()} has an example`)
       const validate = ajv.compile(message.payload()!.json() as object)
       for (const example of message.examples().all()) {
-        t.ok(validate(example.payload()), `${message.name()}: its example matches its payload schema ${ajv.errorsText(validate.errors)}`)
+        t.ok(
+          validate(example.payload()),
+          `${message.name()}: its example matches its payload schema ${ajv.errorsText(validate.errors)}`
+        )
       }
     }
     // The parser does refuse a broken document (so the check above can fail): a channel whose message
@@ -180,7 +237,10 @@ t.test('the served documents: Redocly lint, a typed client, AsyncAPI', async (t)
     const broken = structuredClone(res.json)
     broken.channels.identitySessionLogin.messages.identitySessionLogin.$ref = '#/components/messages/nothing'
     const refused = await new Parser().parse(JSON.stringify(broken))
-    t.ok(refused.diagnostics.some((d) => d.severity === DiagnosticSeverity.Error), 'a dangling $ref is an error for the parser')
+    t.ok(
+      refused.diagnostics.some((d) => d.severity === DiagnosticSeverity.Error),
+      'a dangling $ref is an error for the parser'
+    )
     t.match(res.json.info.description, /msgID/)
     t.match(res.json.info.description, /[Dd]urable/)
     t.match(res.json.info.description, /[Oo]rder/)

@@ -24,7 +24,11 @@ t.test('NATS down: logins never fail, and every one reaches the log once NATS is
   await eventually(async () => (await logCount(api, admin, user.id)) === 0)
 
   await nats.stop()
-  const statuses = await pool(200, 8, async () => (await api('POST', '/api/auth/', { body: { username: 'natsdown', password: 'password1' } })).status)
+  const statuses = await pool(
+    200,
+    8,
+    async () => (await api('POST', '/api/auth/', { body: { username: 'natsdown', password: 'password1' } })).status
+  )
   t.same(new Set(statuses), new Set([200]), '200 logins succeed while NATS is down')
 
   const restarted = Date.now()

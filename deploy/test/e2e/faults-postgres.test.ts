@@ -35,12 +35,18 @@ t.test('PostgreSQL down: clear 503s, never a 500, and everything stored is there
     [503, 503, 503],
     'requests answer 503 while the database is away'
   )
-  t.ok(during.every((r) => typeof r.json?.detail === 'string'), 'in the API shape')
+  t.ok(
+    during.every((r) => typeof r.json?.detail === 'string'),
+    'in the API shape'
+  )
   t.equal((await fetch(`${system.internalUrls.identity}/ready`)).status, 503, 'identity says it is not ready')
 
   postgres = await startEmbeddedPostgres({ dataDir: join(dataDir, 'pg'), port: postgres.port })
   stopWhenTestDies(postgres.pid, dataDir, 'SIGINT')
-  await eventually(async () => (await api('GET', `/api/users/${user.id}/`, { token })).status === 200, { timeoutMs: 30_000, intervalMs: 200 })
+  await eventually(async () => (await api('GET', `/api/users/${user.id}/`, { token })).status === 200, {
+    timeoutMs: 30_000,
+    intervalMs: 200
+  })
   const again = await api('POST', '/api/auth/', { body: { username: 'pgdown', password: 'password1' } })
   t.equal(again.status, 200, 'logins work again')
   t.equal((await api('GET', `/api/users/${user.id}/`, { token })).json.username, 'pgdown', 'nothing stored was lost')

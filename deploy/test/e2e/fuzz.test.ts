@@ -16,9 +16,22 @@ const anything = fc.letrec((tie) => ({
     fc.integer(),
     fc.double(),
     fc.string({ unit: 'binary', maxLength: 40 }),
-    fc.constantFrom('', ' ', '\u0000', '张三', '1'.repeat(300), '100000190001010001', '18888888888', 'a@b.cn', '-1', '99999999999'),
+    fc.constantFrom(
+      '',
+      ' ',
+      '\u0000',
+      '张三',
+      '1'.repeat(300),
+      '100000190001010001',
+      '18888888888',
+      'a@b.cn',
+      '-1',
+      '99999999999'
+    ),
     fc.array(tie('value'), { maxLength: 3 }),
-    fc.dictionary(fc.constantFrom('name', 'age', 'gender', 'phone', 'x', 'profile', 'users'), tie('value'), { maxKeys: 3 })
+    fc.dictionary(fc.constantFrom('name', 'age', 'gender', 'phone', 'x', 'profile', 'users'), tie('value'), {
+      maxKeys: 3
+    })
   )
 })).value
 
@@ -34,17 +47,49 @@ t.test('fuzzed bodies, paths and queries never make a 500', async (t) => {
   const system = await startE2E(t, ['identity', 'directory', 'audit', 'gateway'])
   const api = client(system.gatewayUrl!)
   const admin = (await api('POST', '/api/auth/', { body: ADMIN })).json.access
-  const keep = (await api('POST', '/api/users/', { body: { username: 'keep', password: 'password1', profile: { name: '张三', gender: 0, age: 20, identify_id: '100000190001010001' } } })).json
+  const keep = (
+    await api('POST', '/api/users/', {
+      body: {
+        username: 'keep',
+        password: 'password1',
+        profile: { name: '张三', gender: 0, age: 20, identify_id: '100000190001010001' }
+      }
+    })
+  ).json
   const group = (await api('POST', '/api/groups/', { token: admin, body: { name: 'keep' } })).json
 
   const profileKeys = ['name', 'gender', 'age', 'identify_id', 'phone', 'address', 'occupation']
   const targets: [string, string, fc.Arbitrary<unknown>][] = [
-    ['POST', '/api/users/', fc.oneof(anything, fields(['username', 'password', 'email', 'profile']), fc.record({ username: fc.string(), password: fc.string(), profile: fields(profileKeys) }))],
-    ['PATCH', `/api/users/${keep.id}/`, fc.oneof(anything, fields(['email', 'password', 'old_password', 'is_staff', 'is_active', 'profile']), fc.record({ profile: fields(profileKeys) }))],
+    [
+      'POST',
+      '/api/users/',
+      fc.oneof(
+        anything,
+        fields(['username', 'password', 'email', 'profile']),
+        fc.record({ username: fc.string(), password: fc.string(), profile: fields(profileKeys) })
+      )
+    ],
+    [
+      'PATCH',
+      `/api/users/${keep.id}/`,
+      fc.oneof(
+        anything,
+        fields(['email', 'password', 'old_password', 'is_staff', 'is_active', 'profile']),
+        fc.record({ profile: fields(profileKeys) })
+      )
+    ],
     ['PUT', `/api/users/${keep.id}/`, fields(['email', 'password', 'profile'])],
     ['POST', '/api/auth/', fc.oneof(anything, fields(['username', 'password']))],
     ['POST', '/api/auth/refresh/', fc.oneof(anything, fields(['refresh']))],
-    ['POST', '/api/groups/', fc.oneof(anything, fields(['name', 'profile']), fc.record({ name: fc.string(), profile: fields(['location', 'contact_phone']) }))],
+    [
+      'POST',
+      '/api/groups/',
+      fc.oneof(
+        anything,
+        fields(['name', 'profile']),
+        fc.record({ name: fc.string(), profile: fields(['location', 'contact_phone']) })
+      )
+    ],
     ['PATCH', `/api/groups/${group.id}/`, fields(['name', 'profile'])],
     ['POST', `/api/groups/${group.id}/users/`, fc.oneof(anything, fields(['users']))],
     ['POST', '/api/occupations/', fc.oneof(anything, fields(['name']))],
@@ -61,12 +106,24 @@ t.test('fuzzed bodies, paths and queries never make a 500', async (t) => {
     t.pass(`${method} ${path}`)
   }
 
-  const segment = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('0', '-1', '1e3', '99999999999', '%00', '..', 'abc'))
+  const segment = fc.oneof(
+    fc.string({ maxLength: 12 }),
+    fc.constantFrom('0', '-1', '1e3', '99999999999', '%00', '..', 'abc')
+  )
   await fc.assert(
-    fc.asyncProperty(fc.constantFrom('users', 'groups', 'occupations', 'user-logs', 'black-list'), segment, fc.string({ maxLength: 30 }), async (resource, id, query) => {
-      const res = await api('GET', `/api/${resource}/${encodeURIComponent(id)}/?${encodeURIComponent('limit')}=${encodeURIComponent(query)}&search=${encodeURIComponent(query)}`, { token: admin })
-      return shapeOk(res.status, res.json)
-    }),
+    fc.asyncProperty(
+      fc.constantFrom('users', 'groups', 'occupations', 'user-logs', 'black-list'),
+      segment,
+      fc.string({ maxLength: 30 }),
+      async (resource, id, query) => {
+        const res = await api(
+          'GET',
+          `/api/${resource}/${encodeURIComponent(id)}/?${encodeURIComponent('limit')}=${encodeURIComponent(query)}&search=${encodeURIComponent(query)}`,
+          { token: admin }
+        )
+        return shapeOk(res.status, res.json)
+      }
+    ),
     { numRuns: 80, seed: 20261124 }
   )
   t.pass('fuzzed ids and queries')
@@ -83,20 +140,45 @@ t.test('fuzzed bodies, paths and queries never make a 500', async (t) => {
   const value = fc.oneof(
     fc.string({ maxLength: 20 }),
     fc.integer().map(String),
-    fc.constantFrom('', 'true', 'false', '1', '0', '-1', '2', '1001', '2026-11-24T00:00:00+08:00', '2026-13-01', 'now', '1e2', 'null', '%')
+    fc.constantFrom(
+      '',
+      'true',
+      'false',
+      '1',
+      '0',
+      '-1',
+      '2',
+      '1001',
+      '2026-11-24T00:00:00+08:00',
+      '2026-13-01',
+      'now',
+      '1e2',
+      'null',
+      '%'
+    )
   )
   await fc.assert(
-    fc.asyncProperty(fc.constantFrom(...Object.keys(filters)), fc.array(fc.tuple(fc.nat(), value), { maxLength: 4 }), async (path, pairs) => {
-      const names = filters[path]
-      const query = new URLSearchParams(pairs.map(([i, v]): [string, string] => [names[i % names.length], v])).toString()
-      const res = await api('GET', `${path}?${query}`, { token: admin })
-      return shapeOk(res.status, res.json) && (res.status !== 200 || Array.isArray(res.json))
-    }),
+    fc.asyncProperty(
+      fc.constantFrom(...Object.keys(filters)),
+      fc.array(fc.tuple(fc.nat(), value), { maxLength: 4 }),
+      async (path, pairs) => {
+        const names = filters[path]
+        const query = new URLSearchParams(
+          pairs.map(([i, v]): [string, string] => [names[i % names.length], v])
+        ).toString()
+        const res = await api('GET', `${path}?${query}`, { token: admin })
+        return shapeOk(res.status, res.json) && (res.status !== 200 || Array.isArray(res.json))
+      }
+    ),
     { numRuns: 120, seed: 20261124 }
   )
   t.pass('fuzzed list filters')
 
-  const raw = await fetch(`${system.gatewayUrl}/api/users/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"username": "x", "password": "\\ud800"' })
+  const raw = await fetch(`${system.gatewayUrl}/api/users/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"username": "x", "password": "\\ud800"'
+  })
   t.ok(raw.status >= 400 && raw.status < 500, 'broken JSON is a 4xx')
 
   const still = await api('GET', `/api/users/${keep.id}/`, { token: admin })

@@ -1,6 +1,12 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { isolate } from '@roster/service-kit/testing'
-import { startSystem, type LogSink, type RestartPolicy, type RunningSystem, type ServiceName } from '../../local/system.js'
+import {
+  startSystem,
+  type LogSink,
+  type RestartPolicy,
+  type RunningSystem,
+  type ServiceName
+} from '../../local/system.js'
 import { OpenApiChecker, type Answer } from './openapi-check.js'
 
 export const ADMIN = { username: 'e2e-admin', password: 'e2e-admin-pass-1' }
@@ -40,7 +46,9 @@ export async function startE2E(
 /** What any process needs from its parent's environment (where programs and temporary files are). */
 function processBasics(): Record<string, string> {
   const names = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ']
-  return Object.fromEntries(names.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]!]])))
+  return Object.fromEntries(
+    names.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]!]]))
+  )
 }
 
 /**
@@ -57,31 +65,37 @@ export async function startReplicas(
 ): Promise<(RunningSystem & { iso: Awaited<ReturnType<typeof isolate>> })[]> {
   const iso = await isolate(t)
   const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
-  const start = () => startSystem({
-    services,
-    // What the services read is what is written here, never what the caller's shell happens to hold.
-    inheritEnv: false,
-    ports: Object.fromEntries(services.map((s) => [s, 0])),
-    internalPorts: Object.fromEntries(services.map((s) => [s, 0])),
-    env: {
-      ...processBasics(),
-      DATABASE_URL: iso.DATABASE_URL,
-      NATS_URL: iso.NATS_URL,
-      NATS_PREFIX: iso.NATS_PREFIX,
-      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
-      OUTBOX_POLL_MS: '200',
-      ...env
-    },
-    dbSchema: (service) => iso.schema(service),
-    serviceEnv: {
-      identity: { ROSTER_JWT_PRIVATE_KEY: key, ROSTER_ADMIN_USERNAME: ADMIN.username, ROSTER_ADMIN_PASSWORD: ADMIN.password, BCRYPT_COST: '4' }
-    },
-    pipeLogs: options.onLog ?? (process.env.TEST_LOG_LEVEL ? true : false),
-    // A loaded machine of this kind has taken more than a minute to start four services at once.
-    readyTimeoutMs: 180_000,
-    restart: options.restart,
-    log: options.log
-  })
+  const start = () =>
+    startSystem({
+      services,
+      // What the services read is what is written here, never what the caller's shell happens to hold.
+      inheritEnv: false,
+      ports: Object.fromEntries(services.map((s) => [s, 0])),
+      internalPorts: Object.fromEntries(services.map((s) => [s, 0])),
+      env: {
+        ...processBasics(),
+        DATABASE_URL: iso.DATABASE_URL,
+        NATS_URL: iso.NATS_URL,
+        NATS_PREFIX: iso.NATS_PREFIX,
+        LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+        OUTBOX_POLL_MS: '200',
+        ...env
+      },
+      dbSchema: (service) => iso.schema(service),
+      serviceEnv: {
+        identity: {
+          ROSTER_JWT_PRIVATE_KEY: key,
+          ROSTER_ADMIN_USERNAME: ADMIN.username,
+          ROSTER_ADMIN_PASSWORD: ADMIN.password,
+          BCRYPT_COST: '4'
+        }
+      },
+      pipeLogs: options.onLog ?? (process.env.TEST_LOG_LEVEL ? true : false),
+      // A loaded machine of this kind has taken more than a minute to start four services at once.
+      readyTimeoutMs: 180_000,
+      restart: options.restart,
+      log: options.log
+    })
   const started = await Promise.allSettled(Array.from({ length: count }, start))
   const systems = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
   t.after(() => Promise.all(systems.map((system) => system.stop())))
@@ -132,11 +146,19 @@ export async function undocumented(base: string, answer: Answer): Promise<string
  * one per answer, so a run lists all of them), or throws where no test is known.
  */
 export function client(base: string) {
-  return async function call(method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+  return async function call(
+    method: string,
+    path: string,
+    options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}
+  ) {
     const headers: Record<string, string> = { ...options.headers }
     if (options.token) headers.authorization = `Bearer ${options.token}`
     if (options.body !== undefined) headers['content-type'] = 'application/json'
-    const response = await fetch(base + path, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) })
+    const response = await fetch(base + path, {
+      method,
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body)
+    })
     const text = await response.text()
     let json: any = null
     try {
@@ -144,9 +166,13 @@ export function client(base: string) {
     } catch {
       json = null
     }
-    const problems = await undocumented(base, { method, path, status: response.status, headers: response.headers, text }).catch((error: Error) => [
-      `the OpenAPI document could not be read: ${error.message}`
-    ])
+    const problems = await undocumented(base, {
+      method,
+      path,
+      status: response.status,
+      headers: response.headers,
+      text
+    }).catch((error: Error) => [`the OpenAPI document could not be read: ${error.message}`])
     if (problems.length > 0) {
       const message = `the OpenAPI document does not describe ${method} ${path.split('?')[0]} → ${response.status}: ${problems.join('; ')}`
       const t = testOfGateway.get(base)
@@ -173,7 +199,12 @@ export async function pool<T>(count: number, concurrency: number, fn: (i: number
 }
 
 /** How many log rows audit shows for a user (optionally of one operation), read through the gateway. */
-export async function logCount(api: ReturnType<typeof client>, adminToken: string, userId: number, operation?: number): Promise<number> {
+export async function logCount(
+  api: ReturnType<typeof client>,
+  adminToken: string,
+  userId: number,
+  operation?: number
+): Promise<number> {
   const query = operation === undefined ? '' : `?operation=${operation}`
   const res = await api('GET', `/api/users/${userId}/user-logs/${query}`, { token: adminToken })
   if (res.status !== 200) throw new Error(`${res.status} ${res.text}`)

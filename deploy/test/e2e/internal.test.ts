@@ -25,7 +25,8 @@ function raw(base: string, method: string, path: string): Promise<{ status: numb
 }
 
 // What only an internal answer would contain: a user fact, Prometheus output, readiness checks, an OpenAPI document.
-const INTERNAL_CONTENT = /"user_id"|"occupation_id"|"group_id"|process_cpu|http_request_duration|"checks"|"openapi"|swagger/i
+const INTERNAL_CONTENT =
+  /"user_id"|"occupation_id"|"group_id"|process_cpu|http_request_duration|"checks"|"openapi"|swagger/i
 
 t.test('nothing internal is reachable from outside, through the gateway or on a public port', async (t) => {
   const system = await startE2E(t, ['identity', 'directory', 'audit', 'gateway'])
@@ -84,6 +85,10 @@ t.test('nothing internal is reachable from outside, through the gateway or on a 
   // The merged public docs still hold every service's API (read from their internal ports) and nothing internal.
   const docs = await api('GET', '/docs/json')
   t.equal(docs.status, 200)
-  for (const path of ['/api/users/', '/api/groups/', '/api/black-list/']) t.ok(docs.json.paths[path], `merged docs have ${path}`)
-  t.notOk(Object.keys(docs.json.paths).some((p) => /^\/(internal|metrics|ready)/.test(p)), 'and nothing internal')
+  for (const path of ['/api/users/', '/api/groups/', '/api/black-list/'])
+    t.ok(docs.json.paths[path], `merged docs have ${path}`)
+  t.notOk(
+    Object.keys(docs.json.paths).some((p) => /^\/(internal|metrics|ready)/.test(p)),
+    'and nothing internal'
+  )
 })

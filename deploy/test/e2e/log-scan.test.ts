@@ -26,13 +26,18 @@ const people: Person[] = Array.from({ length: 4 }, (_, i) => ({
 
 t.test('no password, hash, token, identify_id or phone in any log of a run', async (t) => {
   const logs = new Map<ServiceName, string[]>()
-  const system = await startE2E(t, ['identity', 'directory', 'audit', 'gateway'], { LOG_LEVEL: 'info' }, {
-    onLog: (service, line) => {
-      const lines = logs.get(service) ?? []
-      lines.push(line)
-      logs.set(service, lines)
+  const system = await startE2E(
+    t,
+    ['identity', 'directory', 'audit', 'gateway'],
+    { LOG_LEVEL: 'info' },
+    {
+      onLog: (service, line) => {
+        const lines = logs.get(service) ?? []
+        lines.push(line)
+        logs.set(service, lines)
+      }
     }
-  })
+  )
   const api = client(system.gatewayUrl!)
   const secrets = new Set<string>([ADMIN.password])
   const admin = (await api('POST', '/api/auth/', { body: ADMIN })).json
@@ -42,7 +47,12 @@ t.test('no password, hash, token, identify_id or phone in any log of a run', asy
   for (const person of people) {
     for (const value of Object.values(person)) if (value !== person.username) secrets.add(value)
     const registered = await api('POST', '/api/users/', {
-      body: { username: person.username, password: person.password, email: `${person.username}@example.cn`, profile: { name: '李四', gender: 1, age: 33, identify_id: person.identify_id, phone: person.phone } }
+      body: {
+        username: person.username,
+        password: person.password,
+        email: `${person.username}@example.cn`,
+        profile: { name: '李四', gender: 1, age: 33, identify_id: person.identify_id, phone: person.phone }
+      }
     })
     t.equal(registered.status, 200, `${person.username} registers`)
     const login = await api('POST', '/api/auth/', { body: { username: person.username, password: person.password } })
@@ -58,8 +68,24 @@ t.test('no password, hash, token, identify_id or phone in any log of a run', asy
   // Failures: a duplicate registration, wrong passwords, a bad token, a lone surrogate in a username.
   const wrongPassword = 'Wrong-password-9x7'
   secrets.add(wrongPassword)
-  t.equal((await api('POST', '/api/users/', { body: { username: first.username, password: first.password, profile: { name: '李四', gender: 1, age: 33, identify_id: first.identify_id, phone: first.phone } } })).status, 400, 'a duplicate registration is refused')
-  t.equal((await api('POST', '/api/auth/', { body: { username: first.username, password: wrongPassword } })).status, 401, 'a wrong password is refused')
+  t.equal(
+    (
+      await api('POST', '/api/users/', {
+        body: {
+          username: first.username,
+          password: first.password,
+          profile: { name: '李四', gender: 1, age: 33, identify_id: first.identify_id, phone: first.phone }
+        }
+      })
+    ).status,
+    400,
+    'a duplicate registration is refused'
+  )
+  t.equal(
+    (await api('POST', '/api/auth/', { body: { username: first.username, password: wrongPassword } })).status,
+    401,
+    'a wrong password is refused'
+  )
   await api('POST', '/api/auth/', { body: { username: `${second.username}\ud800`, password: second.password } })
   await api('GET', '/api/users/', { token: `${admin.access.slice(0, -4)}AAAA` })
   await api('POST', '/api/auth/refresh/', { body: { refresh: `${admin.refresh}x` } })
@@ -74,29 +100,53 @@ t.test('no password, hash, token, identify_id or phone in any log of a run', asy
   const raced = await Promise.all(
     Array.from({ length: 12 }, (_, i) =>
       api('POST', '/api/users/', {
-        body: { username: i % 2 === 0 ? 'logscan-race' : `logscan-race${i}`, password: racePassword, profile: { name: '王五', gender: 0, age: 40, identify_id: raceId, phone: racePhone } }
+        body: {
+          username: i % 2 === 0 ? 'logscan-race' : `logscan-race${i}`,
+          password: racePassword,
+          profile: { name: '王五', gender: 0, age: 40, identify_id: raceId, phone: racePhone }
+        }
       })
     )
   )
-  t.ok(raced.some((r) => r.status === 200), 'one of the racing registrations succeeds')
+  t.ok(
+    raced.some((r) => r.status === 200),
+    'one of the racing registrations succeeds'
+  )
   const bare = await api('POST', '/api/users/', { body: { username: 'logscan-bare', password: racePassword } })
-  const bareToken = (await api('POST', '/api/auth/', { body: { username: 'logscan-bare', password: racePassword } })).json.access
+  const bareToken = (await api('POST', '/api/auth/', { body: { username: 'logscan-bare', password: racePassword } }))
+    .json.access
   secrets.add(bareToken)
   const profileId = '110101197505050037'
   const profilePhone = '13611112222'
   secrets.add(profileId).add(profilePhone)
   await Promise.all(
     Array.from({ length: 10 }, () =>
-      api('PATCH', `/api/users/${bare.json.id}/`, { token: bareToken, body: { profile: { name: '赵六', gender: 1, age: 50, identify_id: profileId, phone: profilePhone } } })
+      api('PATCH', `/api/users/${bare.json.id}/`, {
+        token: bareToken,
+        body: { profile: { name: '赵六', gender: 1, age: 50, identify_id: profileId, phone: profilePhone } }
+      })
     )
   )
   const tokens = await Promise.all(
-    people.slice(0, 2).map(async (p) => (await api('POST', '/api/auth/', { body: { username: p.username, password: p.password } })).json)
+    people
+      .slice(0, 2)
+      .map(
+        async (p) => (await api('POST', '/api/auth/', { body: { username: p.username, password: p.password } })).json
+      )
   )
   for (const tk of tokens) secrets.add(tk.access).add(tk.refresh)
-  const ids = await Promise.all(people.slice(0, 2).map(async (p) => (await api('GET', `/api/users/?search=${p.username}`, { token: admin.access })).json[0].id))
+  const ids = await Promise.all(
+    people
+      .slice(0, 2)
+      .map(async (p) => (await api('GET', `/api/users/?search=${p.username}`, { token: admin.access })).json[0].id)
+  )
   await Promise.all(
-    Array.from({ length: 10 }, (_, i) => api('PATCH', `/api/users/${ids[i % 2]}/`, { token: tokens[i % 2].access, body: { email: 'logscan-same@example.cn' } }))
+    Array.from({ length: 10 }, (_, i) =>
+      api('PATCH', `/api/users/${ids[i % 2]}/`, {
+        token: tokens[i % 2].access,
+        body: { email: 'logscan-same@example.cn' }
+      })
+    )
   )
   // Logouts end the sessions (their events reach audit).
   for (const tk of tokens) await api('GET', '/api/auth/logout/', { token: tk.access })
@@ -113,7 +163,9 @@ t.test('no password, hash, token, identify_id or phone in any log of a run', asy
   await system.stop()
 
   const total = [...logs.values()].reduce((n, lines) => n + lines.length, 0)
-  t.comment(`${total} log lines scanned (${[...logs].map(([s, l]) => `${s} ${l.length}`).join(', ')}) for ${secrets.size} secrets`)
+  t.comment(
+    `${total} log lines scanned (${[...logs].map(([s, l]) => `${s} ${l.length}`).join(', ')}) for ${secrets.size} secrets`
+  )
   t.ok(logs.get('identity')?.length, 'identity logged something, so the scan reads real output')
   const found: string[] = []
   for (const [service, lines] of logs) {
@@ -122,7 +174,8 @@ t.test('no password, hash, token, identify_id or phone in any log of a run', asy
       for (const secret of secrets) {
         // A token's signature alone identifies it; the resident ID and phone also in the SQL parameter shape.
         const needles = secret.split('.').length === 3 ? [secret, secret.split('.')[2]!] : [secret]
-        for (const needle of needles) if (line.includes(needle)) found.push(`${service}: ${needle.slice(0, 12)}… in ${line.slice(0, 300)}`)
+        for (const needle of needles)
+          if (line.includes(needle)) found.push(`${service}: ${needle.slice(0, 12)}… in ${line.slice(0, 300)}`)
       }
     }
   }

@@ -2,7 +2,8 @@ import { Ajv, type ValidateFunction } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 
 // ajv-formats is CommonJS with a default export.
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
+  addFormatsModule) as unknown as (ajv: Ajv) => Ajv
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace'] as const
 
@@ -28,7 +29,15 @@ function toJsonSchema(node: Json): Json {
   if (node === null || typeof node !== 'object') return node
   const out: Json = {}
   for (const [key, value] of Object.entries(node)) {
-    if (key === 'nullable' || key === 'example' || key === 'examples' || key === 'discriminator' || key === 'xml' || key === 'externalDocs') continue
+    if (
+      key === 'nullable' ||
+      key === 'example' ||
+      key === 'examples' ||
+      key === 'discriminator' ||
+      key === 'xml' ||
+      key === 'externalDocs'
+    )
+      continue
     out[key] = toJsonSchema(value)
   }
   if (node.nullable === true) {
@@ -49,10 +58,25 @@ export function drfShapeProblem(json: unknown): string | undefined {
   const fieldErrors = (value: unknown, depth = 0): boolean => {
     if (depth > 5 || value === null || typeof value !== 'object' || Array.isArray(value)) return false
     const entries = Object.entries(value)
-    return entries.length > 0 && entries.every(([, v]) => (Array.isArray(v) && v.length > 0 && v.every((m) => typeof m === 'string' || fieldErrors(m, depth + 1) || (m !== null && typeof m === 'object' && Object.keys(m).length === 0))) || fieldErrors(v, depth + 1))
+    return (
+      entries.length > 0 &&
+      entries.every(
+        ([, v]) =>
+          (Array.isArray(v) &&
+            v.length > 0 &&
+            v.every(
+              (m) =>
+                typeof m === 'string' ||
+                fieldErrors(m, depth + 1) ||
+                (m !== null && typeof m === 'object' && Object.keys(m).length === 0)
+            )) ||
+          fieldErrors(v, depth + 1)
+      )
+    )
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) return 'error body is not an object'
-  if ('detail' in json) return typeof (json as { detail: unknown }).detail === 'string' ? undefined : 'detail is not a string'
+  if ('detail' in json)
+    return typeof (json as { detail: unknown }).detail === 'string' ? undefined : 'detail is not a string'
   return fieldErrors(json) ? undefined : 'not the DRF error shape'
 }
 
@@ -78,12 +102,20 @@ export class OpenApiChecker {
     this.templates = Object.keys(doc.paths ?? {})
       .map((template) => ({
         template,
-        regex: new RegExp('^' + template.split(/(\{[^}]+\})/).map((part) => (/^\{[^}]+\}$/.test(part) ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('') + '$'),
+        regex: new RegExp(
+          '^' +
+            template
+              .split(/(\{[^}]+\})/)
+              .map((part) => (/^\{[^}]+\}$/.test(part) ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+              .join('') +
+            '$'
+        ),
         literal: template.replace(/\{[^}]+\}/g, '').length
       }))
       .sort((a, b) => b.literal - a.literal)
     for (const item of Object.values<Json>(doc.paths ?? {})) {
-      for (const method of METHODS) for (const status of Object.keys(this.deref(item[method])?.responses ?? {})) this.anyStatus.add(status)
+      for (const method of METHODS)
+        for (const status of Object.keys(this.deref(item[method])?.responses ?? {})) this.anyStatus.add(status)
     }
   }
 
@@ -147,14 +179,25 @@ export class OpenApiChecker {
     if (!operation) {
       if (method === 'options' || method === 'head') return []
       // Another method on a documented path: the 405 (with Allow) that the path's operations document.
-      const documented = METHODS.some((m) => item[m] && OpenApiChecker.responseKey(this.deref(item[m]).responses, answer.status) && OpenApiChecker.responseKey(this.deref(item[m]).responses, answer.status) !== 'default')
+      const documented = METHODS.some(
+        (m) =>
+          item[m] &&
+          OpenApiChecker.responseKey(this.deref(item[m]).responses, answer.status) &&
+          OpenApiChecker.responseKey(this.deref(item[m]).responses, answer.status) !== 'default'
+      )
       const problems: string[] = []
-      if (!documented) problems.push(`${answer.status} to ${method.toUpperCase()}, which ${template} does not have, is documented by none of its operations`)
+      if (!documented)
+        problems.push(
+          `${answer.status} to ${method.toUpperCase()}, which ${template} does not have, is documented by none of its operations`
+        )
       if (answer.status === 405 && !headerValue(answer.headers, 'allow')) problems.push('405 without Allow')
       return problems
     }
     const key = OpenApiChecker.responseKey(operation.responses, answer.status)
-    if (key === undefined) return [`status ${answer.status} is not documented for ${method.toUpperCase()} ${template} (documented: ${Object.keys(operation.responses ?? {}).join(', ')})`]
+    if (key === undefined)
+      return [
+        `status ${answer.status} is not documented for ${method.toUpperCase()} ${template} (documented: ${Object.keys(operation.responses ?? {}).join(', ')})`
+      ]
     const response = this.deref(operation.responses[key])
     const problems: string[] = []
     for (const [name, raw] of Object.entries<Json>(response.headers ?? {})) {
@@ -174,7 +217,9 @@ export class OpenApiChecker {
       return problems
     }
     const type = (headerValue(answer.headers, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase()
-    const mediaType = Object.keys(content).find((m) => m.toLowerCase() === type) ?? Object.keys(content).find((m) => m === '*/*' || (m.endsWith('/*') && type.startsWith(m.slice(0, -1))))
+    const mediaType =
+      Object.keys(content).find((m) => m.toLowerCase() === type) ??
+      Object.keys(content).find((m) => m === '*/*' || (m.endsWith('/*') && type.startsWith(m.slice(0, -1))))
     if (mediaType === undefined) {
       problems.push(`content-type ${JSON.stringify(type)} is not documented (${Object.keys(content).join(', ')})`)
       return problems
@@ -189,7 +234,10 @@ export class OpenApiChecker {
     let at = ['paths', template, method, 'responses', key]
     let node: Json = operation.responses[key]
     for (let hops = 0; node && typeof node.$ref === 'string' && hops < 10; hops++) {
-      at = (node.$ref as string).replace(/^#\//, '').split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+      at = (node.$ref as string)
+        .replace(/^#\//, '')
+        .split('/')
+        .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
       node = at.reduce((value: Json, part) => value?.[part], this.doc)
     }
     const pointer = OpenApiChecker.pointer(...at, 'content', mediaType, 'schema')
@@ -208,7 +256,10 @@ export class OpenApiChecker {
         'body does not match the schema: ' +
           (validate.errors ?? [])
             .slice(0, 6)
-            .map((e) => `${e.instancePath || '(root)'} ${e.message}${e.params && Object.keys(e.params).length ? ' ' + JSON.stringify(e.params) : ''}`)
+            .map(
+              (e) =>
+                `${e.instancePath || '(root)'} ${e.message}${e.params && Object.keys(e.params).length ? ' ' + JSON.stringify(e.params) : ''}`
+            )
             .join('; ')
       )
     }

@@ -25,7 +25,8 @@ export function buildRequest(
   body?: Buffer
 ): Buffer {
   const parts: Buffer[] = [Buffer.from(`${method} `), Buffer.from(target as string), Buffer.from(' HTTP/1.1\r\n')]
-  for (const [name, value] of headers) parts.push(Buffer.from(`${name}: `), Buffer.from(value as string), Buffer.from('\r\n'))
+  for (const [name, value] of headers)
+    parts.push(Buffer.from(`${name}: `), Buffer.from(value as string), Buffer.from('\r\n'))
   if (body !== undefined) parts.push(Buffer.from(`Content-Length: ${body.length}\r\n`))
   parts.push(Buffer.from('Connection: close\r\n\r\n'))
   if (body !== undefined) parts.push(body)
@@ -49,7 +50,8 @@ function decodeChunked(body: Buffer): Buffer {
 /** Parses one complete response (the server closed the connection after it). */
 export function parseResponse(raw: Buffer): RawResponse {
   const headEnd = raw.indexOf('\r\n\r\n')
-  if (headEnd < 0) throw new RawHttpError(`no complete response head in ${JSON.stringify(raw.toString('latin1').slice(0, 200))}`)
+  if (headEnd < 0)
+    throw new RawHttpError(`no complete response head in ${JSON.stringify(raw.toString('latin1').slice(0, 200))}`)
   const [statusLine, ...lines] = raw.subarray(0, headEnd).toString('latin1').split('\r\n')
   const match = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine!)
   if (match === null) throw new RawHttpError(`bad status line ${JSON.stringify(statusLine)}`)
@@ -70,13 +72,18 @@ function isComplete(raw: Buffer): boolean {
   const head = raw.subarray(0, headEnd).toString('latin1')
   const body = raw.subarray(headEnd + 4)
   if (/^HTTP\/1\.[01] (1\d\d|204|304) /.test(head)) return true
-  if (/\r\ntransfer-encoding:[^\r]*chunked/i.test(head)) return body.includes('\r\n0\r\n\r\n') || body.subarray(0, 5).equals(Buffer.from('0\r\n\r\n'))
+  if (/\r\ntransfer-encoding:[^\r]*chunked/i.test(head))
+    return body.includes('\r\n0\r\n\r\n') || body.subarray(0, 5).equals(Buffer.from('0\r\n\r\n'))
   const length = /\r\ncontent-length:\s*(\d+)/i.exec(head)
   return length !== null && body.length >= Number(length[1])
 }
 
 /** Sends `request` on a new connection and reads until the server closes it. */
-export function rawRequest(port: number, request: Buffer, { host = '127.0.0.1', timeoutMs = 30_000 } = {}): Promise<RawResponse> {
+export function rawRequest(
+  port: number,
+  request: Buffer,
+  { host = '127.0.0.1', timeoutMs = 30_000 } = {}
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const socket = connect({ port, host })
     const chunks: Buffer[] = []

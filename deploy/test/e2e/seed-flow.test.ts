@@ -10,7 +10,15 @@ t.test('the seed document flow through the gateway', async (t) => {
   const api = client(system.gatewayUrl!)
 
   // The document's own example, verbatim: occupation 34 is in the catalogue a new directory starts with.
-  const seedProfile = { gender: 0, occupation: 34, age: 18, name: 'name', identify_id: '100000190001010001', phone: '18888888888', address: 'address1' }
+  const seedProfile = {
+    gender: 0,
+    occupation: 34,
+    age: 18,
+    name: 'name',
+    identify_id: '100000190001010001',
+    phone: '18888888888',
+    address: 'address1'
+  }
   const registered = await api('POST', '/api/users/', {
     body: { username: 'test1', password: 'password1', email: 'email1@test.com', profile: seedProfile }
   })
@@ -45,7 +53,14 @@ t.test('the seed document flow through the gateway', async (t) => {
     body: {
       password: 'password1',
       email: 'email2@test.com',
-      profile: { gender: 1, age: 19, name: '李四', identify_id: '100000190001010001', phone: '18888888888', address: 'address2' }
+      profile: {
+        gender: 1,
+        age: 19,
+        name: '李四',
+        identify_id: '100000190001010001',
+        phone: '18888888888',
+        address: 'address2'
+      }
     }
   })
   t.equal(put.status, 200, put.text)
@@ -59,7 +74,10 @@ t.test('the seed document flow through the gateway', async (t) => {
   const admin = await api('POST', '/api/auth/', { body: ADMIN })
   const search = await api('GET', '/api/users/?search=ls', { token: admin.json.access })
   t.equal(search.status, 200)
-  t.same(search.json.map((u: { id: number }) => u.id), [id])
+  t.same(
+    search.json.map((u: { id: number }) => u.id),
+    [id]
+  )
   t.equal(search.headers.get('x-total-count'), '1')
 
   const logout = await api('GET', '/api/auth/logout/', { token: access2 })

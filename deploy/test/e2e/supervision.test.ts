@@ -10,19 +10,31 @@ t.setTimeout(180_000)
 
 t.test('a killed service is restarted by the launcher and serves again through the gateway', async (t) => {
   const messages: string[] = []
-  const system = await startE2E(t, ['identity', 'gateway'], {}, {
-    restart: { initialDelayMs: 200, maxDelayMs: 2_000 },
-    log: (message) => messages.push(message)
-  })
+  const system = await startE2E(
+    t,
+    ['identity', 'gateway'],
+    {},
+    {
+      restart: { initialDelayMs: 200, maxDelayMs: 2_000 },
+      log: (message) => messages.push(message)
+    }
+  )
   const api = client(system.gatewayUrl!)
   const user = await api('POST', '/api/users/', { body: { username: 'supervised', password: 'password-1' } })
   t.equal(user.status, 200)
-  const token = (await api('POST', '/api/auth/', { body: { username: 'supervised', password: 'password-1' } })).json.access
+  const token = (await api('POST', '/api/auth/', { body: { username: 'supervised', password: 'password-1' } })).json
+    .access
 
   const pid = system.pid('identity')!
   process.kill(pid, 'SIGKILL')
-  await eventually(async () => messages.some((m) => m.startsWith('identity is serving again')), { timeoutMs: 90_000, intervalMs: 100 })
-  t.match(messages.join('\n'), new RegExp(`identity \\(pid ${pid}\\) exited unexpectedly \\(signal SIGKILL\\); restarting in 200 ms`))
+  await eventually(async () => messages.some((m) => m.startsWith('identity is serving again')), {
+    timeoutMs: 90_000,
+    intervalMs: 100
+  })
+  t.match(
+    messages.join('\n'),
+    new RegExp(`identity \\(pid ${pid}\\) exited unexpectedly \\(signal SIGKILL\\); restarting in 200 ms`)
+  )
   t.not(system.pid('identity'), pid, 'a new identity process')
   const again = await eventually(
     async () => {

@@ -14,7 +14,10 @@ t.test('two replicas behave as one', async (t) => {
   t.test('a logout on one is refused by the other', async (t) => {
     const user = await register(a)
     const tokens = await login(a, user.username, 'password1')
-    t.equal((await b.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })).statusCode, 200)
+    t.equal(
+      (await b.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })).statusCode,
+      200
+    )
     const started = Date.now()
     await a.inject({ method: 'GET', url: '/api/auth/logout/', headers: bearer(tokens.access) })
     const read = () => b.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })
@@ -26,7 +29,11 @@ t.test('two replicas behave as one', async (t) => {
     const user = await register(a)
     const attempts = await Promise.all(
       Array.from({ length: 12 }, (_, i) =>
-        (i % 2 ? a : b).inject({ method: 'POST', url: '/api/auth/', payload: { username: user.username, password: 'wrong-password' } })
+        (i % 2 ? a : b).inject({
+          method: 'POST',
+          url: '/api/auth/',
+          payload: { username: user.username, password: 'wrong-password' }
+        })
       )
     )
     t.equal(attempts.filter((r) => r.statusCode === 401).length, 5)
@@ -34,15 +41,28 @@ t.test('two replicas behave as one', async (t) => {
   })
 
   t.test('the durable consumer is shared: each event is applied once', async (t) => {
-    for (let i = 1; i <= 20; i++) await publishEvent(a, 'directory.occupation.created', { occupation_id: 100 + i, version: 1, name: `o${i}` })
+    for (let i = 1; i <= 20; i++)
+      await publishEvent(a, 'directory.occupation.created', { occupation_id: 100 + i, version: 1, name: `o${i}` })
     const count = async () =>
-      Number((await a.orm.em.fork().getConnection().execute(`select count(*) as n from processed_event where consumer = 'identity-directory'`))[0].n)
+      Number(
+        (
+          await a.orm.em
+            .fork()
+            .getConnection()
+            .execute(`select count(*) as n from processed_event where consumer = 'identity-directory'`)
+        )[0].n
+      )
     await eventually(async () => (await count()) === 20)
     // A later marker on the same stream: the consumer takes events in stream order, so once the marker is
     // applied every copy of the twenty that was going to be delivered has been.
-    const marker = await publishEvent(a, 'directory.occupation.created', { occupation_id: 200, version: 1, name: 'marker' })
+    const marker = await publishEvent(a, 'directory.occupation.created', {
+      occupation_id: 200,
+      version: 1,
+      name: 'marker'
+    })
     const applied = async (id: string) =>
-      (await a.orm.em.fork().getConnection().execute(`select 1 from processed_event where event_id = ?`, [id])).length === 1
+      (await a.orm.em.fork().getConnection().execute(`select 1 from processed_event where event_id = ?`, [id]))
+        .length === 1
     const stats = () => [a.consumers.stats()['identity-directory'], b.consumers.stats()['identity-directory']]
     const handled = () => stats()[0].handled + stats()[1].handled
     // The counters move just after the commit that the row shows.

@@ -18,15 +18,23 @@ t.test('replica of the directory and memberships', async (t) => {
   const b = await register(app)
   const userSession = await login(app, a.username, 'password1')
 
-  const row = async (sql: string, params: unknown[] = []) => (await app.orm.em.fork().getConnection().execute(sql, params))[0]
+  const row = async (sql: string, params: unknown[] = []) =>
+    (await app.orm.em.fork().getConnection().execute(sql, params))[0]
   // The directory consumer takes events one at a time in stream order: once a later marker event has been
   // recorded as processed, every event published before it has been handled (applied or skipped) too.
   let markers = 0
   const afterMarker = async () => {
-    const id = await publishEvent(app, 'directory.occupation.created', { occupation_id: 9000 + ++markers, version: 1, name: 'marker' })
-    await eventually(async () => (await row('select count(*)::int as n from processed_event where event_id = ?', [id])).n === 1, {
-      timeoutMs: 30_000
+    const id = await publishEvent(app, 'directory.occupation.created', {
+      occupation_id: 9000 + ++markers,
+      version: 1,
+      name: 'marker'
     })
+    await eventually(
+      async () => (await row('select count(*)::int as n from processed_event where event_id = ?', [id])).n === 1,
+      {
+        timeoutMs: 30_000
+      }
+    )
   }
 
   t.test('events applied once, in version order, whatever the delivery', async (t) => {
@@ -51,7 +59,10 @@ t.test('replica of the directory and memberships', async (t) => {
     t.equal((await app.inject({ method: 'GET', url, headers: bearer(userSession.access) })).statusCode, 403)
     const added = await app.inject({ method: 'POST', url, headers: auth, payload: { users: [a.id, b.id, a.id] } })
     t.equal(added.statusCode, 200, added.body)
-    t.same(added.json().map((u: { id: number }) => u.id), [a.id, b.id])
+    t.same(
+      added.json().map((u: { id: number }) => u.id),
+      [a.id, b.id]
+    )
     const again = await app.inject({ method: 'POST', url, headers: auth, payload: { users: [a.id] } })
     t.equal(again.statusCode, 200, 'already a member: no change')
     const unknown = await app.inject({ method: 'POST', url, headers: auth, payload: { users: [a.id, 99999] } })
@@ -59,21 +70,37 @@ t.test('replica of the directory and memberships', async (t) => {
     t.same(unknown.json(), { users: ['无效主键 “99999” － 对象不存在。'] })
     const empty = await app.inject({ method: 'POST', url, headers: auth, payload: {} })
     t.same(empty.json(), { users: ['该字段是必填项。'] })
-    const noGroup = await app.inject({ method: 'POST', url: '/api/groups/999/users/', headers: auth, payload: { users: [a.id] } })
+    const noGroup = await app.inject({
+      method: 'POST',
+      url: '/api/groups/999/users/',
+      headers: auth,
+      payload: { users: [a.id] }
+    })
     t.equal(noGroup.statusCode, 404)
 
     const members = await app.inject({ method: 'GET', url, headers: auth })
     t.equal(members.headers['x-total-count'], '2')
     t.match(members.json()[0], { id: a.id, username: a.username, profile: null })
-    const groups = await app.inject({ method: 'GET', url: `/api/users/${a.id}/groups/`, headers: bearer(userSession.access) })
+    const groups = await app.inject({
+      method: 'GET',
+      url: `/api/users/${a.id}/groups/`,
+      headers: bearer(userSession.access)
+    })
     t.equal(groups.statusCode, 200)
     t.same(groups.json(), [{ id: 10, name: 'third', location: 'loc', contact_phone: '18888888881' }])
-    t.equal((await app.inject({ method: 'GET', url: `/api/users/${b.id}/groups/`, headers: bearer(userSession.access) })).statusCode, 403)
+    t.equal(
+      (await app.inject({ method: 'GET', url: `/api/users/${b.id}/groups/`, headers: bearer(userSession.access) }))
+        .statusCode,
+      403
+    )
     t.equal((await app.inject({ method: 'GET', url: '/api/users/99999/groups/', headers: auth })).statusCode, 404)
 
     const removed = await app.inject({ method: 'DELETE', url: `/api/groups/10/users/${b.id}/`, headers: auth })
     t.equal(removed.statusCode, 200)
-    t.equal((await app.inject({ method: 'DELETE', url: `/api/groups/10/users/${b.id}/`, headers: auth })).statusCode, 404)
+    t.equal(
+      (await app.inject({ method: 'DELETE', url: `/api/groups/10/users/${b.id}/`, headers: auth })).statusCode,
+      404
+    )
     const events = await row(`select count(*)::int as n from outbox_event where subject like 'identity.membership.%'`)
     t.equal(events.n, 3, 'two added, one removed')
   })
@@ -86,13 +113,23 @@ t.test('replica of the directory and memberships', async (t) => {
     })
     t.equal(holder.statusCode, 200, holder.body)
     const list = await app.inject({ method: 'GET', url: '/api/occupations/5/users/', headers: auth })
-    t.same(list.json().map((u: { id: number }) => u.id), [holder.json().id])
+    t.same(
+      list.json().map((u: { id: number }) => u.id),
+      [holder.json().id]
+    )
     t.equal((await app.inject({ method: 'GET', url: '/api/occupations/6/users/', headers: auth })).statusCode, 404)
     await publishEvent(app, 'directory.occupation.deleted', { occupation_id: 5, version: 3 })
-    await eventually(async () => (await row('select occupation_id from profile where user_id = ?', [holder.json().id])).occupation_id === null)
+    await eventually(
+      async () =>
+        (await row('select occupation_id from profile where user_id = ?', [holder.json().id])).occupation_id === null
+    )
     await publishEvent(app, 'directory.occupation.updated', { occupation_id: 5, version: 2, name: 'late' })
     await afterMarker()
-    t.equal((await row('select deleted from occupation_replica where id = 5')).deleted, true, 'a late update does not resurrect it')
+    t.equal(
+      (await row('select deleted from occupation_replica where id = 5')).deleted,
+      true,
+      'a late update does not resurrect it'
+    )
     const reuse = await app.inject({
       method: 'POST',
       url: '/api/users/',
@@ -114,7 +151,12 @@ t.test('replica of the directory and memberships', async (t) => {
     await app.nats.js.publish(app.nats.names.subject('directory.group.created'), 'not json')
     await app.nats.js.publish(
       app.nats.names.subject('directory.group.created'),
-      JSON.stringify({ id: crypto.randomUUID(), subject: 'directory.group.created', occurred_at: new Date().toISOString(), data: { group_id: 'x' } })
+      JSON.stringify({
+        id: crypto.randomUUID(),
+        subject: 'directory.group.created',
+        occurred_at: new Date().toISOString(),
+        data: { group_id: 'x' }
+      })
     )
     await publishEvent(app, 'directory.group.created', group(11, 1, 'after'))
     await eventually(async () => (await row('select name from group_replica where id = 11'))?.name === 'after')
