@@ -115,6 +115,10 @@ export class Forwarder {
     } catch (error) {
       return this.#failed(request, reply, upstream, error)
     }
+    if (answer.statusCode < 200 || answer.statusCode > 599) {
+      answer.body.destroy()
+      return this.#failed(request, reply, upstream, new Error(`an answer with status ${answer.statusCode}`))
+    }
     const out = copyHeaders(answer.headers, NOT_PASSED_BACK)
     const revoked = answer.headers[REVOKED_SESSIONS_HEADER]
     // Sessions an answer of identity ended are refused here before the client has the answer; the header

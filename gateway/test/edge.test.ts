@@ -448,6 +448,20 @@ t.test('an upstream that resets, refuses or stalls is a 503/504 in the API shape
   t.equal((await raw(port, get('/api/users/1/'))).status, 200, 'the gateway still serves')
 })
 
+t.test('an answer with a status HTTP has no use for is a 503 in the API shape', async (t) => {
+  const identity = await recordingUpstream(t, 'identity')
+  const server = createTcpServer((socket) =>
+    socket.once('data', () => socket.end('HTTP/1.1 799 Odd\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}'))
+  )
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => new Promise((resolve) => server.close(resolve)))
+  const odd = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  const { port } = await gatewayOver(t, { identity: identity.url, directory: odd, audit: odd })
+  const answer = await raw(port, get('/api/groups/'))
+  t.equal(answer.status, 503)
+  isDrf(t, answer, 'status 799')
+})
+
 t.test('bodies are forwarded whole, byte for byte, with their content type', async (t) => {
   const { port, identity } = await recordingSystem(t)
   const body = JSON.stringify({ username: '张三', password: 'p'.repeat(5000) })
