@@ -116,7 +116,8 @@ export class Forwarder {
       return this.#failed(request, reply, upstream, error)
     }
     if (answer.statusCode < 200 || answer.statusCode > 599) {
-      answer.body.destroy()
+      // Read and dropped (a bare `destroy()` would emit an error nobody listens to, and crash the process).
+      answer.body.dump().catch(() => undefined)
       return this.#failed(request, reply, upstream, new Error(`an answer with status ${answer.statusCode}`))
     }
     const out = copyHeaders(answer.headers, NOT_PASSED_BACK)
