@@ -84,8 +84,12 @@ export class Forwarder {
     return true
   }
 
+  /**
+   * For the server's `onClose`, when every client request is finished: whatever an upstream still owes (a
+   * request whose client went away) is dropped rather than awaited for up to the upstream timeout.
+   */
   async close(): Promise<void> {
-    await Promise.all(Object.values(this.#pools).map(({ pool }) => pool.close()))
+    await Promise.all(Object.values(this.#pools).map(({ pool }) => pool.destroy()))
   }
 
   /** Sends `request` (canonical `path`, re-encoded `query`) to `upstream` and its answer to the client. */
@@ -110,6 +114,11 @@ export class Forwarder {
       })
     } catch (error) {
       return this.#failed(request, reply, upstream, error)
+    }
+    if (answer.statusCode < 200 || answer.statusCode > 599) {
+      // Read and dropped (a bare `destroy()` would emit an error nobody listens to, and crash the process).
+      answer.body.dump().catch(() => undefined)
+      return this.#failed(request, reply, upstream, new Error(`an answer with status ${answer.statusCode}`))
     }
     const out = copyHeaders(answer.headers, NOT_PASSED_BACK)
     const revoked = answer.headers[REVOKED_SESSIONS_HEADER]

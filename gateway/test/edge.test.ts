@@ -257,6 +257,24 @@ t.test('what is forwarded is the canonical path and a re-encoded query, to the o
   const forwarded = identity.received[0]
   t.equal(forwarded.headers['x-forwarded-for'], '127.0.0.1')
   t.equal(forwarded.headers['x-forwarded-host'], 'roster.test')
+  t.equal(forwarded.headers.host, new URL(identity.url).host, "the service's own host, not the client's")
+})
+
+t.test('hop-by-hop request headers, and those a Connection header names, stay on the client hop', async (t) => {
+  const { port, identity } = await recordingSystem(t)
+  const answer = await raw(
+    port,
+    'GET /api/users/7/ HTTP/1.1\r\nHost: roster.test\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n' +
+      'TE: trailers\r\nX-Kept: 2\r\nX-Request-Id: client-chosen.1\r\n\r\n'
+  )
+  t.equal(answer.status, 200)
+  const [forwarded] = identity.received
+  t.notOk(forwarded.headers['x-hop'], 'a header the client named in Connection')
+  t.notOk(forwarded.headers.te)
+  t.not(forwarded.headers['keep-alive'], 'timeout=5')
+  t.equal(forwarded.headers['x-kept'], '2', 'others are passed on')
+  t.equal(forwarded.headers['x-request-id'], 'client-chosen.1', 'the request id the answer carries too')
+  t.equal(answer.headers['x-request-id'], 'client-chosen.1')
 })
 
 t.test('a method the table lacks is 405 with Allow, answered by the gateway', async (t) => {
@@ -427,6 +445,20 @@ t.test('an upstream that resets, refuses or stalls is a 503/504 in the API shape
   t.equal(refused.status, 503, 'refused')
   isDrf(t, refused, 'refused')
   t.equal((await raw(port, get('/api/users/1/'))).status, 200, 'the gateway still serves')
+})
+
+t.test('an answer with a status HTTP has no use for is a 503 in the API shape', async (t) => {
+  const identity = await recordingUpstream(t, 'identity')
+  const server = createTcpServer((socket) =>
+    socket.once('data', () => socket.end('HTTP/1.1 799 Odd\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}'))
+  )
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => new Promise((resolve) => server.close(resolve)))
+  const odd = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  const { port } = await gatewayOver(t, { identity: identity.url, directory: odd, audit: odd })
+  const answer = await raw(port, get('/api/groups/'))
+  t.equal(answer.status, 503)
+  isDrf(t, answer, 'status 799')
 })
 
 t.test('bodies are forwarded whole, byte for byte, with their content type', async (t) => {

@@ -79,3 +79,21 @@ t.test('one access line per request: method, path with query names but no values
   t.notOk(lines.some((l) => /incoming request|request completed/.test(l.msg)), "Fastify's own request lines are off")
   t.notMatch(JSON.stringify(lines), /13912345678/)
 })
+
+t.test("a service's access line is at debug: none at info, errors still logged; shown at debug", async (t) => {
+  for (const level of ['info', 'debug'] as const) {
+    const { lines, stream } = capture()
+    const app = Fastify({ logger: loggerOptions('test', level, { stream }) as any, logController: new AccessLogController('debug') })
+    app.get('/api/users/', async () => [])
+    app.get('/api/fails/', async () => {
+      throw new Error('boom')
+    })
+    t.equal((await app.inject({ url: '/api/users/' })).statusCode, 200)
+    t.equal((await app.inject({ url: '/api/fails/' })).statusCode, 500)
+    await app.close()
+    const access = lines.filter((l) => l.msg === 'request')
+    t.equal(access.length, level === 'debug' ? 2 : 0, `at ${level}: ${level === 'debug' ? 'one line per request' : 'no access line'}`)
+    t.ok(access.every((l) => l.level === 20), 'at debug')
+    t.equal(lines.filter((l) => l.level === 50).length, 1, `at ${level}: the error is logged`)
+  }
+})
