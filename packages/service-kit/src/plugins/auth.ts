@@ -38,7 +38,6 @@ export interface SigningKeyOptions {
   kid: string
 }
 
-
 /**
  * The public key for a token, chosen by its `kid` (the secret callback of @fastify/jwt). Algorithms
  * outside the allow-list (`none`, HMAC, RSA) are refused before any lookup; a key once found is kept,
