@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { EVENTS, PkParamsSchema } from '@roster/contracts'
+import { EVENTS, PkParamsSchema, internalPath } from '@roster/contracts'
 import { NotFoundError, parsePk } from '@roster/service-kit'
 import { findGroup } from '../repositories/groups.js'
 import { findOccupation } from '../repositories/occupations.js'
@@ -15,7 +15,7 @@ export const internalRoutes: FastifyPluginAsyncTypebox = async function internal
   const notFound = Type.Ref('Detail')
 
   app.get(
-    '/internal/occupations/:pk',
+    internalPath('occupationFact'),
     {
       config: { access: 'public', internal: true },
       schema: { hide: true, params: PkParamsSchema, response: { 200: EVENTS['directory.occupation.created'], 404: notFound } }
@@ -28,7 +28,7 @@ export const internalRoutes: FastifyPluginAsyncTypebox = async function internal
   )
 
   app.get(
-    '/internal/groups/:pk',
+    internalPath('groupFact'),
     {
       config: { access: 'public', internal: true },
       schema: { hide: true, params: PkParamsSchema, response: { 200: EVENTS['directory.group.created'], 404: notFound } }

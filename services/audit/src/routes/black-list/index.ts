@@ -1,16 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { Type } from '@sinclair/typebox'
-import {
-  BlackListCreateBodySchema,
-  BlackListPatchBodySchema,
-  BlackListQuerySchema,
-  BlackListUpdateBodySchema,
-  ListHeadersDescription,
-  PkParamsSchema,
-  type BlackListCreateBody,
-  type BlackListEntry
-} from '@roster/contracts'
+import { BlackListCreateBodySchema, BlackListPatchBodySchema, BlackListQuerySchema, BlackListUpdateBodySchema, ListHeadersDescription, PkParamsSchema, type BlackListCreateBody, type BlackListEntry, publicPath } from '@roster/contracts'
 import {
   FieldErrors,
   LIST_HEADERS,
@@ -58,7 +49,7 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
   const tz = config.ROSTER_TIME_ZONE
 
   app.get(
-    '/api/black-list/',
+    publicPath('listBlackList'),
     {
       schema: {
         tags,
@@ -84,7 +75,7 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
   )
 
   app.post(
-    '/api/black-list/',
+    publicPath('createBlackListEntry'),
     {
       config: { access: 'admin' },
       attachValidation: true,
@@ -127,7 +118,7 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
   )
 
   app.get(
-    '/api/black-list/:pk/',
+    publicPath('getBlackListEntry'),
     {
       schema: {
         tags,
@@ -159,7 +150,7 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
 
   const updateResponses = { 200: entryRef, 400: fieldErrors, 401: errorRef, 403: errorRef, 404: errorRef }
   app.put(
-    '/api/black-list/:pk/',
+    publicPath('replaceBlackListEntry'),
     {
       config: { access: 'admin' },
       schema: {
@@ -176,7 +167,7 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
     }
   )
   app.patch(
-    '/api/black-list/:pk/',
+    publicPath('updateBlackListEntry'),
     {
       config: { access: 'admin' },
       schema: {
@@ -194,7 +185,7 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
   )
 
   app.delete(
-    '/api/black-list/:pk/',
+    publicPath('deleteBlackListEntry'),
     {
       config: { access: 'admin' },
       schema: {

@@ -1,11 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import {
-  ListHeadersDescription,
-  PkParamsSchema,
-  UserLogListQuerySchema,
-  UserLogsOfUserQuerySchema
-} from '@roster/contracts'
+import { ListHeadersDescription, PkParamsSchema, UserLogListQuerySchema, UserLogsOfUserQuerySchema, publicPath } from '@roster/contracts'
 import {
   FieldErrors,
   LIST_HEADERS,
@@ -82,7 +77,7 @@ export const userLogRoutes: FastifyPluginAsyncTypebox = async function userLogRo
   const tz = config.ROSTER_TIME_ZONE
 
   app.get(
-    '/api/user-logs/',
+    publicPath('listUserLogs'),
     {
       config: { access: 'admin' },
       preValidation: restoreOffsetSign,
@@ -108,7 +103,7 @@ export const userLogRoutes: FastifyPluginAsyncTypebox = async function userLogRo
   )
 
   app.get(
-    '/api/user-logs/:pk/',
+    publicPath('getUserLog'),
     {
       schema: {
         tags,
@@ -129,7 +124,7 @@ export const userLogRoutes: FastifyPluginAsyncTypebox = async function userLogRo
   )
 
   app.get(
-    '/api/users/:pk/user-logs/',
+    publicPath('listUserLogsOfUser'),
     {
       preValidation: restoreOffsetSign,
       schema: {

@@ -1,16 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import {
-  GroupBodySchema,
-  GroupListQuerySchema,
-  GroupPatchBodySchema,
-  ListHeadersDescription,
-  PkParamsSchema,
-  type PkParams,
-  type GroupBody,
-  type GroupPatchBody
-} from '@roster/contracts'
+import { GroupBodySchema, GroupListQuerySchema, GroupPatchBodySchema, ListHeadersDescription, PkParamsSchema, type PkParams, type GroupBody, type GroupPatchBody, publicPath } from '@roster/contracts'
 import { FieldErrors, LIST_HEADERS, NotFoundError, message, pageOf, parsePk, setPageHeaders, transactional } from '@roster/service-kit'
 import { applyGroupProfile, groupFact, renderGroup } from '../../domain/groups.js'
 import { cleanName, uniqueNameError } from '../../domain/names.js'
@@ -32,7 +23,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
   const tz = app.directory.config.ROSTER_TIME_ZONE
 
   app.get(
-    '/api/groups/',
+    publicPath('listGroups'),
     {
       schema: {
         tags,
@@ -51,7 +42,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
   )
 
   app.post(
-    '/api/groups/',
+    publicPath('createGroup'),
     {
       config: { access: 'admin' },
       schema: {
@@ -85,7 +76,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
   )
 
   app.get(
-    '/api/groups/:pk/',
+    publicPath('getGroup'),
     {
       schema: {
         tags,
@@ -137,7 +128,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
 
   const updateResponses = { 200: groupRef, 400: fieldErrors, 401: errorRef, 403: errorRef, 404: errorRef }
   app.put(
-    '/api/groups/:pk/',
+    publicPath('replaceGroup'),
     {
       config: { access: 'admin' },
       schema: {
@@ -154,7 +145,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
     (request) => update(request as WriteRequest<GroupBody>, true)
   )
   app.patch(
-    '/api/groups/:pk/',
+    publicPath('updateGroup'),
     {
       config: { access: 'admin' },
       schema: {
@@ -170,7 +161,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
   )
 
   app.delete(
-    '/api/groups/:pk/',
+    publicPath('deleteGroup'),
     {
       config: { access: 'admin' },
       schema: {

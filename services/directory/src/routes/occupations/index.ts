@@ -1,15 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import {
-  ListHeadersDescription,
-  OccupationBodySchema,
-  OccupationListQuerySchema,
-  OccupationPatchBodySchema,
-  PkParamsSchema,
-  type PkParams,
-  type OccupationPatchBody
-} from '@roster/contracts'
+import { ListHeadersDescription, OccupationBodySchema, OccupationListQuerySchema, OccupationPatchBodySchema, PkParamsSchema, type PkParams, type OccupationPatchBody, publicPath } from '@roster/contracts'
 import { FieldErrors, LIST_HEADERS, NotFoundError, message, pageOf, parsePk, setPageHeaders, transactional } from '@roster/service-kit'
 import { occupationFact, renderOccupation } from '../../domain/occupations.js'
 import { cleanName, uniqueNameError } from '../../domain/names.js'
@@ -26,7 +18,7 @@ const fieldErrors = Type.Ref('FieldErrors')
 /** Occupations. Reads are for any user, writes for admins; every write emits its event through the outbox. */
 export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupationRoutes(app) {
   app.get(
-    '/api/occupations/',
+    publicPath('listOccupations'),
     {
       schema: {
         tags,
@@ -47,7 +39,7 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
   )
 
   app.post(
-    '/api/occupations/',
+    publicPath('createOccupation'),
     {
       config: { access: 'admin' },
       schema: {
@@ -74,7 +66,7 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
   )
 
   app.get(
-    '/api/occupations/:pk/',
+    publicPath('getOccupation'),
     {
       schema: {
         tags,
@@ -113,7 +105,7 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
 
   const updateResponses = { 200: occupationRef, 400: fieldErrors, 401: errorRef, 403: errorRef, 404: errorRef }
   app.put(
-    '/api/occupations/:pk/',
+    publicPath('replaceOccupation'),
     {
       config: { access: 'admin' },
       schema: {
@@ -127,7 +119,7 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
     (request) => update(request as WriteRequest<OccupationPatchBody>)
   )
   app.patch(
-    '/api/occupations/:pk/',
+    publicPath('updateOccupation'),
     {
       config: { access: 'admin' },
       schema: {
@@ -142,7 +134,7 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
   )
 
   app.delete(
-    '/api/occupations/:pk/',
+    publicPath('deleteOccupation'),
     {
       config: { access: 'admin' },
       schema: {

@@ -2,13 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import {
-  JwksSchema,
-  LoginBodySchema,
-  RefreshBodySchema,
-  RefreshResponseSchema,
-  TokenPairSchema
-} from '@roster/contracts'
+import { JwksSchema, LoginBodySchema, RefreshBodySchema, RefreshResponseSchema, TokenPairSchema, publicPath } from '@roster/contracts'
 import { ApiError, ThrottledError, message, transactional } from '@roster/service-kit'
 import { LoginThrottle } from '../../repositories/throttle.js'
 import * as users from '../../repositories/users.js'
@@ -26,7 +20,7 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
   const throttle = new LoginThrottle()
 
   app.post(
-    '/api/auth/',
+    publicPath('login'),
     {
       config: { access: 'public' },
       schema: {
@@ -115,7 +109,7 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
   )
 
   app.post(
-    '/api/auth/refresh/',
+    publicPath('refreshToken'),
     {
       config: { access: 'public' },
       schema: {
@@ -143,11 +137,11 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
     await sessions.end(request.em, caller.sid, caller.userId, clientOf(request), reply)
     return { detail: message('logged_out', request.lang) }
   }
-  app.get('/api/auth/logout/', { schema: logoutSchema }, logout)
-  app.post('/api/auth/logout/', { schema: logoutSchema }, logout)
+  app.get(publicPath('logout'), { schema: logoutSchema }, logout)
+  app.post(publicPath('logoutWithPost'), { schema: logoutSchema }, logout)
 
   app.get(
-    '/api/auth/jwks/',
+    publicPath('getJwks'),
     {
       config: { access: 'public' },
       schema: { tags, summary: 'public keys that verify tokens (JWKS)', security: [], response: { 200: JwksSchema } }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { Type } from '@sinclair/typebox'
-import { IdSchema, ListHeadersDescription, PaginationQuerySchema, PkParamsSchema } from '@roster/contracts'
+import { IdSchema, ListHeadersDescription, PaginationQuerySchema, PkParamsSchema, publicPath } from '@roster/contracts'
 import {
   FieldErrors,
   LIST_HEADERS,
@@ -46,7 +46,7 @@ export const membershipRoutes: FastifyPluginAsyncTypebox = async function member
   }
 
   app.get(
-    '/api/groups/:pk/users/',
+    publicPath('listGroupMembers'),
     {
       config: { access: 'admin' },
       schema: {
@@ -67,7 +67,7 @@ export const membershipRoutes: FastifyPluginAsyncTypebox = async function member
   )
 
   app.post(
-    '/api/groups/:pk/users/',
+    publicPath('addGroupMembers'),
     {
       config: { access: 'admin' },
       schema: {
@@ -109,7 +109,7 @@ export const membershipRoutes: FastifyPluginAsyncTypebox = async function member
   )
 
   app.delete(
-    '/api/groups/:pk/users/:user_pk/',
+    publicPath('removeGroupMember'),
     {
       config: { access: 'admin' },
       schema: {
@@ -138,7 +138,7 @@ export const membershipRoutes: FastifyPluginAsyncTypebox = async function member
   )
 
   app.get(
-    '/api/users/:pk/groups/',
+    publicPath('listUserGroups'),
     {
       schema: {
         tags: ['users'],
@@ -167,7 +167,7 @@ export const membershipRoutes: FastifyPluginAsyncTypebox = async function member
   )
 
   app.get(
-    '/api/occupations/:pk/users/',
+    publicPath('listOccupationUsers'),
     {
       config: { access: 'admin' },
       schema: {

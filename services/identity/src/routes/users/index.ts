@@ -2,17 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { Type } from '@sinclair/typebox'
-import {
-  PkParamsSchema,
-  UserCreateBodySchema,
-  UserListQuerySchema,
-  UserPatchBodySchema,
-  UserUpdateBodySchema,
-  ListHeadersDescription,
-  type ProfileInput,
-  type ProfilePatch,
-  type UserPatchBody
-} from '@roster/contracts'
+import { PkParamsSchema, UserCreateBodySchema, UserListQuerySchema, UserPatchBodySchema, UserUpdateBodySchema, ListHeadersDescription, type ProfileInput, type ProfilePatch, type UserPatchBody, publicPath } from '@roster/contracts'
 import {
   ApiError,
   FieldErrors,
@@ -63,7 +53,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
   }
 
   app.post(
-    '/api/users/',
+    publicPath('registerUser'),
     {
       config: { access: 'public' },
       schema: {
@@ -104,7 +94,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
   )
 
   app.get(
-    '/api/users/',
+    publicPath('listUsers'),
     {
       config: { access: 'admin' },
       schema: {
@@ -130,7 +120,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
   )
 
   app.get(
-    '/api/users/:pk/',
+    publicPath('getUser'),
     {
       schema: {
         tags,
@@ -222,7 +212,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
 
   const updateResponses = { 200: userRef, 400: fieldErrors, 401: errorRef, 403: errorRef, 404: errorRef, 409: errorRef }
   app.put(
-    '/api/users/:pk/',
+    publicPath('replaceUser'),
     {
       schema: {
         tags,
@@ -239,7 +229,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     (request, reply) => update(request as any, reply, true)
   )
   app.patch(
-    '/api/users/:pk/',
+    publicPath('updateUser'),
     {
       schema: {
         tags,
@@ -253,7 +243,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
   )
 
   app.delete(
-    '/api/users/:pk/',
+    publicPath('deleteUser'),
     {
       config: { access: 'admin' },
       schema: {
