@@ -14,7 +14,11 @@ if (dir) {
   process.on('exit', () => {
     // a session on the main thread answers synchronously
     session.post('Profiler.stop', (error, result) => {
-      if (!error) writeFileSync(join(dir, `${process.argv[process.argv.length - 1].replace(/\W+/g, '_')}-${process.pid}.cpuprofile`), JSON.stringify(result.profile))
+      if (!error)
+        writeFileSync(
+          join(dir, `${process.argv[process.argv.length - 1].replace(/\W+/g, '_')}-${process.pid}.cpuprofile`),
+          JSON.stringify(result.profile)
+        )
     })
   })
 }

@@ -97,7 +97,8 @@ export function cpuOfSystem(roots: Record<string, number>, pgPort = 5432): CpuSn
  */
 export function cpuSpent(before: CpuSnapshot, after: CpuSnapshot): Record<string, number> {
   const spent: Record<string, number> = {}
-  for (const [pid, { name, seconds }] of after) spent[name] = (spent[name] ?? 0) + seconds - (before.get(pid)?.seconds ?? 0)
+  for (const [pid, { name, seconds }] of after)
+    spent[name] = (spent[name] ?? 0) + seconds - (before.get(pid)?.seconds ?? 0)
   return spent
 }
 

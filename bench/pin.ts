@@ -56,7 +56,10 @@ export class Pinning {
 
 function maskOf(pid: number): string {
   // "pid 42's current affinity mask: 3"
-  return execFileSync('taskset', ['-p', String(pid)], { encoding: 'utf8' }).trim().split(': ').pop()!
+  return execFileSync('taskset', ['-p', String(pid)], { encoding: 'utf8' })
+    .trim()
+    .split(': ')
+    .pop()!
 }
 
 function pidsNamed(name: string): number[] {

@@ -21,7 +21,9 @@ const parent = new Map()
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
 const keyOf = (n) => {
   const f = n.callFrame
-  const where = f.url ? `${relative(process.cwd(), f.url.replace(/^file:\/\//, '')).replace(/^.*node_modules\/\.pnpm\/([^/]+)\/node_modules\//, '$1 ')}:${f.lineNumber + 1}` : ''
+  const where = f.url
+    ? `${relative(process.cwd(), f.url.replace(/^file:\/\//, '')).replace(/^.*node_modules\/\.pnpm\/([^/]+)\/node_modules\//, '$1 ')}:${f.lineNumber + 1}`
+    : ''
   return `${f.functionName || '(anonymous)'} ${where}`.trim()
 }
 const stackKeys = new Map()
@@ -52,7 +54,8 @@ for (let i = 0; i < profile.samples.length; i++) {
 }
 // Dispatch frames every sample passes through (the event loop, Node's streams, Fastify's hook runner) say
 // nothing about where the time goes: left out of the total-time table.
-const PLUMBING = /^\((root|program)\)|^runMicrotasks|node:internal\/(process\/task_queues|streams|async_hooks|timers)|node:events|fastify\/lib\/(hooks|handle-request|route|wrap-thenable)\.js/
+const PLUMBING =
+  /^\((root|program)\)|^runMicrotasks|node:internal\/(process\/task_queues|streams|async_hooks|timers)|node:events|fastify\/lib\/(hooks|handle-request|route|wrap-thenable)\.js/
 const top = (map, skip) =>
   [...map]
     .filter(([k]) => !skip?.test(k))

@@ -17,7 +17,10 @@ server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port +
 `
 
 export async function startReference(body: string): Promise<{ url: string; pid: number; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['-e', SERVER], { env: { REFERENCE_BODY: body }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['-e', SERVER], {
+    env: { REFERENCE_BODY: body },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
   const [chunk] = (await once(child.stdout!, 'data')) as [Buffer]
   return { url: `http://127.0.0.1:${chunk.toString().trim()}/`, pid: child.pid!, child }
 }

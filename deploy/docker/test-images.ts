@@ -102,7 +102,9 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
 // ------------------------------------------------------------------ what the manifests say
 
 async function manifests(): Promise<Doc[]> {
-  const { stdout } = await run('kubectl', ['kustomize', join(REPO_ROOT, 'deploy/k8s/base')], { maxBuffer: 16 * 1024 * 1024 })
+  const { stdout } = await run('kubectl', ['kustomize', join(REPO_ROOT, 'deploy/k8s/base')], {
+    maxBuffer: 16 * 1024 * 1024
+  })
   return parseAllDocuments(stdout).map((document) => document.toJS() as Doc)
 }
 
@@ -117,7 +119,8 @@ function environment(docs: Doc[], container: Doc, secrets: Secrets, service: str
   const env: Record<string, string> = {}
   for (const source of container.envFrom ?? []) {
     const configMap = docs.find((doc) => doc.kind === 'ConfigMap' && doc.metadata.name === source.configMapRef?.name)
-    if (configMap === undefined) throw new Error(`${service}: ConfigMap ${source.configMapRef?.name} not in the manifests`)
+    if (configMap === undefined)
+      throw new Error(`${service}: ConfigMap ${source.configMapRef?.name} not in the manifests`)
     Object.assign(env, configMap.data)
   }
   for (const variable of container.env ?? []) {
@@ -147,7 +150,13 @@ function securityFlags(pod: Doc, container: Doc, service: string): string[] {
     context.allowPrivilegeEscalation === false &&
     JSON.stringify(context.capabilities?.drop) === '["ALL"]'
   check(locked, `${service}: the manifest runs it non-root, read-only, without capabilities or privilege escalation`)
-  const flags = ['--user', `${podContext.runAsUser}:${podContext.runAsGroup ?? podContext.runAsUser}`, '--read-only', '--cap-drop', 'ALL']
+  const flags = [
+    '--user',
+    `${podContext.runAsUser}:${podContext.runAsGroup ?? podContext.runAsUser}`,
+    '--read-only',
+    '--cap-drop',
+    'ALL'
+  ]
   flags.push('--security-opt', 'no-new-privileges', '--read-only-tmpfs=false')
   for (const mount of container.volumeMounts ?? []) {
     const volume = (pod.volumes ?? []).find((candidate: Doc) => candidate.name === mount.name)
@@ -203,7 +212,8 @@ async function inspectImages(): Promise<void> {
     figures.push(`image ${service}: ${(info?.Size / 1e6).toFixed(0)} MB`)
     check(config.User === '1000:1000', `${service}: image user ${config.User}`)
     check(
-      JSON.stringify(config.Entrypoint) === '["node","--conditions=roster-dist"]' && JSON.stringify(config.Cmd) === '["dist/server.js"]',
+      JSON.stringify(config.Entrypoint) === '["node","--conditions=roster-dist"]' &&
+        JSON.stringify(config.Cmd) === '["dist/server.js"]',
       `${service}: runs node on the compiled dist/server.js`
     )
     const listing = await podman([
@@ -219,7 +229,10 @@ async function inspectImages(): Promise<void> {
       '-c',
       'cd /app && { find . -path ./node_modules -prune -o -name "*.ts" -print | grep -v "\\.d\\.ts$"; find . -type d -name test -not -path "*/node_modules/*"; ls node_modules/.pnpm | grep -E "^(tsx|esbuild|@esbuild|typescript|tap|@tapjs)[+@]"; command -v python3 make g++ gcc; } || true'
     ])
-    check(listing === '', `${service}: no TypeScript sources, tests, tsx, esbuild, TypeScript or compiler toolchain in the image${listing ? `: ${listing.split('\n').slice(0, 5).join(', ')}` : ''}`)
+    check(
+      listing === '',
+      `${service}: no TypeScript sources, tests, tsx, esbuild, TypeScript or compiler toolchain in the image${listing ? `: ${listing.split('\n').slice(0, 5).join(', ')}` : ''}`
+    )
   }
 }
 
@@ -238,11 +251,18 @@ async function waitReady(target: Running, timeoutMs = 60_000): Promise<{ ms: num
       const response = await fetch(url).catch(() => null)
       if (response?.status === 200) return { ms: performance.now() - started, url }
     }
-    const state = await podman(['inspect', '--format', '{{.State.Status}}', target.name], { quiet: true }).catch(() => 'gone')
-    if (state !== 'running') throw new Error(`${target.name} is ${state}: ${await podman(['logs', '--tail', '20', target.name]).catch(() => '')}`)
+    const state = await podman(['inspect', '--format', '{{.State.Status}}', target.name], { quiet: true }).catch(
+      () => 'gone'
+    )
+    if (state !== 'running')
+      throw new Error(
+        `${target.name} is ${state}: ${await podman(['logs', '--tail', '20', target.name]).catch(() => '')}`
+      )
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  throw new Error(`${target.name} not ready within ${timeoutMs} ms: ${await podman(['logs', '--tail', '20', target.name]).catch(() => '')}`)
+  throw new Error(
+    `${target.name} not ready within ${timeoutMs} ms: ${await podman(['logs', '--tail', '20', target.name]).catch(() => '')}`
+  )
 }
 
 async function json(response: Response): Promise<any> {
@@ -263,7 +283,10 @@ async function walk(gateway: string): Promise<void> {
     body: JSON.stringify({ username, password, email: `${username}@example.com` })
   })
   const user = await json(registered)
-  check(registered.ok && user.username === username && Number.isInteger(user.id), `register through the gateway: ${registered.status}`)
+  check(
+    registered.ok && user.username === username && Number.isInteger(user.id),
+    `register through the gateway: ${registered.status}`
+  )
 
   const login = await fetch(`${gateway}/api/auth/`, {
     method: 'POST',
@@ -301,7 +324,9 @@ async function main(): Promise<void> {
   const scratch = mkdtempSync(join(tmpdir(), 'roster-images-'))
   chmodSync(scratch, 0o755)
   const keyFile = join(scratch, 'jwt-ed25519.pem')
-  writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o644 })
+  writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+    mode: 0o644
+  })
   await admin((client) => client.query(`create database "${database}"`))
   const secrets: Secrets = {
     database: withDatabase(DATABASE_URL, database),
@@ -310,7 +335,9 @@ async function main(): Promise<void> {
   }
 
   const ports = Object.fromEntries(
-    await Promise.all(SERVICES.map(async (service) => [service, { port: await freePort(), internal: await freePort() }] as const))
+    await Promise.all(
+      SERVICES.map(async (service) => [service, { port: await freePort(), internal: await freePort() }] as const)
+    )
   ) as Record<Service, { port: number; internal: number }>
   // The cluster's names resolve to this machine's ports: the containers share its network.
   const local: Record<string, string> = {
@@ -324,7 +351,8 @@ async function main(): Promise<void> {
     DIRECTORY_INTERNAL_URL: `http://127.0.0.1:${ports.directory.internal}`,
     AUDIT_INTERNAL_URL: `http://127.0.0.1:${ports.audit.internal}`
   }
-  const envFlags = (env: Record<string, string>) => Object.entries(env).flatMap(([key, value]) => ['-e', `${key}=${value}`])
+  const envFlags = (env: Record<string, string>) =>
+    Object.entries(env).flatMap(([key, value]) => ['-e', `${key}=${value}`])
 
   try {
     // 1. The migration Jobs, once each, before any service starts (as a rollout does).
@@ -347,7 +375,10 @@ async function main(): Promise<void> {
         image(service),
         ...(container.args ?? [])
       ]).catch((error) => `FAILED ${error.stderr ?? error.message}`)
-      check(/"migrations applied"/.test(output), `${service}: the migration Job's command (${(container.args ?? []).join(' ')}) applied ${output.match(/"applied":\[[^\]]*\]/)?.[0] ?? output}`)
+      check(
+        /"migrations applied"/.test(output),
+        `${service}: the migration Job's command (${(container.args ?? []).join(' ')}) applied ${output.match(/"applied":\[[^\]]*\]/)?.[0] ?? output}`
+      )
       figures.push(`migrate ${service}: ${(performance.now() - started).toFixed(0)} ms`)
     }
 
@@ -391,7 +422,11 @@ async function main(): Promise<void> {
       const { url } = await waitReady(target)
       const ms = performance.now() - (startedAt.get(target.name) ?? 0)
       // From the process's start (podman's own container set-up excluded) to /ready answering 200.
-      const processStarted = Date.parse(await podman(['inspect', '--format', '{{.State.StartedAt}}', target.name]).then((at) => at.replace(/ \+0000 UTC$/, 'Z').replace(' ', 'T')))
+      const processStarted = Date.parse(
+        await podman(['inspect', '--format', '{{.State.StartedAt}}', target.name]).then((at) =>
+          at.replace(/ \+0000 UTC$/, 'Z').replace(' ', 'T')
+        )
+      )
       const fromStart = Number.isNaN(processStarted) ? '?' : (Date.now() - processStarted).toFixed(0)
       figures.push(
         `ready ${target.service}: ${fromStart} ms after its process started, ${ms.toFixed(0)} ms after podman run (${url.includes(`:${target.internalPort}/`) ? 'internal' : 'public'} port)`
@@ -411,7 +446,12 @@ async function main(): Promise<void> {
         break
       }
     }
-    for (const name of ['roster_outbox_unpublished', 'roster_parked_events', 'roster_consumer_pending', 'http_server_errors_total'])
+    for (const name of [
+      'roster_outbox_unpublished',
+      'roster_parked_events',
+      'roster_consumer_pending',
+      'http_server_errors_total'
+    ])
       check(new RegExp(`^# TYPE ${name} `, 'm').test(metrics), `identity exports ${name}`)
 
     // 5. SIGTERM (podman stop) ends each process cleanly.

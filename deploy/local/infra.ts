@@ -41,7 +41,9 @@ export async function ensureJwtKey(dataDir: string): Promise<string> {
   await createSecretFile(file, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString())
   const key = createPrivateKey(await readFile(file))
   if (key.asymmetricKeyType !== 'ed25519') {
-    throw new Error(`${file} holds a ${key.asymmetricKeyType ?? 'unknown'} key, not Ed25519; delete it to have a new one made`)
+    throw new Error(
+      `${file} holds a ${key.asymmetricKeyType ?? 'unknown'} key, not Ed25519; delete it to have a new one made`
+    )
   }
   return file
 }
@@ -285,9 +287,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       const portRace = /could not bind|address already in use/i.test(tail.lines().join('\n'))
       if (portRace && preferred !== port && attempt < 3) continue
       const reason = error instanceof Error ? error.message : 'postgres exited'
-      throw new Error(`PostgreSQL did not start on ${LOOPBACK}:${port} with data in ${dataDir} (${reason}).\n${tail.format()}`, {
-        cause: error
-      })
+      throw new Error(
+        `PostgreSQL did not start on ${LOOPBACK}:${port} with data in ${dataDir} (${reason}).\n${tail.format()}`,
+        {
+          cause: error
+        }
+      )
     }
 
     const child = (cluster as unknown as { process?: ChildProcess }).process
@@ -416,7 +421,8 @@ export async function startNatsServer(options: NatsServerOptions): Promise<Runni
       intervalMs: 50,
       stop: () => hasExited(child) || failure !== undefined
     })
-    if (failure !== undefined) throw new Error(`nats-server (${binary}) could not be run: ${failure.message}`, { cause: failure })
+    if (failure !== undefined)
+      throw new Error(`nats-server (${binary}) could not be run: ${failure.message}`, { cause: failure })
     if (!ready) {
       await terminate(child, { timeoutMs: 2_000 })
       const portRace = /address already in use/i.test(tail.lines().join('\n'))

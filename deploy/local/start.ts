@@ -5,7 +5,13 @@
 import closeWithGrace from 'close-with-grace'
 import { join, relative } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { ensureAdminPassword, ensureJwtKey, NatsServerNotFoundError, startEmbeddedPostgres, startNatsServer } from './infra.js'
+import {
+  ensureAdminPassword,
+  ensureJwtKey,
+  NatsServerNotFoundError,
+  startEmbeddedPostgres,
+  startNatsServer
+} from './infra.js'
 import { REPO_ROOT, SERVICE_NAMES, startSystem, type Env, type ServiceName } from './system.js'
 
 interface Stoppable {
@@ -26,7 +32,9 @@ function stopAll(): Promise<void> {
   stopping ??= (async () => {
     for (const resource of running.reverse()) {
       say(`stopping ${resource.name}`)
-      await resource.stop().catch((error: unknown) => say(`could not stop ${resource.name}: ${(error as Error).message}`))
+      await resource
+        .stop()
+        .catch((error: unknown) => say(`could not stop ${resource.name}: ${(error as Error).message}`))
     }
     running.length = 0
   })()
@@ -45,14 +53,16 @@ const grace = closeWithGrace(
 /** `pnpm start identity gateway` runs only those; no names, all four. */
 function requestedServices(args: readonly string[]): ServiceName[] {
   const unknown = args.filter((arg) => !(SERVICE_NAMES as readonly string[]).includes(arg))
-  if (unknown.length > 0) throw new Error(`unknown service ${unknown.join(', ')}; choose from ${SERVICE_NAMES.join(', ')}`)
+  if (unknown.length > 0)
+    throw new Error(`unknown service ${unknown.join(', ')}; choose from ${SERVICE_NAMES.join(', ')}`)
   return args.length > 0 ? (args as ServiceName[]) : [...SERVICE_NAMES]
 }
 
 function gatewayPort(value: string | undefined): number {
   if (value === undefined || value === '') return 8080
   const port = Number(value)
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`PORT must be a port number, not "${value}"`)
+  if (!Number.isInteger(port) || port < 1 || port > 65_535)
+    throw new Error(`PORT must be a port number, not "${value}"`)
   return port
 }
 
@@ -122,10 +132,14 @@ async function main(): Promise<void> {
   const lines = [
     '',
     `Roster is up in ${seconds} s.`,
-    gateway !== undefined ? `  API docs     ${gateway}/docs/` : '  (no gateway: gateway/src/server.ts does not exist yet)',
+    gateway !== undefined
+      ? `  API docs     ${gateway}/docs/`
+      : '  (no gateway: gateway/src/server.ts does not exist yet)',
     gateway !== undefined ? `  API          ${gateway}/api/` : undefined,
     `  Admin        ${adminUsername} (password ${passwordNote})`,
-    ...system.services.filter((name) => name !== 'gateway').map((name) => `  ${name.padEnd(12)} ${system.urls[name]} (internal ${system.internalUrls[name]})`),
+    ...system.services
+      .filter((name) => name !== 'gateway')
+      .map((name) => `  ${name.padEnd(12)} ${system.urls[name]} (internal ${system.internalUrls[name]})`),
     gateway !== undefined ? `  Metrics      ${system.internalUrls.gateway}/metrics (internal, as /ready)` : undefined,
     system.skipped.length > 0 ? `  Not started  ${system.skipped.join(', ')} (no src/server.ts yet)` : undefined,
     `  PostgreSQL   ${databaseNote}`,
@@ -141,8 +155,11 @@ try {
 } catch (error) {
   grace.uninstall()
   // The message carries what matters (a child's last output, how to install nats-server); the stack only on request.
-  const detail = env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace' ? (error as Error).stack : (error as Error).message
-  say(error instanceof NatsServerNotFoundError ? (error as Error).message : `could not start: ${detail ?? String(error)}`)
+  const detail =
+    env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace' ? (error as Error).stack : (error as Error).message
+  say(
+    error instanceof NatsServerNotFoundError ? (error as Error).message : `could not start: ${detail ?? String(error)}`
+  )
   await stopAll()
   process.exitCode = 1
 }

@@ -172,7 +172,9 @@ export class PortInUseError extends Error {
     readonly service: ServiceName,
     readonly port: number
   ) {
-    super(`${service} cannot listen on port ${port}: it is taken by another process. Stop that process or choose another port.`)
+    super(
+      `${service} cannot listen on port ${port}: it is taken by another process. Stop that process or choose another port.`
+    )
     this.name = 'PortInUseError'
   }
 }
@@ -221,7 +223,15 @@ export function prefixingSink({ pretty }: { pretty?: boolean } = {}): LogSink {
       text = formatter(line)
     }
     const prefix = out.isTTY ? `${COLORS[service]}${label} |\u001b[0m ` : `${label} | `
-    write(out, text.includes('\n') ? `${text.split('\n').map((part) => prefix + part).join('\n')}\n` : `${prefix}${text}\n`)
+    write(
+      out,
+      text.includes('\n')
+        ? `${text
+            .split('\n')
+            .map((part) => prefix + part)
+            .join('\n')}\n`
+        : `${prefix}${text}\n`
+    )
   }
 }
 
@@ -287,7 +297,12 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
   const stopTimeoutMs = options.stopTimeoutMs ?? 10_000
   const detached = options.detached ?? true
   const restartPolicy: Required<RestartPolicy> | undefined = options.restart
-    ? { initialDelayMs: 500, maxDelayMs: 30_000, resetAfterMs: 60_000, ...(options.restart === true ? {} : options.restart) }
+    ? {
+        initialDelayMs: 500,
+        maxDelayMs: 30_000,
+        resetAfterMs: 60_000,
+        ...(options.restart === true ? {} : options.restart)
+      }
     : undefined
   let systemStopped = false
   const requested = SERVICE_NAMES.filter((name) => (options.services ?? SERVICE_NAMES).includes(name))
@@ -308,7 +323,9 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
   for (const name of wanted) {
     const preferred = options.ports?.[name] ?? DEFAULT_PORTS[name]
     let port = preferred
-    const fallback = Array.isArray(options.portFallback) ? options.portFallback.includes(name) : options.portFallback === true
+    const fallback = Array.isArray(options.portFallback)
+      ? options.portFallback.includes(name)
+      : options.portFallback === true
     if (preferred === 0 || fallback) {
       port = (await choosePort(preferred, host)).port
       // Two services picking "any free port" back to back can be handed the same one.
@@ -323,7 +340,10 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
   const internalPorts = new Map<ServiceName, number>()
   for (const name of wanted) {
     const preferred = options.internalPorts?.[name] ?? (options.ports?.[name] === 0 ? 0 : DEFAULT_INTERNAL_PORTS[name])
-    let port = preferred !== 0 && !taken.has(preferred) && (await isPortFree(preferred, host)) ? preferred : await findFreePort(host)
+    let port =
+      preferred !== 0 && !taken.has(preferred) && (await isPortFree(preferred, host))
+        ? preferred
+        : await findFreePort(host)
     while (taken.has(port)) port = await findFreePort(host)
     if (preferred !== 0 && port !== preferred) log(`${name}: internal port ${preferred} is taken, using ${port}`)
     taken.add(port)
@@ -366,17 +386,31 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
       INTERNAL_PORT: String(internalPorts.get(name))
     })
     const internalUrl = localUrl(host, internalPorts.get(name)!)
-    slots.set(name, { name, port, url: localUrl(host, port), internalUrl, env, output: new OutputTail(), stopping: false, crashes: 0, startedAt: 0 })
+    slots.set(name, {
+      name,
+      port,
+      url: localUrl(host, port),
+      internalUrl,
+      env,
+      output: new OutputTail(),
+      stopping: false,
+      crashes: 0,
+      startedAt: 0
+    })
   }
 
   const spawnService = (slot: Slot): ChildProcess => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--import', EXIT_WITH_LAUNCHER, join(SERVICE_DIRS[slot.name], 'src', 'server.ts')], {
-      cwd: rootDir,
-      env: slot.env,
-      // The IPC channel closes when this process dies, however it dies: the child then stops itself.
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      detached
-    })
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--import', EXIT_WITH_LAUNCHER, join(SERVICE_DIRS[slot.name], 'src', 'server.ts')],
+      {
+        cwd: rootDir,
+        env: slot.env,
+        // The IPC channel closes when this process dies, however it dies: the child then stops itself.
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        detached
+      }
+    )
     slot.child = child
     slot.stopping = false
     slot.startedAt = Date.now()
@@ -399,7 +433,9 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
       if (Date.now() - slot.startedAt >= restartPolicy.resetAfterMs) slot.crashes = 0
       slot.crashes++
       const delay = restartDelay(slot.crashes, restartPolicy)
-      log(`${slot.name} (pid ${child.pid}) exited unexpectedly (${how}); restarting in ${delay} ms (restart ${slot.crashes} in a row)`)
+      log(
+        `${slot.name} (pid ${child.pid}) exited unexpectedly (${how}); restarting in ${delay} ms (restart ${slot.crashes} in a row)`
+      )
       slot.restartTimer = setTimeout(() => {
         slot.restartTimer = undefined
         if (systemStopped || slot.stopping) return
@@ -415,14 +451,21 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
     log(`${slot.name} restarted (pid ${child.pid})`)
     const ready = await pollUntil(
       async () => {
-        const response = await fetch(`${slot.internalUrl}/ready`, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined)
+        const response = await fetch(`${slot.internalUrl}/ready`, { signal: AbortSignal.timeout(2_000) }).catch(
+          () => undefined
+        )
         await response?.body?.cancel()
         return response?.status === 200
       },
-      { timeoutMs: readyTimeoutMs, intervalMs: 200, stop: () => hasExited(child) || slot.child !== child || systemStopped }
+      {
+        timeoutMs: readyTimeoutMs,
+        intervalMs: 200,
+        stop: () => hasExited(child) || slot.child !== child || systemStopped
+      }
     )
     if (ready) log(`${slot.name} is serving again on ${slot.url}`)
-    else if (!hasExited(child) && slot.child === child && !systemStopped) log(`${slot.name} is not ready ${readyTimeoutMs} ms after its restart; still waiting`)
+    else if (!hasExited(child) && slot.child === child && !systemStopped)
+      log(`${slot.name} is not ready ${readyTimeoutMs} ms after its restart; still waiting`)
   }
 
   const waitReady = async (slot: Slot, child: ChildProcess): Promise<void> => {
@@ -476,7 +519,10 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
     const child = slot.child
     if (child === undefined || hasExited(child)) return
     slot.stopping = true
-    await terminate(child, { signal: stopOptions.signal ?? 'SIGTERM', timeoutMs: stopOptions.timeoutMs ?? stopTimeoutMs })
+    await terminate(child, {
+      signal: stopOptions.signal ?? 'SIGTERM',
+      timeoutMs: stopOptions.timeoutMs ?? stopTimeoutMs
+    })
   }
 
   const stopAll = async (): Promise<void> => {

@@ -24,13 +24,15 @@ import { MergedDocs } from './openapi.js'
 import { asyncApiDocument } from '@roster/contracts'
 import { DOCS_UI_CONFIG } from './docs-page.js'
 
-
 /**
  * The only public entry: verifies tokens (so a revoked or forged token stops here), sets the client
  * address and request id for the services, routes each `/api` path to the service that owns it, rate
  * limits, and serves the merged OpenAPI document with Swagger UI.
  */
-export async function buildApp(config: GatewayConfig, options: { logger?: FastifyServerOptions['logger'] } = {}): Promise<FastifyInstance> {
+export async function buildApp(
+  config: GatewayConfig,
+  options: { logger?: FastifyServerOptions['logger'] } = {}
+): Promise<FastifyInstance> {
   const app = await baseServer({
     name: 'gateway',
     logLevel: config.LOG_LEVEL,
@@ -41,7 +43,9 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
       keepAliveMs: config.CLIENT_KEEP_ALIVE_TIMEOUT_MS,
       idleMs: Math.max(120_000, 2 * config.UPSTREAM_TIMEOUT_MS)
     },
-    trustProxy: config.TRUSTED_PROXIES.split(',').map((s) => s.trim()).filter(Boolean),
+    trustProxy: config.TRUSTED_PROXIES.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     // The public entry writes the one access-log line of every request (the services' are at `debug`).
     accessLog: 'info',
     parseBodies: false
@@ -50,11 +54,13 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
   // ignoring duplicate and trailing slashes and decoding parameters; the raw path must also be that
   // template's canonical spelling, or the answer is this gateway's own 404.
   app.addHook('onRequest', async (request) => {
-    if (request.routeOptions.url?.startsWith('/api/') && canonicalPath(request.raw.url ?? '') === null) throw new NotFoundError()
+    if (request.routeOptions.url?.startsWith('/api/') && canonicalPath(request.raw.url ?? '') === null)
+      throw new NotFoundError()
   })
   // A preflight must name its origin and method; @fastify/cors answers one without them in text/plain.
   app.addHook('onRequest', async (request, reply) => {
-    if (request.method !== 'OPTIONS' || (request.headers.origin && request.headers['access-control-request-method'])) return undefined
+    if (request.method !== 'OPTIONS' || (request.headers.origin && request.headers['access-control-request-method']))
+      return undefined
     const text = message('malformed_request', negotiateLanguage(request.headers['accept-language']), {
       reason: 'a CORS preflight needs Origin and Access-Control-Request-Method'
     })
@@ -76,7 +82,11 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
 
     // Each service's own document is internal: read from its internal listener, never from `upstreams`.
     const docs = new MergedDocs(
-      { identity: config.IDENTITY_INTERNAL_URL, directory: config.DIRECTORY_INTERNAL_URL, audit: config.AUDIT_INTERNAL_URL },
+      {
+        identity: config.IDENTITY_INTERNAL_URL,
+        directory: config.DIRECTORY_INTERNAL_URL,
+        audit: config.AUDIT_INTERNAL_URL
+      },
       app.log
     )
     await app.register(swagger, {
@@ -101,7 +111,10 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
         tags: [
           { name: 'auth', description: 'log in, refresh, log out; the JWKS that verifies tokens (identity service)' },
           { name: 'users', description: 'registration, profiles, a user’s groups (identity service)' },
-          { name: 'groups', description: 'groups with their profiles (directory service) and members (identity service)' },
+          {
+            name: 'groups',
+            description: 'groups with their profiles (directory service) and members (identity service)'
+          },
           { name: 'occupations', description: 'occupations (directory service) and their holders (identity service)' },
           { name: 'user-logs', description: 'login and logout records, written from events (audit service)' },
           { name: 'black-list', description: 'the patient blacklist (audit service)' }
@@ -142,7 +155,9 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
       // is forwarded, so a slow upload holds only its own client connection and never an upstream one;
       // the service that owns the path parses it.
       scope.removeAllContentTypeParsers()
-      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT_BYTES }, (_request, body, done) => done(null, body))
+      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT_BYTES }, (_request, body, done) =>
+        done(null, body)
+      )
       // Bodies being read, and answers being sent, are held in memory within one budget (the forwarder's):
       // a body counts its declared length, or the whole 1 MiB limit when chunked, an answer its length,
       // until the answer is finished or the connection closed. Past it a new upload is a quick 503.
@@ -150,7 +165,8 @@ export async function buildApp(config: GatewayConfig, options: { logger?: Fastif
         const length = request.headers['content-length']
         if (length === undefined && request.headers['transfer-encoding'] === undefined) return payload
         const declared = Number(length)
-        const reserve = length !== undefined && Number.isFinite(declared) ? Math.min(declared, BODY_LIMIT_BYTES) : BODY_LIMIT_BYTES
+        const reserve =
+          length !== undefined && Number.isFinite(declared) ? Math.min(declared, BODY_LIMIT_BYTES) : BODY_LIMIT_BYTES
         if (reserve <= 0) return payload
         if (!forwarder.hold(reply.raw, reserve)) {
           reply.header('connection', 'close')

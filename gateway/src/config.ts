@@ -21,15 +21,28 @@ export const GatewayConfigSchema = Type.Object({
     default: '',
     description: 'comma-separated addresses/CIDRs of proxies in front of the gateway whose X-Forwarded-For is believed'
   }),
-  RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 60000, description: 'requests per client address per minute; 0 turns it off' }),
+  RATE_LIMIT_MAX: Type.Integer({
+    minimum: 0,
+    default: 60000,
+    description: 'requests per client address per minute; 0 turns it off'
+  }),
   CORS_ORIGINS: Type.String({ default: '*', description: "comma-separated allowed origins, or '*'" }),
   UPSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
-  CLIENT_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10000, description: 'time a client may take to send its headers' }),
-  CLIENT_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000, description: 'time a client may take to send a whole request, body included' }),
+  CLIENT_HEADERS_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    default: 10000,
+    description: 'time a client may take to send its headers'
+  }),
+  CLIENT_REQUEST_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    default: 30000,
+    description: 'time a client may take to send a whole request, body included'
+  }),
   BODY_BUFFER_BUDGET_BYTES: Type.Integer({
     minimum: 1048576,
     default: 134217728,
-    description: 'bodies and answers the gateway holds in memory at once (past it: an upload is a 503, an answer is streamed)'
+    description:
+      'bodies and answers the gateway holds in memory at once (past it: an upload is a 503, an answer is streamed)'
   }),
   CLIENT_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({
     minimum: 100,
@@ -54,7 +67,10 @@ function origin(url: string): string {
  * Reads the gateway's environment. An upstream (where requests are forwarded) that is some service's
  * internal listener is refused: forwarding there would open every internal route to the public.
  */
-export function readConfig(overrides: Partial<GatewayConfig> = {}, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+export function readConfig(
+  overrides: Partial<GatewayConfig> = {},
+  env: NodeJS.ProcessEnv = process.env
+): GatewayConfig {
   const config = loadConfig(GatewayConfigSchema, overrides, env)
   const internal = new Map(INTERNALS.map((name) => [origin(config[name]), name]))
   for (const name of UPSTREAMS) {

@@ -8,7 +8,16 @@ import type { Upstream } from './routing.js'
 // Not passed on, either way: hop-by-hop headers, and `expect` (this server already answered a client's
 // `100-continue`; undici refuses to send it, which made every curl upload over 1 KiB a 503). `host` and
 // `content-length` of a request are undici's to set (the upstream's host, the forwarded body's length).
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect']
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect'
+]
 const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'host', 'content-length'])
 const NOT_PASSED_BACK = new Set([...HOP_BY_HOP, REVOKED_SESSIONS_HEADER])
 
@@ -93,7 +102,13 @@ export class Forwarder {
   }
 
   /** Sends `request` (canonical `path`, re-encoded `query`) to `upstream` and its answer to the client. */
-  async forward(request: FastifyRequest, reply: FastifyReply, upstream: Upstream, path: string, query: string): Promise<FastifyReply> {
+  async forward(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    upstream: Upstream,
+    path: string,
+    query: string
+  ): Promise<FastifyReply> {
     const { pool, prefix } = this.#pools[upstream]
     const headers = copyHeaders(request.headers, NOT_FORWARDED)
     headers['x-forwarded-for'] = request.ip
@@ -101,7 +116,8 @@ export class Forwarder {
     headers['x-forwarded-proto'] = request.protocol
     headers['x-request-id'] = request.id
     const body = Buffer.isBuffer(request.body) ? request.body : undefined
-    if (body !== undefined && headers['content-type'] === undefined) headers['content-type'] = 'application/octet-stream'
+    if (body !== undefined && headers['content-type'] === undefined)
+      headers['content-type'] = 'application/octet-stream'
     let answer: Awaited<ReturnType<Pool['request']>>
     try {
       answer = await pool.request({
@@ -130,7 +146,12 @@ export class Forwarder {
     // HEAD has no body to hold anything up, and the service's Content-Length must stand. An answer of
     // unknown length, or one the memory budget has no room for, is streamed as it comes.
     const length = Number(answer.headers['content-length'])
-    if (request.method === 'HEAD' || !Number.isFinite(length) || length > MAX_ANSWER_BYTES || !this.hold(reply.raw, length)) {
+    if (
+      request.method === 'HEAD' ||
+      !Number.isFinite(length) ||
+      length > MAX_ANSWER_BYTES ||
+      !this.hold(reply.raw, length)
+    ) {
       return reply.send(stream)
     }
     try {
@@ -150,7 +171,11 @@ export class Forwarder {
     const status = timedOut ? 504 : 503
     reply.removeHeader('content-length')
     if (status === 503) reply.header('retry-after', '1')
-    return reply.code(status).send({ detail: new ApiError(status, timedOut ? 'gateway_timeout' : 'service_unavailable').body(request.lang).detail })
+    return reply
+      .code(status)
+      .send({
+        detail: new ApiError(status, timedOut ? 'gateway_timeout' : 'service_unavailable').body(request.lang).detail
+      })
   }
 }
 

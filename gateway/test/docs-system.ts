@@ -18,9 +18,14 @@ export async function docsSystem(t: { after(fn: () => unknown): void }, options:
   t.after(() => directory.close())
   const audit = await buildAudit(auditConfig(iso))
   t.after(() => audit.close())
-  const internal = await Promise.all([identity, directory, audit].map((app) => listenInternal(app, { host: '127.0.0.1', port: 0 })))
+  const internal = await Promise.all(
+    [identity, directory, audit].map((app) => listenInternal(app, { host: '127.0.0.1', port: 0 }))
+  )
   const closed = 'http://127.0.0.1:9'
-  const published = options.downstream === false ? [closed, closed, closed] : await Promise.all([identity, directory, audit].map((app) => app.listen({ host: '127.0.0.1', port: 0 })))
+  const published =
+    options.downstream === false
+      ? [closed, closed, closed]
+      : await Promise.all([identity, directory, audit].map((app) => app.listen({ host: '127.0.0.1', port: 0 })))
   const gateway = await buildApp(
     readConfig({
       IDENTITY_URL: published[0],

@@ -95,7 +95,11 @@ async function recordingSystem(t: Test, overrides: Partial<GatewayConfig> = {}) 
   const identity = await recordingUpstream(t, 'identity')
   const directory = await recordingUpstream(t, 'directory')
   const audit = await recordingUpstream(t, 'audit')
-  const { gateway, port } = await gatewayOver(t, { identity: identity.url, directory: directory.url, audit: audit.url }, overrides)
+  const { gateway, port } = await gatewayOver(
+    t,
+    { identity: identity.url, directory: directory.url, audit: audit.url },
+    overrides
+  )
   const received = () => [...identity.received, ...directory.received, ...audit.received]
   return { gateway, port, identity, directory, audit, received }
 }
@@ -120,7 +124,9 @@ function raw(port: number, request: string | Buffer): Promise<RawAnswer> {
         return false
       }
       const [statusLine, ...lines] = text.slice(0, end).split('\r\n')
-      const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]))
+      const headers = Object.fromEntries(
+        lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()])
+      )
       const length = Number(headers['content-length'] ?? 0)
       const bodyBytes = data.subarray(Buffer.byteLength(text.slice(0, end + 4), 'latin1'))
       if (bodyBytes.length < length && !closed) return false
@@ -137,7 +143,8 @@ function raw(port: number, request: string | Buffer): Promise<RawAnswer> {
   })
 }
 
-const get = (path: string, headers = 'Host: roster.test\r\n') => `GET ${path} HTTP/1.1\r\n${headers}Connection: close\r\n\r\n`
+const get = (path: string, headers = 'Host: roster.test\r\n') =>
+  `GET ${path} HTTP/1.1\r\n${headers}Connection: close\r\n\r\n`
 
 function isDrf(t: Test, answer: RawAnswer, label: string) {
   t.match(answer.headers['content-type'] ?? '', /^application\/json/, `${label}: JSON`)
@@ -239,7 +246,11 @@ t.test('what is forwarded is the canonical path and a re-encoded query, to the o
   const cases: [string, Owner, string][] = [
     ['/api/users/7/?search=a%20b&x="<\\>|', 'identity', '/api/users/7/?search=a%20b&x=%22%3C%5C%3E%7C'],
     ['/api/users/7', 'identity', '/api/users/7'],
-    ['/api/users/7/user-logs/?since=2024-01-01T00:00:00%2B08:00', 'audit', '/api/users/7/user-logs/?since=2024-01-01T00:00:00%2B08:00'],
+    [
+      '/api/users/7/user-logs/?since=2024-01-01T00:00:00%2B08:00',
+      'audit',
+      '/api/users/7/user-logs/?since=2024-01-01T00:00:00%2B08:00'
+    ],
     ['/api/groups/3/users/', 'identity', '/api/groups/3/users/'],
     ['/api/groups/3/', 'directory', '/api/groups/3/'],
     ['/api/occupations/3/users/', 'identity', '/api/occupations/3/users/'],
@@ -248,7 +259,11 @@ t.test('what is forwarded is the canonical path and a re-encoded query, to the o
   for (const [path, owner, url] of cases) {
     const answer = await raw(port, get(path))
     t.equal(answer.status, 200, path)
-    t.same(JSON.parse(answer.body), { owner, url: url.split('?')[0] + (url.includes('?') ? url.slice(url.indexOf('?')) : '') }, path)
+    t.same(
+      JSON.parse(answer.body),
+      { owner, url: url.split('?')[0] + (url.includes('?') ? url.slice(url.indexOf('?')) : '') },
+      path
+    )
   }
   t.same(
     [...identity.received, ...directory.received, ...audit.received].map((r) => r.url).sort(),
@@ -279,7 +294,10 @@ t.test('hop-by-hop request headers, and those a Connection header names, stay on
 
 t.test('a method the table lacks is 405 with Allow, answered by the gateway', async (t) => {
   const { port, received } = await recordingSystem(t)
-  const patch = await raw(port, 'PATCH /api/users/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
+  const patch = await raw(
+    port,
+    'PATCH /api/users/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'
+  )
   t.equal(patch.status, 405)
   t.same(patch.headers.allow.split(', ').sort(), ['GET', 'POST'])
   isDrf(t, patch, 'PATCH /api/users/')
@@ -334,7 +352,10 @@ t.test("what is refused before routing answers in the API's shape, at the gatewa
 })
 
 t.test('slow headers and slow bodies are cut off and do not hold up others', async (t) => {
-  const { port, received } = await recordingSystem(t, { CLIENT_HEADERS_TIMEOUT_MS: 1000, CLIENT_REQUEST_TIMEOUT_MS: 2000 })
+  const { port, received } = await recordingSystem(t, {
+    CLIENT_HEADERS_TIMEOUT_MS: 1000,
+    CLIENT_REQUEST_TIMEOUT_MS: 2000
+  })
   const drip = (socket: Socket, piece: string) => {
     const timer = setInterval(() => socket.writable && socket.write(piece), 200)
     socket.on('close', () => clearInterval(timer))
@@ -355,7 +376,10 @@ t.test('slow headers and slow bodies are cut off and do not hold up others', asy
   // gateway's 128 upstream connections), all at once.
   const loris = Array.from({ length: 20 }, () => slow('GET /api/users/ HTTP/1.1\r\nHost: x\r\nX-Slow: ', 'a'))
   const uploads = Array.from({ length: 140 }, () =>
-    slow('POST /api/users/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"u', 'a')
+    slow(
+      'POST /api/users/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"u',
+      'a'
+    )
   )
   // Meanwhile others are served.
   for (let i = 0; i < 5; i++) {
@@ -363,12 +387,18 @@ t.test('slow headers and slow bodies are cut off and do not hold up others', asy
     t.equal(answer.status, 200, 'a read while slow clients are held')
   }
   const ended = await Promise.all([...loris, ...uploads])
-  t.ok(ended.every((e) => e.closed), 'every slow connection was closed by the gateway')
+  t.ok(
+    ended.every((e) => e.closed),
+    'every slow connection was closed by the gateway'
+  )
   t.ok(
     ended.every((e) => e.answer === '' || /^HTTP\/1\.1 408 /.test(e.answer)),
     'what they were told, if anything, is a 408'
   )
-  t.ok(ended.some((e) => /^HTTP\/1\.1 408 /.test(e.answer) && e.answer.includes('"detail"')), 'in the API shape')
+  t.ok(
+    ended.some((e) => /^HTTP\/1\.1 408 /.test(e.answer) && e.answer.includes('"detail"')),
+    'in the API shape'
+  )
   t.same(
     received().filter((r) => r.method !== 'GET'),
     [],
@@ -385,7 +415,10 @@ t.test('130 slow uploads reset by their clients leave the gateway alive and serv
       () =>
         new Promise<void>((resolve) => {
           const socket = connect(port, '127.0.0.1', () => {
-            socket.write('POST /api/users/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"u', () => resolve())
+            socket.write(
+              'POST /api/users/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"u',
+              () => resolve()
+            )
           })
           socket.on('error', () => undefined)
           sockets.push(socket)
@@ -420,7 +453,11 @@ t.test('an upstream that resets, refuses or stalls is a 503/504 in the API shape
   const identity = await recordingUpstream(t, 'identity')
   const resetting = await resettingUpstream(t)
   const silent = await silentUpstream(t)
-  const { port } = await gatewayOver(t, { identity: identity.url, directory: resetting, audit: silent }, { UPSTREAM_TIMEOUT_MS: 500 })
+  const { port } = await gatewayOver(
+    t,
+    { identity: identity.url, directory: resetting, audit: silent },
+    { UPSTREAM_TIMEOUT_MS: 500 }
+  )
 
   const reset = await raw(port, get('/api/groups/'))
   t.equal(reset.status, 503, 'reset')
@@ -479,42 +516,57 @@ t.test('bodies are forwarded whole, byte for byte, with their content type', asy
   t.notOk(forwarded.headers['transfer-encoding'])
 })
 
-t.test("the route table is exactly the services' public routes, and the merged document exactly the table", async (t) => {
-  const { buildApp: buildDirectory, testConfig: directoryConfig } = await import('@roster/directory/testing')
-  const { buildApp: buildAudit, testConfig: auditConfig } = await import('@roster/audit/testing')
-  const iso = await isolate(t)
-  const services = {
-    identity: await buildIdentity(testConfig(iso)),
-    directory: await buildDirectory(directoryConfig(iso)),
-    audit: await buildAudit(auditConfig(iso))
-  }
-  const operations = (doc: { paths?: Record<string, Record<string, unknown>> }, owner?: string) =>
-    Object.entries(doc.paths ?? {})
-      .filter(([path]) => path.startsWith('/api/'))
-      .flatMap(([path, item]) => Object.keys(item).filter((m) => m !== 'parameters').map((m) => `${m.toUpperCase()} ${path}${owner ? ' ' + owner : ''}`))
-  const declared = PUBLIC_ROUTES.map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, '{$1}')} ${r.owner}`).sort()
-  const served: string[] = []
-  const urls = {} as Record<Owner, string>
-  const internal = {} as Record<Owner, string>
-  for (const [owner, app] of Object.entries(services) as [Owner, FastifyInstance][]) {
-    t.after(() => app.close())
-    await app.ready()
-    served.push(...operations(app.swagger() as any, owner))
-    await app.listen({ host: '127.0.0.1', port: 0 })
-    urls[owner] = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-    internal[owner] = await listenInternal(app, { host: '127.0.0.1', port: 0 })
-  }
-  t.same(served.sort(), declared, 'every documented /api operation of each service is in the table, with that owner, and no other')
+t.test(
+  "the route table is exactly the services' public routes, and the merged document exactly the table",
+  async (t) => {
+    const { buildApp: buildDirectory, testConfig: directoryConfig } = await import('@roster/directory/testing')
+    const { buildApp: buildAudit, testConfig: auditConfig } = await import('@roster/audit/testing')
+    const iso = await isolate(t)
+    const services = {
+      identity: await buildIdentity(testConfig(iso)),
+      directory: await buildDirectory(directoryConfig(iso)),
+      audit: await buildAudit(auditConfig(iso))
+    }
+    const operations = (doc: { paths?: Record<string, Record<string, unknown>> }, owner?: string) =>
+      Object.entries(doc.paths ?? {})
+        .filter(([path]) => path.startsWith('/api/'))
+        .flatMap(([path, item]) =>
+          Object.keys(item)
+            .filter((m) => m !== 'parameters')
+            .map((m) => `${m.toUpperCase()} ${path}${owner ? ' ' + owner : ''}`)
+        )
+    const declared = PUBLIC_ROUTES.map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, '{$1}')} ${r.owner}`).sort()
+    const served: string[] = []
+    const urls = {} as Record<Owner, string>
+    const internal = {} as Record<Owner, string>
+    for (const [owner, app] of Object.entries(services) as [Owner, FastifyInstance][]) {
+      t.after(() => app.close())
+      await app.ready()
+      served.push(...operations(app.swagger() as any, owner))
+      await app.listen({ host: '127.0.0.1', port: 0 })
+      urls[owner] = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+      internal[owner] = await listenInternal(app, { host: '127.0.0.1', port: 0 })
+    }
+    t.same(
+      served.sort(),
+      declared,
+      'every documented /api operation of each service is in the table, with that owner, and no other'
+    )
 
-  // The documents are read from these services' internal listeners, never from whatever listens on the default ports.
-  const { gateway } = await gatewayOver(t, urls, {
-    IDENTITY_INTERNAL_URL: internal.identity,
-    DIRECTORY_INTERNAL_URL: internal.directory,
-    AUDIT_INTERNAL_URL: internal.audit
-  })
-  const merged = (await gateway.inject({ method: 'GET', url: '/docs/json' })).json()
-  t.same(operations(merged).sort(), declared.map((d) => d.slice(0, d.lastIndexOf(' '))).sort(), 'the merged document has exactly the table')
-})
+    // The documents are read from these services' internal listeners, never from whatever listens on the default ports.
+    const { gateway } = await gatewayOver(t, urls, {
+      IDENTITY_INTERNAL_URL: internal.identity,
+      DIRECTORY_INTERNAL_URL: internal.directory,
+      AUDIT_INTERNAL_URL: internal.audit
+    })
+    const merged = (await gateway.inject({ method: 'GET', url: '/docs/json' })).json()
+    t.same(
+      operations(merged).sort(),
+      declared.map((d) => d.slice(0, d.lastIndexOf(' '))).sort(),
+      'the merged document has exactly the table'
+    )
+  }
+)
 
 t.test('a client that does not read its answer holds no upstream connection', async (t) => {
   const { port, identity } = await recordingSystem(t)
@@ -536,7 +588,10 @@ t.test('a client that does not read its answer holds no upstream connection', as
     reader.resume()
   })
   t.ok(bytes > 16 * 1024 * 1024, 'the answer arrives whole')
-  t.notOk(identity.received.some((r) => r.headers['transfer-encoding']), 'nothing chunked was sent upstream')
+  t.notOk(
+    identity.received.some((r) => r.headers['transfer-encoding']),
+    'nothing chunked was sent upstream'
+  )
 })
 
 t.test("hop-by-hop headers of a service's answer are not passed on", async (t) => {
@@ -548,12 +603,18 @@ t.test("hop-by-hop headers of a service's answer are not passed on", async (t) =
   t.notOk(answer.headers['transfer-encoding'])
   const head = await raw(port, 'HEAD /api/users/3/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
   t.equal(head.status, 200)
-  t.equal(head.headers['content-length'], String(Buffer.byteLength(answer.body)), "HEAD keeps the service's Content-Length")
+  t.equal(
+    head.headers['content-length'],
+    String(Buffer.byteLength(answer.body)),
+    "HEAD keeps the service's Content-Length"
+  )
 })
 
 t.test("the kit's server options cut off slow clients on every server, services included", async (t) => {
   // A bare server from the kit's options, with short timeouts so the test is quick.
-  const app = Fastify(serverOptions('t', 'silent', undefined, { headersMs: 500, requestMs: 1000, keepAliveMs: 1000, idleMs: 5000 }))
+  const app = Fastify(
+    serverOptions('t', 'silent', undefined, { headersMs: 500, requestMs: 1000, keepAliveMs: 1000, idleMs: 5000 })
+  )
   await app.register(errorsPlugin)
   app.post('/api/echo/', async (request) => request.body)
   t.after(() => app.close())
@@ -570,7 +631,9 @@ t.test("the kit's server options cut off slow clients on every server, services 
     })
   const [headers, body] = await Promise.all([
     held('GET /api/echo/ HTTP/1.1\r\nHost: x\r\nX-Slow: '),
-    held('POST /api/echo/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"a": "')
+    held(
+      'POST /api/echo/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"a": "'
+    )
   ])
   t.match(headers, /^HTTP\/1\.1 408 [^]*"detail":"请求超时。"/, 'slow headers: 408 in the API shape, connection closed')
   t.match(body, /^HTTP\/1\.1 408 /, 'slow body: 408, connection closed')
@@ -585,43 +648,52 @@ t.test("the kit's server options cut off slow clients on every server, services 
   t.equal(identity.server.keepAliveTimeout, DEFAULT_CLIENT_TIMEOUTS.keepAliveMs)
 })
 
-t.test('bodies held at once have a memory budget: past it a new upload is a quick 503, and the budget comes back', async (t) => {
-  const { port, received } = await recordingSystem(t, { BODY_BUFFER_BUDGET_BYTES: 3 * 1024 * 1024 })
-  // Three uploads that each declare 1 MiB and send a little of it fill the budget…
-  const holders = await Promise.all(
-    Array.from(
-      { length: 3 },
-      () =>
-        new Promise<Socket>((resolve) => {
-          const socket = connect(port, '127.0.0.1', () =>
-            socket.write('POST /api/users/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n{"u', () => resolve(socket))
-          )
-          socket.on('error', () => undefined)
-        })
+t.test(
+  'bodies held at once have a memory budget: past it a new upload is a quick 503, and the budget comes back',
+  async (t) => {
+    const { port, received } = await recordingSystem(t, { BODY_BUFFER_BUDGET_BYTES: 3 * 1024 * 1024 })
+    // Three uploads that each declare 1 MiB and send a little of it fill the budget…
+    const holders = await Promise.all(
+      Array.from(
+        { length: 3 },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const socket = connect(port, '127.0.0.1', () =>
+              socket.write(
+                'POST /api/users/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n{"u',
+                () => resolve(socket)
+              )
+            )
+            socket.on('error', () => undefined)
+          })
+      )
     )
-  )
-  const body = '{"username":"a"}'
-  const post = () =>
-    raw(port, `POST /api/users/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
-  // …so the next one is refused at once (the holders are being read: wait until the gateway counts them).
-  const refused = await eventually(async () => {
-    const answer = await post()
-    return answer.status === 503 ? answer : null
-  })
-  isDrf(t, refused, 'over the budget')
-  t.equal(refused.headers['retry-after'], '1')
-  const read = await raw(port, get('/api/users/1/'))
-  t.equal(read.status, 200, 'requests without a body are not affected')
-  // When the holders go, the budget is free again.
-  for (const socket of holders) socket.destroy()
-  const accepted = await eventually(async () => {
-    const answer = await post()
-    return answer.status === 200 ? answer : null
-  })
-  t.equal(accepted.status, 200)
-  const posts = received().filter((r) => r.method === 'POST')
-  t.ok(posts.length >= 1 && posts.every((r) => r.body === body), 'only whole uploads were forwarded, never a holder')
-})
+    const body = '{"username":"a"}'
+    const post = () =>
+      raw(
+        port,
+        `POST /api/users/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`
+      )
+    // …so the next one is refused at once (the holders are being read: wait until the gateway counts them).
+    const refused = await eventually(async () => {
+      const answer = await post()
+      return answer.status === 503 ? answer : null
+    })
+    isDrf(t, refused, 'over the budget')
+    t.equal(refused.headers['retry-after'], '1')
+    const read = await raw(port, get('/api/users/1/'))
+    t.equal(read.status, 200, 'requests without a body are not affected')
+    // When the holders go, the budget is free again.
+    for (const socket of holders) socket.destroy()
+    const accepted = await eventually(async () => {
+      const answer = await post()
+      return answer.status === 200 ? answer : null
+    })
+    t.equal(accepted.status, 200)
+    const posts = received().filter((r) => r.method === 'POST')
+    t.ok(posts.length >= 1 && posts.every((r) => r.body === body), 'only whole uploads were forwarded, never a holder')
+  }
+)
 
 t.test('answers the memory budget has no room for are streamed, whole', async (t) => {
   const { port, identity } = await recordingSystem(t, { BODY_BUFFER_BUDGET_BYTES: 2 * 1024 * 1024 })

@@ -53,7 +53,12 @@ async function system(t: { after(fn: () => unknown): void }, overrides: Record<s
   return { identity, gateway, identityUrl, identityInternalUrl }
 }
 
-async function loginThrough(gateway: FastifyInstance, username: string, password: string, headers: Record<string, string> = {}) {
+async function loginThrough(
+  gateway: FastifyInstance,
+  username: string,
+  password: string,
+  headers: Record<string, string> = {}
+) {
   const res = await gateway.inject({ method: 'POST', url: '/api/auth/', payload: { username, password }, headers })
   if (res.statusCode !== 200) throw new Error(`${res.statusCode} ${res.body}`)
   return res.json() as { access: string; refresh: string }
@@ -91,20 +96,36 @@ t.test('a trusted proxy in front of the gateway may name the client', async (t) 
 t.test('tokens are verified at the gateway, revocation included', async (t) => {
   const { gateway } = await system(t)
   const admin = await loginThrough(gateway, ADMIN.username, ADMIN.password)
-  const ok = await gateway.inject({ method: 'GET', url: '/api/users/', headers: { authorization: `Bearer ${admin.access}` } })
+  const ok = await gateway.inject({
+    method: 'GET',
+    url: '/api/users/',
+    headers: { authorization: `Bearer ${admin.access}` }
+  })
   t.equal(ok.statusCode, 200)
   t.ok(ok.headers['x-total-count'])
 
   const forged = admin.access.slice(0, -4) + 'AAAA'
-  const bad = await gateway.inject({ method: 'GET', url: '/api/users/', headers: { authorization: `Bearer ${forged}` } })
+  const bad = await gateway.inject({
+    method: 'GET',
+    url: '/api/users/',
+    headers: { authorization: `Bearer ${forged}` }
+  })
   t.equal(bad.statusCode, 401)
   t.same(bad.json(), { detail: 'Given token not valid for any token type', code: 'token_not_valid' })
   t.equal(bad.headers['www-authenticate'], 'Bearer realm="api"')
 
-  const out = await gateway.inject({ method: 'POST', url: '/api/auth/logout/', headers: { authorization: `Bearer ${admin.access}` } })
+  const out = await gateway.inject({
+    method: 'POST',
+    url: '/api/auth/logout/',
+    headers: { authorization: `Bearer ${admin.access}` }
+  })
   t.equal(out.statusCode, 200)
   t.same(out.json(), { detail: '成功登出！' })
-  const after = await gateway.inject({ method: 'GET', url: '/api/users/', headers: { authorization: `Bearer ${admin.access}` } })
+  const after = await gateway.inject({
+    method: 'GET',
+    url: '/api/users/',
+    headers: { authorization: `Bearer ${admin.access}` }
+  })
   t.equal(after.statusCode, 401)
 })
 
@@ -131,7 +152,12 @@ t.test('errors at the edge keep the API shape', async (t) => {
   })
   t.equal(notJson.statusCode, 400)
 
-  const form = await gateway.inject({ method: 'POST', url: '/api/users/', payload: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+  const form = await gateway.inject({
+    method: 'POST',
+    url: '/api/users/',
+    payload: 'a=b',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' }
+  })
   t.equal(form.statusCode, 415)
 
   const down = await gateway.inject({ method: 'GET', url: '/api/groups/' })
@@ -143,7 +169,12 @@ t.test('bodies over the network: 100-continue, and over 1 MiB declared or stream
   const { gateway } = await system(t)
   const base = await gateway.listen({ host: '127.0.0.1', port: 0 })
   const post = (body: string | ReadableStream, headers: Record<string, string> = {}) =>
-    fetch(`${base}/api/users/`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, duplex: 'half' } as RequestInit)
+    fetch(`${base}/api/users/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+      duplex: 'half'
+    } as RequestInit)
 
   // curl sends `Expect: 100-continue` with any body over 1 KiB; it must not reach the service.
   const expecting = await gateway.inject({
@@ -171,7 +202,11 @@ t.test('bodies over the network: 100-continue, and over 1 MiB declared or stream
   t.equal(streamed.status, 413, 'a chunked body is counted while it is forwarded')
   t.match(await streamed.json(), { detail: /1048576/ })
 
-  const small = await post(new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode('{"username": "chunked", "password": "password1"}')), c.close()) }))
+  const small = await post(
+    new ReadableStream({
+      start: (c) => (c.enqueue(new TextEncoder().encode('{"username": "chunked", "password": "password1"}')), c.close())
+    })
+  )
   t.equal(small.status, 200, 'a small chunked body passes')
 })
 
@@ -214,7 +249,10 @@ t.test('merged OpenAPI and Swagger UI', async (t) => {
     const res = await injectInternal(gateway, path)
     t.equal(res.statusCode, 200, `internal ${path}`)
   }
-  t.notOk(Object.keys(json.paths).some((p) => /^\/(ready|metrics|internal)/.test(p)), 'nothing internal is documented')
+  t.notOk(
+    Object.keys(json.paths).some((p) => /^\/(ready|metrics|internal)/.test(p)),
+    'nothing internal is documented'
+  )
 })
 
 t.test('internal ports and URLs by default', async (t) => {
@@ -226,9 +264,16 @@ t.test('internal ports and URLs by default', async (t) => {
     DIRECTORY_INTERNAL_URL: 'http://127.0.0.1:3102',
     AUDIT_INTERNAL_URL: 'http://127.0.0.1:3103'
   })
-  t.throws(() => loadConfig(GatewayConfigSchema, {}, { PORT: '8080', INTERNAL_PORT: '8080' }), /INTERNAL_PORT must differ/)
   t.throws(
-    () => readConfig({}, { IDENTITY_URL: 'http://roster-identity:3101/', IDENTITY_INTERNAL_URL: 'http://roster-identity:3101' }),
+    () => loadConfig(GatewayConfigSchema, {}, { PORT: '8080', INTERNAL_PORT: '8080' }),
+    /INTERNAL_PORT must differ/
+  )
+  t.throws(
+    () =>
+      readConfig(
+        {},
+        { IDENTITY_URL: 'http://roster-identity:3101/', IDENTITY_INTERNAL_URL: 'http://roster-identity:3101' }
+      ),
     /IDENTITY_URL must not be an internal listener \(it is IDENTITY_INTERNAL_URL\)/,
     'the gateway refuses to forward to an internal port'
   )
@@ -245,7 +290,8 @@ t.test('the gateway serves /metrics and /ready only on its internal port, and fo
     t.equal(res.status, 404, `public ${path}`)
     t.same(await res.json(), { detail: '未找到。' })
   }
-  for (const path of ['/ready', '/metrics', '/health']) t.equal((await fetch(internalUrl + path)).status, 200, `internal ${path}`)
+  for (const path of ['/ready', '/metrics', '/health'])
+    t.equal((await fetch(internalUrl + path)).status, 200, `internal ${path}`)
   t.equal((await fetch(`${publicUrl}/docs/json`)).status, 200, 'the merged docs stay public')
   // The second wall: even a path the gateway forwarded to identity's public port cannot reach an internal route.
   t.equal((await fetch(`${identityUrl}/internal/users/1`)).status, 404, "identity's public port has no internal route")

@@ -15,14 +15,19 @@ type Json = Record<string, any>
 
 function resolve(doc: Json, node: Json): Json {
   let s = node
-  for (let i = 0; i < 10 && typeof s?.$ref === 'string'; i++) s = s.$ref.slice(2).split('/').reduce((o: Json, k: string) => o?.[k], doc)
+  for (let i = 0; i < 10 && typeof s?.$ref === 'string'; i++)
+    s = s.$ref
+      .slice(2)
+      .split('/')
+      .reduce((o: Json, k: string) => o?.[k], doc)
   return s
 }
 
 function operations(doc: Json) {
   const out: { method: string; path: string; op: Json }[] = []
   for (const [path, item] of Object.entries<Json>(doc.paths)) {
-    for (const [method, op] of Object.entries<Json>(item)) if (METHODS.includes(method) && path.startsWith('/api')) out.push({ method, path, op })
+    for (const [method, op] of Object.entries<Json>(item))
+      if (METHODS.includes(method) && path.startsWith('/api')) out.push({ method, path, op })
   }
   return out
 }
@@ -35,7 +40,8 @@ function toJsonSchema(node: unknown): unknown {
   for (const [key, value] of Object.entries(node)) {
     if (key === 'example' || key === 'examples') continue
     if (key === '$ref') out.$ref = `doc${value}`
-    else if (key === 'properties') out.properties = Object.fromEntries(Object.entries<Json>(value).map(([k, v]) => [k, toJsonSchema(v)]))
+    else if (key === 'properties')
+      out.properties = Object.fromEntries(Object.entries<Json>(value).map(([k, v]) => [k, toJsonSchema(v)]))
     else out[key] = toJsonSchema(value)
   }
   if (out.nullable === true) {
@@ -57,10 +63,16 @@ t.test('the merged OpenAPI document is one generated clients can trust', async (
     )
     const ids = ops.map((o) => o.op.operationId)
     t.equal(new Set(ids).size, ids.length, 'operationIds are unique')
-    t.ok(ids.every((id) => /^[a-z][A-Za-z]+$/.test(id)), 'camelCase')
+    t.ok(
+      ids.every((id) => /^[a-z][A-Za-z]+$/.test(id)),
+      'camelCase'
+    )
     for (const { method, path, op } of ops) {
       const route = PUBLIC_ROUTES.find((r) => r.method === method.toUpperCase() && openApiPath(r.path) === path)!
-      t.ok(op.summary.includes(route.title) && CJK.test(op.summary) && /[a-z]{3}/.test(op.summary), `${op.operationId}: ${op.summary}`)
+      t.ok(
+        op.summary.includes(route.title) && CJK.test(op.summary) && /[a-z]{3}/.test(op.summary),
+        `${op.operationId}: ${op.summary}`
+      )
       t.ok(
         (op.parameters ?? []).some((p: Json) => p.$ref === '#/components/parameters/AcceptLanguage'),
         `${op.operationId} refers to Accept-Language`
@@ -91,13 +103,29 @@ t.test('the merged OpenAPI document is one generated clients can trust', async (
       t.not(media.example, undefined, `${op.operationId} body has an example`)
       for (const code of ['400', '413', '415']) t.ok(op.responses[code], `${op.operationId} documents ${code}`)
     }
-    for (const name of ['UserCreate', 'UserUpdate', 'UserPatch', 'ProfileInput', 'ProfilePatch', 'GroupWrite', 'GroupPatch',
-      'GroupProfileInput', 'OccupationWrite', 'OccupationPatch', 'LoginRequest', 'RefreshRequest', 'BlackListCreate',
-      'BlackListUpdate', 'BlackListPatch', 'GroupMembersAdd']) {
+    for (const name of [
+      'UserCreate',
+      'UserUpdate',
+      'UserPatch',
+      'ProfileInput',
+      'ProfilePatch',
+      'GroupWrite',
+      'GroupPatch',
+      'GroupProfileInput',
+      'OccupationWrite',
+      'OccupationPatch',
+      'LoginRequest',
+      'RefreshRequest',
+      'BlackListCreate',
+      'BlackListUpdate',
+      'BlackListPatch',
+      'GroupMembersAdd'
+    ]) {
       t.ok(doc.components.schemas[name], `components.schemas.${name}`)
     }
     t.same(
-      bodies.find((o) => o.op.operationId === 'registerUser')!.op.requestBody.content['application/json'].example.profile.identify_id,
+      bodies.find((o) => o.op.operationId === 'registerUser')!.op.requestBody.content['application/json'].example
+        .profile.identify_id,
       '100000190001010001',
       "registration's example is the Chinese API document's"
     )
@@ -124,15 +152,22 @@ t.test('the merged OpenAPI document is one generated clients can trust', async (
         t.ok(response.headers?.['X-Request-Id'], `${where} has X-Request-Id`)
         const media = response.content?.['application/json']
         if (!media) continue
-        const examples = media.example !== undefined ? [media.example] : Object.values<Json>(media.examples ?? {}).map((e) => e.value)
+        const examples =
+          media.example !== undefined ? [media.example] : Object.values<Json>(media.examples ?? {}).map((e) => e.value)
         t.ok(examples.length > 0, `${where} has an example`)
         for (const example of examples) t.equal(fits(media.schema, example), '', `${where} example fits its schema`)
       }
       const secured = !(Array.isArray(op.security) && op.security.length === 0)
-      if (secured) t.ok(resolve(doc, op.responses['401'] ?? {}).headers?.['WWW-Authenticate'], `${op.operationId} 401 has WWW-Authenticate`)
-      for (const code of ['429', '503']) t.ok(resolve(doc, op.responses[code]).headers['Retry-After'], `${op.operationId} ${code} has Retry-After`)
+      if (secured)
+        t.ok(
+          resolve(doc, op.responses['401'] ?? {}).headers?.['WWW-Authenticate'],
+          `${op.operationId} 401 has WWW-Authenticate`
+        )
+      for (const code of ['429', '503'])
+        t.ok(resolve(doc, op.responses[code]).headers['Retry-After'], `${op.operationId} ${code} has Retry-After`)
       for (const code of ['405', '500']) t.ok(op.responses[code], `${op.operationId} documents ${code}`)
-      if (op.parameters.some((p: Json) => resolve(doc, p).in === 'path')) t.ok(op.responses['404'], `${op.operationId} documents 404`)
+      if (op.parameters.some((p: Json) => resolve(doc, p).in === 'path'))
+        t.ok(op.responses['404'], `${op.operationId} documents 404`)
       const ok = op.responses['200']
       if (ok?.content?.['application/json']?.schema?.type === 'array') {
         t.ok(ok.headers['X-Total-Count'] && ok.headers.Link, `${op.operationId} list has X-Total-Count and Link`)
@@ -144,9 +179,16 @@ t.test('the merged OpenAPI document is one generated clients can trust', async (
   t.test('what can be null is nullable in a way OpenAPI 3.0 generators understand', async (t) => {
     const schemas = doc.components.schemas
     for (const name of ['User', 'Group']) {
-      t.same(schemas[name].properties.profile, {
-        anyOf: [{ $ref: `#/components/schemas/${name === 'User' ? 'Profile' : 'GroupProfile'}` }, { type: 'object', nullable: true, enum: [null] }]
-      }, `${name}.profile`)
+      t.same(
+        schemas[name].properties.profile,
+        {
+          anyOf: [
+            { $ref: `#/components/schemas/${name === 'User' ? 'Profile' : 'GroupProfile'}` },
+            { type: 'object', nullable: true, enum: [null] }
+          ]
+        },
+        `${name}.profile`
+      )
     }
     const nullable: Record<string, string[]> = {
       Profile: ['occupation', 'creator', 'modifier'],
@@ -161,7 +203,10 @@ t.test('the merged OpenAPI document is one generated clients can trust', async (
     const notNullable = ['id', 'username', 'email', 'is_staff', 'is_active']
     for (const field of notNullable) t.notOk(schemas.User.properties[field].nullable, `User.${field} is never null`)
     const nullOk = (schema: Json, value: unknown) => ajv.compile(toJsonSchema(schema) as Json)(value)
-    t.ok(nullOk(schemas.User.properties.profile, null) && nullOk(schemas.User.properties.profile, schemas.Profile.example), 'profile: null or a Profile')
+    t.ok(
+      nullOk(schemas.User.properties.profile, null) && nullOk(schemas.User.properties.profile, schemas.Profile.example),
+      'profile: null or a Profile'
+    )
     t.notOk(nullOk(schemas.User.properties.profile, { name: 1 }), 'but not anything else')
     const nullableWithoutType: string[] = []
     const siblings: string[] = []
@@ -185,12 +230,17 @@ t.test('the merged OpenAPI document is one generated clients can trust', async (
     const create = doc.components.schemas.UserCreate.properties
     t.match(create.password, { minLength: 2, maxLength: 72, pattern: '[^0-9]', writeOnly: true })
     t.match(create.email.anyOf, [{ format: 'email', maxLength: 254 }, { maxLength: 0 }])
-    t.match(doc.components.schemas.ProfileInput.properties.identify_id, { minLength: 18, maxLength: 18, pattern: '^[0-9]{17}[0-9X]$' })
+    t.match(doc.components.schemas.ProfileInput.properties.identify_id, {
+      minLength: 18,
+      maxLength: 18,
+      pattern: '^[0-9]{17}[0-9X]$'
+    })
     t.match(doc.components.schemas.ProfileInput.properties.phone, { pattern: '^(1[3-9][0-9]{9})?$' })
   })
 
   t.test('the answers the document promises are the ones the server gives', async (t) => {
-    const common = (res: { headers: Record<string, unknown> }, where: string) => t.ok(res.headers['x-request-id'], `${where}: X-Request-Id`)
+    const common = (res: { headers: Record<string, unknown> }, where: string) =>
+      t.ok(res.headers['x-request-id'], `${where}: X-Request-Id`)
     const wrongMethod = await gateway.inject({ method: 'PUT', url: '/api/users/' })
     t.equal(wrongMethod.statusCode, 405)
     t.match(wrongMethod.json(), { detail: String })
@@ -199,7 +249,12 @@ t.test('the merged OpenAPI document is one generated clients can trust', async (
     t.equal(anonymous.statusCode, 401)
     t.match(anonymous.headers['www-authenticate'], /^Bearer/)
     common(anonymous, '401')
-    const text = await gateway.inject({ method: 'POST', url: '/api/users/', headers: { 'content-type': 'text/plain' }, payload: 'username=x' })
+    const text = await gateway.inject({
+      method: 'POST',
+      url: '/api/users/',
+      headers: { 'content-type': 'text/plain' },
+      payload: 'username=x'
+    })
     t.equal(text.statusCode, 415)
     common(text, '415')
     const big = await gateway.inject({
@@ -211,7 +266,11 @@ t.test('the merged OpenAPI document is one generated clients can trust', async (
     t.equal(big.statusCode, 413)
     common(big, '413')
     const example = doc.paths['/api/users/'].post.requestBody.content['application/json'].example
-    const registered = await gateway.inject({ method: 'POST', url: '/api/users/', payload: { ...example, profile: { ...example.profile, occupation: null } } })
+    const registered = await gateway.inject({
+      method: 'POST',
+      url: '/api/users/',
+      payload: { ...example, profile: { ...example.profile, occupation: null } }
+    })
     t.equal(registered.statusCode, 200, `the registration example registers: ${registered.body}`)
     t.equal(registered.json().profile.identify_id, example.profile.identify_id)
   })

@@ -54,29 +54,52 @@ async function gatewayAccepts(gateway: FastifyInstance, token: string) {
   return res.statusCode === 503
 }
 
-t.test('a logout is refused by the gateway that carried it from its answer on, and by another within moments', async (t) => {
-  const { carrier, other } = await system(t)
-  for (let round = 0; round < 10; round++) {
-    const tokens = await loginThrough(carrier, ADMIN.username, ADMIN.password)
-    t.equal(await gatewayAccepts(other, tokens.access), true)
-    t.equal(await gatewayAccepts(carrier, tokens.access), true)
-    const out = await carrier.inject({ method: round % 2 ? 'POST' : 'GET', url: '/api/auth/logout/', headers: bearer(tokens.access) })
-    t.equal(out.statusCode, 200)
-    t.notOk(out.headers[REVOKED_SESSIONS_HEADER], 'the internal header is not passed on')
-    t.equal(await gatewayAccepts(carrier, tokens.access), false, `round ${round}: refused at once by the gateway that carried it`)
-    await eventually(async () => !(await gatewayAccepts(other, tokens.access)))
+t.test(
+  'a logout is refused by the gateway that carried it from its answer on, and by another within moments',
+  async (t) => {
+    const { carrier, other } = await system(t)
+    for (let round = 0; round < 10; round++) {
+      const tokens = await loginThrough(carrier, ADMIN.username, ADMIN.password)
+      t.equal(await gatewayAccepts(other, tokens.access), true)
+      t.equal(await gatewayAccepts(carrier, tokens.access), true)
+      const out = await carrier.inject({
+        method: round % 2 ? 'POST' : 'GET',
+        url: '/api/auth/logout/',
+        headers: bearer(tokens.access)
+      })
+      t.equal(out.statusCode, 200)
+      t.notOk(out.headers[REVOKED_SESSIONS_HEADER], 'the internal header is not passed on')
+      t.equal(
+        await gatewayAccepts(carrier, tokens.access),
+        false,
+        `round ${round}: refused at once by the gateway that carried it`
+      )
+      await eventually(async () => !(await gatewayAccepts(other, tokens.access)))
+    }
   }
-})
+)
 
 t.test('a deactivation answered through a gateway ends the user’s sessions there at once', async (t) => {
   const { carrier } = await system(t)
   const admin = await loginThrough(carrier, ADMIN.username, ADMIN.password)
-  const created = await carrier.inject({ method: 'POST', url: '/api/users/', payload: { username: uniqueName('u'), password: 'password1' } })
+  const created = await carrier.inject({
+    method: 'POST',
+    url: '/api/users/',
+    payload: { username: uniqueName('u'), password: 'password1' }
+  })
   t.equal(created.statusCode, 200)
   const user = created.json()
-  const sessions = [await loginThrough(carrier, user.username, 'password1'), await loginThrough(carrier, user.username, 'password1')]
+  const sessions = [
+    await loginThrough(carrier, user.username, 'password1'),
+    await loginThrough(carrier, user.username, 'password1')
+  ]
   for (const s of sessions) t.equal(await gatewayAccepts(carrier, s.access), true)
-  const off = await carrier.inject({ method: 'PATCH', url: `/api/users/${user.id}/`, headers: bearer(admin.access), payload: { is_active: false } })
+  const off = await carrier.inject({
+    method: 'PATCH',
+    url: `/api/users/${user.id}/`,
+    headers: bearer(admin.access),
+    payload: { is_active: false }
+  })
   t.equal(off.statusCode, 200)
   t.notOk(off.headers[REVOKED_SESSIONS_HEADER])
   for (const s of sessions) t.equal(await gatewayAccepts(carrier, s.access), false, 'refused by the gateway itself')

@@ -68,7 +68,20 @@ const invalidUtf8 = [
 ]
 
 /** Number tokens written raw into the JSON text. */
-const rawNumbers = ['1e309', '-1e309', '1e-400', '123456789012345678901234567890', '-0', '0.0000001', '9007199254740993', '1.5', '-1', '0', '2147483648', '1E400']
+const rawNumbers = [
+  '1e309',
+  '-1e309',
+  '1e-400',
+  '123456789012345678901234567890',
+  '-0',
+  '0.0000001',
+  '9007199254740993',
+  '1.5',
+  '-1',
+  '0',
+  '2147483648',
+  '1E400'
+]
 
 const jsonString = fc.oneof(
   fc.constantFrom(...oddStrings, ...loneSurrogates).map((s) => Buffer.from(JSON.stringify(s))),
@@ -86,7 +99,9 @@ const jsonValue: fc.Arbitrary<Buffer> = fc.letrec<{ value: Buffer }>((tie) => ({
   value: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
     jsonScalar,
-    fc.array(tie('value'), { maxLength: 3 }).map((items) => bytes('[', ...items.flatMap((item, i) => (i === 0 ? [item] : [',', item])), ']')),
+    fc
+      .array(tie('value'), { maxLength: 3 })
+      .map((items) => bytes('[', ...items.flatMap((item, i) => (i === 0 ? [item] : [',', item])), ']')),
     fc.constantFrom(deep(3000, '[', ']'), deep(2000, '{"a":', '}'), deep(50, '{"profile":', '}'))
   )
 })).value
@@ -130,14 +145,19 @@ interface Operation {
 
 function resolveSchema(doc: any, schema: any): any {
   let s = schema
-  for (let i = 0; i < 10 && s?.$ref; i++) s = s.$ref.split('/').slice(1).reduce((o: any, k: string) => o?.[k], doc)
+  for (let i = 0; i < 10 && s?.$ref; i++)
+    s = s.$ref
+      .split('/')
+      .slice(1)
+      .reduce((o: any, k: string) => o?.[k], doc)
   return s
 }
 
 function propertiesOf(doc: any, schema: any): Record<string, any> {
   const s = resolveSchema(doc, schema)
   const out: Record<string, any> = { ...(s?.properties ?? {}) }
-  for (const part of [...(s?.allOf ?? []), ...(s?.anyOf ?? []), ...(s?.oneOf ?? [])]) Object.assign(out, propertiesOf(doc, part))
+  for (const part of [...(s?.allOf ?? []), ...(s?.anyOf ?? []), ...(s?.oneOf ?? [])])
+    Object.assign(out, propertiesOf(doc, part))
   return out
 }
 
@@ -192,7 +212,13 @@ const segmentValues = [
   '%EF%BC%91', // full-width 1
   'x'.repeat(3000)
 ]
-const rawSegmentBytes = [Buffer.from('é'), Buffer.from([0xff]), Buffer.from([0x00]), Buffer.from('\t'), Buffer.from('１')]
+const rawSegmentBytes = [
+  Buffer.from('é'),
+  Buffer.from([0xff]),
+  Buffer.from([0x00]),
+  Buffer.from('\t'),
+  Buffer.from('１')
+]
 
 const queryValues = [
   '',
@@ -234,14 +260,19 @@ interface HostileRequest {
   body: Buffer | undefined
 }
 const requests = (op: Operation, identities: Identities): fc.Arbitrary<HostileRequest> => {
-  const who = op.path.includes('logout') ? { ...identities, admin: identities.spareAdmin, user: identities.spareUser } : identities
+  const who = op.path.includes('logout')
+    ? { ...identities, admin: identities.spareAdmin, user: identities.spareUser }
+    : identities
   const segment = fc.oneof(
     { weight: 2, arbitrary: fc.constantFrom(...who.ids) },
     { weight: 3, arbitrary: fc.constantFrom(...segmentValues).map((s) => Buffer.from(s)) },
     { weight: 1, arbitrary: fc.constantFrom(...rawSegmentBytes).map((b) => bytes('1', b)) },
     { weight: 1, arbitrary: fc.string({ maxLength: 8 }).map((s) => Buffer.from(encodeURIComponent(s))) }
   )
-  const queryName = fc.oneof(fc.constantFrom(...op.queryParams, 'x', 'search', 'limit'), fc.constantFrom('%FF', 'a%00', 'limit[]', 'search[a]', '', '%'))
+  const queryName = fc.oneof(
+    fc.constantFrom(...op.queryParams, 'x', 'search', 'limit'),
+    fc.constantFrom('%FF', 'a%00', 'limit[]', 'search[a]', '', '%')
+  )
   const queryValue = fc.oneof(
     fc.constantFrom(...queryValues).map((s) => Buffer.from(s)),
     fc.string({ unit: 'binary', maxLength: 12 }).map((s) => Buffer.from(encodeURIComponent(s))),
@@ -274,10 +305,31 @@ const requests = (op: Operation, identities: Identities): fc.Arbitrary<HostileRe
     { weight: 4, arbitrary: fc.constant<Chunk | undefined>(`127.0.0.1:${who.port}`) },
     {
       weight: 1,
-      arbitrary: fc.constantFrom<Chunk | undefined>('a b', '', 'evil.example', '[::1', 'x'.repeat(300), '127.0.0.1:99999', undefined, bytes('h', Buffer.from([0xff])), 'a/b?c#d')
+      arbitrary: fc.constantFrom<Chunk | undefined>(
+        'a b',
+        '',
+        'evil.example',
+        '[::1',
+        'x'.repeat(300),
+        '127.0.0.1:99999',
+        undefined,
+        bytes('h', Buffer.from([0xff])),
+        'a/b?c#d'
+      )
     }
   )
-  const acceptLanguage = fc.constantFrom<Chunk | undefined>(undefined, undefined, 'en', 'zh-Hans', '*;q=NaN', 'en;q=1e309', 'x'.repeat(4000), ',,,;;;', bytes(Buffer.from([0xff])), '\u00e9'.normalize('NFD'))
+  const acceptLanguage = fc.constantFrom<Chunk | undefined>(
+    undefined,
+    undefined,
+    'en',
+    'zh-Hans',
+    '*;q=NaN',
+    'en;q=1e309',
+    'x'.repeat(4000),
+    ',,,;;;',
+    bytes(Buffer.from([0xff])),
+    '\u00e9'.normalize('NFD')
+  )
   const contentType = fc.constantFrom<Chunk | undefined>(
     'application/json',
     'application/json',
@@ -293,26 +345,47 @@ const requests = (op: Operation, identities: Identities): fc.Arbitrary<HostileRe
     'application/json\t; x="'
   )
 
-  const fieldValue = fc.oneof({ weight: 4, arbitrary: jsonValue }, { weight: 1, arbitrary: fc.constantFrom(...rawNumbers).map((n) => Buffer.from(n)) })
+  const fieldValue = fc.oneof(
+    { weight: 4, arbitrary: jsonValue },
+    { weight: 1, arbitrary: fc.constantFrom(...rawNumbers).map((n) => Buffer.from(n)) }
+  )
   const nestedObject = (fields: string[]) =>
-    fc.array(fc.tuple(fc.constantFrom(...fields, 'x'), fieldValue), { maxLength: fields.length + 1 }).map((entries) => jsonObject(entries))
+    fc
+      .array(fc.tuple(fc.constantFrom(...fields, 'x'), fieldValue), { maxLength: fields.length + 1 })
+      .map((entries) => jsonObject(entries))
   const bodyEntry = fc.oneof(
     fc.tuple(fc.constantFrom(...op.bodyFields, 'x', 'is_superuser'), fieldValue),
     ...Object.entries(op.nested).map(([name, fields]) => fc.tuple(fc.constant(name), nestedObject(fields)))
   )
-  const body = op.hasBody || op.method !== 'GET'
-    ? fc.oneof(
-        { weight: 3, arbitrary: fc.array(bodyEntry, { maxLength: Math.max(2, op.bodyFields.length + 1) }).map((entries) => jsonObject(entries)) },
-        { weight: 1, arbitrary: wholeBodies },
-        { weight: op.hasBody ? 0 : 1, arbitrary: fc.constant(undefined) }
-      )
-    : fc.constantFrom(undefined, undefined, undefined, Buffer.from('{"a":1}'))
+  const body =
+    op.hasBody || op.method !== 'GET'
+      ? fc.oneof(
+          {
+            weight: 3,
+            arbitrary: fc
+              .array(bodyEntry, { maxLength: Math.max(2, op.bodyFields.length + 1) })
+              .map((entries) => jsonObject(entries))
+          },
+          { weight: 1, arbitrary: wholeBodies },
+          { weight: op.hasBody ? 0 : 1, arbitrary: fc.constant(undefined) }
+        )
+      : fc.constantFrom(undefined, undefined, undefined, Buffer.from('{"a":1}'))
 
   return fc
-    .record({ segments: fc.array(segment, { minLength: op.pathParams.length, maxLength: op.pathParams.length }), query, authorization, host, acceptLanguage, contentType, body })
+    .record({
+      segments: fc.array(segment, { minLength: op.pathParams.length, maxLength: op.pathParams.length }),
+      query,
+      authorization,
+      host,
+      acceptLanguage,
+      contentType,
+      body
+    })
     .map((r) => {
       let i = 0
-      const pathParts = op.path.split(/(\{[^}]+\})/).map((part) => (/^\{[^}]+\}$/.test(part) ? r.segments[i++]! : Buffer.from(part)))
+      const pathParts = op.path
+        .split(/(\{[^}]+\})/)
+        .map((part) => (/^\{[^}]+\}$/.test(part) ? r.segments[i++]! : Buffer.from(part)))
       const queryParts = r.query.flatMap(([name, value], j) => [j === 0 ? '?' : '&', name, '=', value])
       const target = bytes(...pathParts, ...queryParts)
       const headers: [string, Chunk][] = []
@@ -333,7 +406,14 @@ function isFieldErrors(value: unknown, depth = 0): boolean {
     entries.length > 0 &&
     entries.every(
       ([, v]) =>
-        (Array.isArray(v) && v.length > 0 && v.every((m) => typeof m === 'string' || isFieldErrors(m, depth + 1) || (m !== null && typeof m === 'object' && Object.keys(m).length === 0))) ||
+        (Array.isArray(v) &&
+          v.length > 0 &&
+          v.every(
+            (m) =>
+              typeof m === 'string' ||
+              isFieldErrors(m, depth + 1) ||
+              (m !== null && typeof m === 'object' && Object.keys(m).length === 0)
+          )) ||
         isFieldErrors(v, depth + 1)
     )
   )
@@ -361,7 +441,9 @@ function problem(res: RawResponse): string | undefined {
     if (extra.length > 0) return `detail beside ${extra.join(', ')}`
     if (json.code !== undefined && typeof json.code !== 'string') return 'code is not a string'
     const nfe = json.non_field_errors
-    return nfe === undefined || (Array.isArray(nfe) && nfe.every((m: unknown) => typeof m === 'string')) ? undefined : 'non_field_errors beside detail is not a list of strings'
+    return nfe === undefined || (Array.isArray(nfe) && nfe.every((m: unknown) => typeof m === 'string'))
+      ? undefined
+      : 'non_field_errors beside detail is not a list of strings'
   }
   return isFieldErrors(json) ? undefined : 'not the DRF error shape'
 }
@@ -371,90 +453,119 @@ function show(buffer: Buffer, max = 160): string {
   return text.length > max ? `${text.slice(0, max)}…(${buffer.length} bytes)` : text
 }
 
-t.test('every operation of the merged OpenAPI document, hostile values everywhere: never a 5xx, always the DRF shape', async (t) => {
-  const system = await startE2E(t, ['identity', 'directory', 'audit', 'gateway'])
-  const api = client(system.gatewayUrl!)
-  const port = Number(new URL(system.gatewayUrl!).port)
+t.test(
+  'every operation of the merged OpenAPI document, hostile values everywhere: never a 5xx, always the DRF shape',
+  async (t) => {
+    const system = await startE2E(t, ['identity', 'directory', 'audit', 'gateway'])
+    const api = client(system.gatewayUrl!)
+    const port = Number(new URL(system.gatewayUrl!).port)
 
-  const adminLogin = await api('POST', '/api/auth/', { body: ADMIN })
-  t.equal(adminLogin.status, 200, 'the admin logs in')
-  const victim = await api('POST', '/api/users/', { body: { username: 'hostile-victim', password: 'password-1', profile: { name: '张三', gender: 0, age: 20, identify_id: '100000190001010001', phone: '18888888888' } } })
-  t.equal(victim.status, 200, 'a user to be fuzzed registers')
-  const userLogin = await api('POST', '/api/auth/', { body: { username: 'hostile-victim', password: 'password-1' } })
-  t.equal(userLogin.status, 200, 'that user logs in')
-  const spareAdmin = (await api('POST', '/api/auth/', { body: ADMIN })).json.access
-  const spareUser = (await api('POST', '/api/auth/', { body: { username: 'hostile-victim', password: 'password-1' } })).json.access
-  const admin = adminLogin.json.access as string
-  const group = await api('POST', '/api/groups/', { token: admin, body: { name: 'hostile-group' } })
-  const listed = await api('POST', '/api/black-list/', { token: admin, body: { patient: 'hostile-patient', reason: 'x' } })
-  // Real ids of every kind of resource, but never the admin's own (deleting or re-passwording it would end
-  // the admin session and leave the rest of the run anonymous).
-  const adminId = String(JSON.parse(Buffer.from(admin.split('.')[1]!, 'base64url').toString()).user_id)
-  const ids = [...new Set([String(victim.json.id), String(group.json?.id), String(listed.json?.id), '1', '2', '34'])].filter((id) => id !== adminId && id !== 'undefined')
-
-  const docResponse = await api('GET', '/docs/json')
-  t.equal(docResponse.status, 200, 'the merged OpenAPI document is served')
-  const operations = operationsOf(docResponse.json)
-  // Every answer is also held to the document: a raw path that matches an operation's template gets the
-  // whole check (status documented for that operation, body schema, required headers); one that matches
-  // none (a malformed path, answered 404 before any routing) only a documented status in the DRF shape.
-  const checker = new OpenApiChecker(docResponse.json)
-  t.ok(operations.length >= 30, `${operations.length} operations in the merged document`)
-
-  const who: Identities = { admin, user: userLogin.json.access, spareAdmin, spareUser, ids, port }
-  const failures = new Map<string, { operations: Set<string>; examples: string[] }>()
-  let sent = 0
-  let failed = 0
-  const send = async (op: Operation, request: HostileRequest) => {
-    const wire = buildRequest(request.method, request.target, request.headers, request.body)
-    sent++
-    let what: string | undefined
-    let answer = ''
-    try {
-      // Generous for a loaded machine; an answer that never comes is a failure of its own.
-      const res = await rawRequest(port, wire, { timeoutMs: ANSWER_TIMEOUT_MS })
-      what = problem(res)
-      if (what === undefined) {
-        const path = request.target.toString('latin1')
-        const undocumented = checker.check({ method: request.method, path, status: res.status, headers: res.headers, text: res.body.toString('utf8') })
-        // Grouped by what is wrong, with the operation's template (not the hostile path) in the class.
-        if (undocumented.length > 0) what = `not as documented (${checker.template(path) ?? 'no operation'}): ${undocumented[0]!.slice(0, 200)}`
+    const adminLogin = await api('POST', '/api/auth/', { body: ADMIN })
+    t.equal(adminLogin.status, 200, 'the admin logs in')
+    const victim = await api('POST', '/api/users/', {
+      body: {
+        username: 'hostile-victim',
+        password: 'password-1',
+        profile: { name: '张三', gender: 0, age: 20, identify_id: '100000190001010001', phone: '18888888888' }
       }
-      if (what !== undefined) answer = `${res.status} ${show(res.body, 200)}`
-    } catch (error) {
-      what = `no answer (${(error as Error).message})`
-    }
-    if (what !== undefined) {
-      const entry = failures.get(what) ?? { operations: new Set<string>(), examples: [] as string[] }
-      entry.operations.add(`${op.method} ${op.path}`)
-      if (entry.examples.length < 2) entry.examples.push(`${show(wire, 300)} → ${answer || 'nothing'}`)
-      failures.set(what, entry)
-      failed++
-    }
-  }
-  // Reads and writes first, deletions after them; within each phase a few requests at a time, so that one
-  // request left hanging by a server does not hold up the rest.
-  for (const phase of [operations.filter((op) => op.method !== 'DELETE'), operations.filter((op) => op.method === 'DELETE')]) {
-    const queue = phase.flatMap((op) =>
-      fc.sample(requests(op, who), { seed: SEED + operations.indexOf(op), numRuns: RUNS_PER_OPERATION }).map((request) => [op, request] as const)
-    )
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        for (let next = queue.shift(); next !== undefined; next = queue.shift()) await send(...next)
-      })
-    )
-  }
+    })
+    t.equal(victim.status, 200, 'a user to be fuzzed registers')
+    const userLogin = await api('POST', '/api/auth/', { body: { username: 'hostile-victim', password: 'password-1' } })
+    t.equal(userLogin.status, 200, 'that user logs in')
+    const spareAdmin = (await api('POST', '/api/auth/', { body: ADMIN })).json.access
+    const spareUser = (
+      await api('POST', '/api/auth/', { body: { username: 'hostile-victim', password: 'password-1' } })
+    ).json.access
+    const admin = adminLogin.json.access as string
+    const group = await api('POST', '/api/groups/', { token: admin, body: { name: 'hostile-group' } })
+    const listed = await api('POST', '/api/black-list/', {
+      token: admin,
+      body: { patient: 'hostile-patient', reason: 'x' }
+    })
+    // Real ids of every kind of resource, but never the admin's own (deleting or re-passwording it would end
+    // the admin session and leave the rest of the run anonymous).
+    const adminId = String(JSON.parse(Buffer.from(admin.split('.')[1]!, 'base64url').toString()).user_id)
+    const ids = [
+      ...new Set([String(victim.json.id), String(group.json?.id), String(listed.json?.id), '1', '2', '34'])
+    ].filter((id) => id !== adminId && id !== 'undefined')
 
-  // The gateway and every service are still there after all of it.
-  // (The admin's own record: the fuzzed deletions may have removed any other row.)
-  const after = await api('GET', `/api/users/${adminId}/`, { token: admin })
-  t.equal(after.status, 200, `still serving (${after.text.slice(0, 200)})`)
-  for (const service of system.services) t.ok(system.isRunning(service), `${service} is still running`)
+    const docResponse = await api('GET', '/docs/json')
+    t.equal(docResponse.status, 200, 'the merged OpenAPI document is served')
+    const operations = operationsOf(docResponse.json)
+    // Every answer is also held to the document: a raw path that matches an operation's template gets the
+    // whole check (status documented for that operation, body schema, required headers); one that matches
+    // none (a malformed path, answered 404 before any routing) only a documented status in the DRF shape.
+    const checker = new OpenApiChecker(docResponse.json)
+    t.ok(operations.length >= 30, `${operations.length} operations in the merged document`)
 
-  t.comment(`requests fuzzed: ${sent} over ${operations.length} operations (seed ${SEED})`)
-  const report = [...failures].map(
-    ([what, { operations, examples }]) => `${what}: ${operations.size} operations (${[...operations].slice(0, 4).join(', ')}${operations.size > 4 ? ', …' : ''})\n    e.g. ${examples.join('\n    e.g. ')}`
-  )
-  if (report.length > 0) t.comment(`${failed} of ${sent} answers broke the contract:\n${report.join('\n')}`)
-  t.same(report, [], 'no 5xx, no missing answer, and every answer JSON in the DRF shape')
-})
+    const who: Identities = { admin, user: userLogin.json.access, spareAdmin, spareUser, ids, port }
+    const failures = new Map<string, { operations: Set<string>; examples: string[] }>()
+    let sent = 0
+    let failed = 0
+    const send = async (op: Operation, request: HostileRequest) => {
+      const wire = buildRequest(request.method, request.target, request.headers, request.body)
+      sent++
+      let what: string | undefined
+      let answer = ''
+      try {
+        // Generous for a loaded machine; an answer that never comes is a failure of its own.
+        const res = await rawRequest(port, wire, { timeoutMs: ANSWER_TIMEOUT_MS })
+        what = problem(res)
+        if (what === undefined) {
+          const path = request.target.toString('latin1')
+          const undocumented = checker.check({
+            method: request.method,
+            path,
+            status: res.status,
+            headers: res.headers,
+            text: res.body.toString('utf8')
+          })
+          // Grouped by what is wrong, with the operation's template (not the hostile path) in the class.
+          if (undocumented.length > 0)
+            what = `not as documented (${checker.template(path) ?? 'no operation'}): ${undocumented[0]!.slice(0, 200)}`
+        }
+        if (what !== undefined) answer = `${res.status} ${show(res.body, 200)}`
+      } catch (error) {
+        what = `no answer (${(error as Error).message})`
+      }
+      if (what !== undefined) {
+        const entry = failures.get(what) ?? { operations: new Set<string>(), examples: [] as string[] }
+        entry.operations.add(`${op.method} ${op.path}`)
+        if (entry.examples.length < 2) entry.examples.push(`${show(wire, 300)} → ${answer || 'nothing'}`)
+        failures.set(what, entry)
+        failed++
+      }
+    }
+    // Reads and writes first, deletions after them; within each phase a few requests at a time, so that one
+    // request left hanging by a server does not hold up the rest.
+    for (const phase of [
+      operations.filter((op) => op.method !== 'DELETE'),
+      operations.filter((op) => op.method === 'DELETE')
+    ]) {
+      const queue = phase.flatMap((op) =>
+        fc
+          .sample(requests(op, who), { seed: SEED + operations.indexOf(op), numRuns: RUNS_PER_OPERATION })
+          .map((request) => [op, request] as const)
+      )
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          for (let next = queue.shift(); next !== undefined; next = queue.shift()) await send(...next)
+        })
+      )
+    }
+
+    // The gateway and every service are still there after all of it.
+    // (The admin's own record: the fuzzed deletions may have removed any other row.)
+    const after = await api('GET', `/api/users/${adminId}/`, { token: admin })
+    t.equal(after.status, 200, `still serving (${after.text.slice(0, 200)})`)
+    for (const service of system.services) t.ok(system.isRunning(service), `${service} is still running`)
+
+    t.comment(`requests fuzzed: ${sent} over ${operations.length} operations (seed ${SEED})`)
+    const report = [...failures].map(
+      ([what, { operations, examples }]) =>
+        `${what}: ${operations.size} operations (${[...operations].slice(0, 4).join(', ')}${operations.size > 4 ? ', …' : ''})\n    e.g. ${examples.join('\n    e.g. ')}`
+    )
+    if (report.length > 0) t.comment(`${failed} of ${sent} answers broke the contract:\n${report.join('\n')}`)
+    t.same(report, [], 'no 5xx, no missing answer, and every answer JSON in the DRF shape')
+  }
+)

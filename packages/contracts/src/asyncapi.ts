@@ -5,18 +5,62 @@ import { EVENTS, STREAMS, streamOfSubject, type EventData, type EventSubject } f
  * against the event types by the compiler; the AsyncAPI document shows them as each message's example.
  */
 export const EVENT_EXAMPLES: { [S in EventSubject]: EventData<S> } = {
-  'directory.group.created': { group_id: 7, version: 1, name: '心内科', location: '门诊楼三层', contact_phone: '010-88888888' },
-  'directory.group.updated': { group_id: 7, version: 2, name: '心血管内科', location: '门诊楼三层', contact_phone: null },
+  'directory.group.created': {
+    group_id: 7,
+    version: 1,
+    name: '心内科',
+    location: '门诊楼三层',
+    contact_phone: '010-88888888'
+  },
+  'directory.group.updated': {
+    group_id: 7,
+    version: 2,
+    name: '心血管内科',
+    location: '门诊楼三层',
+    contact_phone: null
+  },
   'directory.group.deleted': { group_id: 7, version: 3 },
   'directory.occupation.created': { occupation_id: 41, version: 1, name: '康复治疗师' },
   'directory.occupation.updated': { occupation_id: 34, version: 2, name: '助产士' },
   'directory.occupation.deleted': { occupation_id: 41, version: 2 },
-  'identity.user.created': { user_id: 12, username: 'zhangsan', is_staff: false, is_active: true, version: 1, actor: null },
-  'identity.user.updated': { user_id: 12, username: 'zhangsan', is_staff: false, is_active: false, version: 2, actor: 1 },
+  'identity.user.created': {
+    user_id: 12,
+    username: 'zhangsan',
+    is_staff: false,
+    is_active: true,
+    version: 1,
+    actor: null
+  },
+  'identity.user.updated': {
+    user_id: 12,
+    username: 'zhangsan',
+    is_staff: false,
+    is_active: false,
+    version: 2,
+    actor: 1
+  },
   'identity.user.deleted': { user_id: 12, username: 'zhangsan', actor: 1 },
-  'identity.session.login': { session_id: '3f2c7e1a9b8d4c6e8f0a1b2c3d4e5f60', user_id: 12, username: 'zhangsan', ip: '10.1.2.3', user_agent: 'Mozilla/5.0' },
-  'identity.session.logout': { session_id: '3f2c7e1a9b8d4c6e8f0a1b2c3d4e5f60', user_id: 12, operator: 12, ip: '10.1.2.3', user_agent: 'Mozilla/5.0' },
-  'identity.session.login_failed': { user_id: null, username: 'zhangsna', reason: 'bad_credentials', ip: '10.1.2.3', user_agent: 'Mozilla/5.0' },
+  'identity.session.login': {
+    session_id: '3f2c7e1a9b8d4c6e8f0a1b2c3d4e5f60',
+    user_id: 12,
+    username: 'zhangsan',
+    ip: '10.1.2.3',
+    user_agent: 'Mozilla/5.0'
+  },
+  'identity.session.logout': {
+    session_id: '3f2c7e1a9b8d4c6e8f0a1b2c3d4e5f60',
+    user_id: 12,
+    operator: 12,
+    ip: '10.1.2.3',
+    user_agent: 'Mozilla/5.0'
+  },
+  'identity.session.login_failed': {
+    user_id: null,
+    username: 'zhangsna',
+    reason: 'bad_credentials',
+    ip: '10.1.2.3',
+    user_agent: 'Mozilla/5.0'
+  },
   'identity.membership.added': { group_id: 7, user_id: 12, actor: 1 },
   'identity.membership.removed': { group_id: 7, user_id: 12, actor: 1 }
 }
@@ -101,7 +145,11 @@ export function asyncApiDocument(options: { version?: string; server?: string } 
         type: 'object',
         required: ['Nats-Msg-Id'],
         properties: {
-          'Nats-Msg-Id': { type: 'string', format: 'uuid', description: 'the event id (`msgID`): JetStream drops a copy within its duplicate window' }
+          'Nats-Msg-Id': {
+            type: 'string',
+            format: 'uuid',
+            description: 'the event id (`msgID`): JetStream drops a copy within its duplicate window'
+          }
         }
       },
       payload: {
@@ -109,9 +157,17 @@ export function asyncApiDocument(options: { version?: string; server?: string } 
         additionalProperties: false,
         required: ['id', 'subject', 'occurred_at', 'data'],
         properties: {
-          id: { type: 'string', format: 'uuid', description: 'event id; also the `msgID`; consumers de-duplicate on it' },
+          id: {
+            type: 'string',
+            format: 'uuid',
+            description: 'event id; also the `msgID`; consumers de-duplicate on it'
+          },
           subject: { type: 'string', const: subject },
-          occurred_at: { type: 'string', format: 'date-time', description: 'when the change committed, in the service time zone' },
+          occurred_at: {
+            type: 'string',
+            format: 'date-time',
+            description: 'when the change committed, in the service time zone'
+          },
           data: { $ref: `#/components/schemas/${payloadName}` }
         }
       },
@@ -120,7 +176,12 @@ export function asyncApiDocument(options: { version?: string; server?: string } 
           name: id,
           summary: SUMMARIES[subject],
           headers: { 'Nats-Msg-Id': '0b6f8a4e-2c1d-4f3a-9e5b-7d8c9a0b1c2d' },
-          payload: { id: '0b6f8a4e-2c1d-4f3a-9e5b-7d8c9a0b1c2d', subject, occurred_at: '2019-12-14T00:08:16.967+08:00', data: example }
+          payload: {
+            id: '0b6f8a4e-2c1d-4f3a-9e5b-7d8c9a0b1c2d',
+            subject,
+            occurred_at: '2019-12-14T00:08:16.967+08:00',
+            data: example
+          }
         }
       ]
     }
@@ -149,7 +210,10 @@ export function asyncApiDocument(options: { version?: string; server?: string } 
       description: DESCRIPTION,
       contact: { name: 'Roster maintainers' },
       license: { name: 'Proprietary' },
-      tags: Object.values(STREAMS).map((s) => ({ name: s.name, description: `JetStream stream ${s.name} (subjects ${s.subjects.join(', ')})` }))
+      tags: Object.values(STREAMS).map((s) => ({
+        name: s.name,
+        description: `JetStream stream ${s.name} (subjects ${s.subjects.join(', ')})`
+      }))
     },
     defaultContentType: 'application/json',
     servers: {

@@ -27,7 +27,15 @@ export const UserLogSchema = Type.Object(
   {
     $id: 'UserLog',
     examples: [
-      { id: 1, user: 1, ip: '10.0.0.8', operation: 0, operator: 1, operate_time: '2019-12-14T00:08:16.967+08:00', user_agent: 'Mozilla/5.0' }
+      {
+        id: 1,
+        user: 1,
+        ip: '10.0.0.8',
+        operation: 0,
+        operator: 1,
+        operate_time: '2019-12-14T00:08:16.967+08:00',
+        user_agent: 'Mozilla/5.0'
+      }
     ],
     description:
       'A login (0), logout (1) or failed login attempt (2). `user` is null for an attempt on a username that does not exist; ' +
@@ -44,7 +52,8 @@ const until = Type.String({ format: 'date-time', description: 'only records at o
 const logFilters = {
   operation: Type.Optional(
     withDescription(operation, {
-      description: '0 login, 1 logout, 2 failed attempts; without it, logins and logouts are listed (never failed attempts)'
+      description:
+        '0 login, 1 logout, 2 failed attempts; without it, logins and logouts are listed (never failed attempts)'
     })
   ),
   since: Type.Optional(since),
@@ -60,7 +69,10 @@ const logFilters = {
 
 export const UserLogListQuerySchema = Type.Composite([
   PaginationQuerySchema,
-  Type.Object({ user: Type.Optional(withDescription(filterId, { description: "only this user's records" })), ...logFilters })
+  Type.Object({
+    user: Type.Optional(withDescription(filterId, { description: "only this user's records" })),
+    ...logFilters
+  })
 ])
 export type UserLogListQuery = Static<typeof UserLogListQuerySchema>
 
@@ -80,35 +92,54 @@ export const BlackListEntrySchema = Type.Object(
   },
   {
     $id: 'BlackListEntry',
-    examples: [{ id: 1, patient: 1, join_time: '2019-12-14T00:08:16.967+08:00', is_delete: 0, reason: '多次爽约', creator: 1 }]
+    examples: [
+      { id: 1, patient: 1, join_time: '2019-12-14T00:08:16.967+08:00', is_delete: 0, reason: '多次爽约', creator: 1 }
+    ]
   }
 )
 export type BlackListEntry = Static<typeof BlackListEntrySchema>
 
-const reason = Type.String({ minLength: 1, maxLength: BLACKLIST_REASON_MAX, description: 'why the patient is listed (1–64 characters)' })
+const reason = Type.String({
+  minLength: 1,
+  maxLength: BLACKLIST_REASON_MAX,
+  description: 'why the patient is listed (1–64 characters)'
+})
 
-export const BlackListCreateBodySchema = Type.Object({
-  patient: Type.Integer({ description: 'id of an existing user who is not already actively listed' }),
-  reason
-}, { title: 'BlackListCreate', examples: [{ patient: 1, reason: '多次爽约' }] })
+export const BlackListCreateBodySchema = Type.Object(
+  {
+    patient: Type.Integer({ description: 'id of an existing user who is not already actively listed' }),
+    reason
+  },
+  { title: 'BlackListCreate', examples: [{ patient: 1, reason: '多次爽约' }] }
+)
 export type BlackListCreateBody = Static<typeof BlackListCreateBodySchema>
 
 export const BlackListUpdateBodySchema = Type.Object(
   { reason },
-  { title: 'BlackListUpdate', description: 'only `reason` changes; other fields sent are ignored', examples: [{ reason: '多次爽约' }] }
+  {
+    title: 'BlackListUpdate',
+    description: 'only `reason` changes; other fields sent are ignored',
+    examples: [{ reason: '多次爽约' }]
+  }
 )
 export type BlackListUpdateBody = Static<typeof BlackListUpdateBodySchema>
 
 export const BlackListPatchBodySchema = Type.Object(
   { reason: Type.Optional(reason) },
-  { title: 'BlackListPatch', description: 'only `reason` changes; other fields sent are ignored', examples: [{ reason: '多次爽约' }] }
+  {
+    title: 'BlackListPatch',
+    description: 'only `reason` changes; other fields sent are ignored',
+    examples: [{ reason: '多次爽约' }]
+  }
 )
 export type BlackListPatchBody = Static<typeof BlackListPatchBodySchema>
 
 export const BlackListQuerySchema = Type.Composite([
   PaginationQuerySchema,
   Type.Object({
-    patient: Type.Optional(withDescription(filterId, { description: "only this patient's entries: whether the patient is listed" })),
+    patient: Type.Optional(
+      withDescription(filterId, { description: "only this patient's entries: whether the patient is listed" })
+    ),
     include_deleted: Type.Optional(Type.Boolean({ default: false, description: 'list removed entries too' }))
   })
 ])

@@ -1,9 +1,12 @@
 import { Type, type Static } from '@sinclair/typebox'
 
-export const LoginBodySchema = Type.Object({
-  username: Type.String({ minLength: 1, maxLength: 150 }),
-  password: Type.String({ minLength: 1, maxLength: 4096, writeOnly: true })
-}, { title: 'LoginRequest', examples: [{ username: 'username', password: 'password' }] })
+export const LoginBodySchema = Type.Object(
+  {
+    username: Type.String({ minLength: 1, maxLength: 150 }),
+    password: Type.String({ minLength: 1, maxLength: 4096, writeOnly: true })
+  },
+  { title: 'LoginRequest', examples: [{ username: 'username', password: 'password' }] }
+)
 export type LoginBody = Static<typeof LoginBodySchema>
 
 export const TokenPairSchema = Type.Object(
@@ -39,17 +42,20 @@ export const RefreshBodySchema = Type.Object(
 )
 export type RefreshBody = Static<typeof RefreshBodySchema>
 
-export const RefreshResponseSchema = Type.Object({
-  access: Type.String(),
-  refresh: Type.Optional(Type.String({ description: 'a new refresh token when rotation is on' }))
-}, {
-  examples: [
-    {
-      access:
-        'eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIiwiZXhwIjoxNTc2Mjk0ODA3LCJqdGkiOiJiNjhmMWIyMGEzMWY0YTIwOTUyMDhjYjNlM2NhMjM2YSIsInVzZXJfaWQiOjd9.OaJNTGpZm-pPYzfJCgk0JhBM0LTqBu4C0vBuj2EImjQ'
-    }
-  ]
-})
+export const RefreshResponseSchema = Type.Object(
+  {
+    access: Type.String(),
+    refresh: Type.Optional(Type.String({ description: 'a new refresh token when rotation is on' }))
+  },
+  {
+    examples: [
+      {
+        access:
+          'eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIiwiZXhwIjoxNTc2Mjk0ODA3LCJqdGkiOiJiNjhmMWIyMGEzMWY0YTIwOTUyMDhjYjNlM2NhMjM2YSIsInVzZXJfaWQiOjd9.OaJNTGpZm-pPYzfJCgk0JhBM0LTqBu4C0vBuj2EImjQ'
+      }
+    ]
+  }
+)
 
 export const TOKEN_TYPES = ['access', 'refresh'] as const
 export type TokenType = (typeof TOKEN_TYPES)[number]
@@ -82,7 +88,20 @@ export const JwksSchema = Type.Object(
   },
   {
     $id: 'Jwks',
-    examples: [{ keys: [{ kty: 'OKP', crv: 'Ed25519', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo', kid: 'k1', alg: 'EdDSA', use: 'sig' }] }]
+    examples: [
+      {
+        keys: [
+          {
+            kty: 'OKP',
+            crv: 'Ed25519',
+            x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo',
+            kid: 'k1',
+            alg: 'EdDSA',
+            use: 'sig'
+          }
+        ]
+      }
+    ]
   }
 )
 export type Jwks = Static<typeof JwksSchema>

@@ -24,13 +24,15 @@ function birthDateOk(id: string): boolean {
   return date.getUTCMonth() === month - 1 && date.getUTCDate() === day && date.getTime() <= Date.now()
 }
 
-export const residentIdCheck = (strictChecksum: boolean): FieldCheck => (value) => {
-  if (typeof value !== 'string' || value === '') return null
-  if (!RESIDENT_ID.test(value)) return 'resident_id_format'
-  if (!birthDateOk(value)) return 'resident_id_birth_date'
-  if (strictChecksum && !residentIdChecksumOk(value)) return 'resident_id_checksum'
-  return null
-}
+export const residentIdCheck =
+  (strictChecksum: boolean): FieldCheck =>
+  (value) => {
+    if (typeof value !== 'string' || value === '') return null
+    if (!RESIDENT_ID.test(value)) return 'resident_id_format'
+    if (!birthDateOk(value)) return 'resident_id_birth_date'
+    if (strictChecksum && !residentIdChecksumOk(value)) return 'resident_id_checksum'
+    return null
+  }
 
 export const passwordCheck: FieldCheck = (value) => {
   if (typeof value !== 'string' || value === '') return null

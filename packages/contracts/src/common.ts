@@ -4,8 +4,7 @@ import { Type, type Static, type TSchema, type SchemaOptions } from '@sinclair/t
  * A value that may also be `null`. Expressed with OpenAPI 3.0's `nullable` (which Ajv understands)
  * rather than `anyOf [T, null]`, because type coercion on an `anyOf` would turn `null` into `0` or `""`.
  */
-export const Nullable = <T extends TSchema>(schema: T) =>
-  Type.Unsafe<Static<T> | null>({ ...schema, nullable: true })
+export const Nullable = <T extends TSchema>(schema: T) => Type.Unsafe<Static<T> | null>({ ...schema, nullable: true })
 
 /** `T | null` as `anyOf`, for messages that are checked but never coerced (events). */
 export const OrNull = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
@@ -21,14 +20,19 @@ export type PkParams = Static<typeof PkParamsSchema>
 
 export const DetailSchema = Type.Object(
   { detail: Type.String(), code: Type.Optional(Type.String()) },
-  { $id: 'Detail', description: 'An error or a confirmation not tied to one field', examples: [{ detail: '删除成功。' }] }
+  {
+    $id: 'Detail',
+    description: 'An error or a confirmation not tied to one field',
+    examples: [{ detail: '删除成功。' }]
+  }
 )
 export type Detail = Static<typeof DetailSchema>
 
 /** DRF-shaped field errors: `{"field": ["message"], "profile": {"field": ["message"]}}`. */
 export const FieldErrorsSchema = Type.Record(Type.String(), Type.Unknown(), {
   $id: 'FieldErrors',
-  description: 'Field errors in the Django REST Framework shape; errors not tied to one field are under non_field_errors',
+  description:
+    'Field errors in the Django REST Framework shape; errors not tied to one field are under non_field_errors',
   examples: [{ username: ['该字段是必填项。'], profile: { identify_id: ['请输入有效的身份证号码。'] } }]
 })
 

@@ -79,16 +79,24 @@ export type GroupPatchBody = Static<typeof GroupPatchBodySchema>
 
 export const GroupListQuerySchema = Type.Composite([
   PaginationQuerySchema,
-  Type.Object({ search: Type.Optional(Type.String({ maxLength: 150, description: 'substring of name, case-insensitive' })) })
+  Type.Object({
+    search: Type.Optional(Type.String({ maxLength: 150, description: 'substring of name, case-insensitive' }))
+  })
 ])
 export type GroupListQuery = Static<typeof GroupListQuerySchema>
 
-export const OccupationSchema = Type.Object({ id: IdSchema, name: Type.String() }, { $id: 'Occupation', examples: [{ id: 1, name: 'name' }] })
+export const OccupationSchema = Type.Object(
+  { id: IdSchema, name: Type.String() },
+  { $id: 'Occupation', examples: [{ id: 1, name: 'name' }] }
+)
 export type Occupation = Static<typeof OccupationSchema>
 
 const occupationName = Type.String({ minLength: 1, maxLength: 255, description: 'unique, case-insensitive' })
 
-export const OccupationBodySchema = Type.Object({ name: occupationName }, { title: 'OccupationWrite', examples: [{ name: 'name' }] })
+export const OccupationBodySchema = Type.Object(
+  { name: occupationName },
+  { title: 'OccupationWrite', examples: [{ name: 'name' }] }
+)
 export type OccupationBody = Static<typeof OccupationBodySchema>
 
 export const OccupationPatchBodySchema = Type.Object(
@@ -99,6 +107,8 @@ export type OccupationPatchBody = Static<typeof OccupationPatchBodySchema>
 
 export const OccupationListQuerySchema = Type.Composite([
   PaginationQuerySchema,
-  Type.Object({ search: Type.Optional(Type.String({ maxLength: 255, description: 'substring of name, case-insensitive' })) })
+  Type.Object({
+    search: Type.Optional(Type.String({ maxLength: 255, description: 'substring of name, case-insensitive' }))
+  })
 ])
 export type OccupationListQuery = Static<typeof OccupationListQuerySchema>

@@ -49,7 +49,11 @@ export const EVENTS = {
 
   'identity.user.created': UserFact,
   'identity.user.updated': UserFact,
-  'identity.user.deleted': Type.Object({ user_id: Type.Integer(), username: Type.String(), actor: Nullable(Type.Integer()) }),
+  'identity.user.deleted': Type.Object({
+    user_id: Type.Integer(),
+    username: Type.String(),
+    actor: Nullable(Type.Integer())
+  }),
   'identity.session.login': Type.Object({
     session_id: Type.String(),
     user_id: Type.Integer(),
@@ -68,8 +72,16 @@ export const EVENTS = {
     reason: Type.Union([Type.Literal('bad_credentials'), Type.Literal('inactive'), Type.Literal('locked_out')]),
     ...clientFields
   }),
-  'identity.membership.added': Type.Object({ group_id: Type.Integer(), user_id: Type.Integer(), actor: Nullable(Type.Integer()) }),
-  'identity.membership.removed': Type.Object({ group_id: Type.Integer(), user_id: Type.Integer(), actor: Nullable(Type.Integer()) })
+  'identity.membership.added': Type.Object({
+    group_id: Type.Integer(),
+    user_id: Type.Integer(),
+    actor: Nullable(Type.Integer())
+  }),
+  'identity.membership.removed': Type.Object({
+    group_id: Type.Integer(),
+    user_id: Type.Integer(),
+    actor: Nullable(Type.Integer())
+  })
 } as const satisfies Record<string, TSchema>
 
 export type EventSubject = keyof typeof EVENTS

@@ -68,7 +68,12 @@ export const PUBLIC_ROUTES: readonly PublicRoute[] = Object.freeze([
  */
 export const INTERNAL_ROUTES: readonly InternalRoute[] = Object.freeze([
   Object.freeze({ method: 'GET', path: '/internal/users/:pk', owner: 'identity', name: 'userFact' } as const),
-  Object.freeze({ method: 'GET', path: '/internal/occupations/:pk', owner: 'directory', name: 'occupationFact' } as const),
+  Object.freeze({
+    method: 'GET',
+    path: '/internal/occupations/:pk',
+    owner: 'directory',
+    name: 'occupationFact'
+  } as const),
   Object.freeze({ method: 'GET', path: '/internal/groups/:pk', owner: 'directory', name: 'groupFact' } as const)
 ])
 

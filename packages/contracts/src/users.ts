@@ -79,7 +79,9 @@ export const UserSchema = Type.Object(
   },
   {
     $id: 'User',
-    examples: [{ id: 7, username: 'test1', email: 'email1@test.com', is_staff: false, is_active: true, profile: PROFILE_EXAMPLE }]
+    examples: [
+      { id: 7, username: 'test1', email: 'email1@test.com', is_staff: false, is_active: true, profile: PROFILE_EXAMPLE }
+    ]
   }
 )
 export type User = Omit<Static<typeof UserSchema>, 'profile'> & { profile: Profile | null }
@@ -94,7 +96,11 @@ export const ProfileInputSchema = Type.Object(
     address: Type.Optional(ProfileFields.address),
     occupation: Type.Optional(ProfileFields.occupation)
   },
-  { title: 'ProfileInput', description: 'profile; `name`, `gender`, `age` and `identify_id` are required', examples: [PROFILE_INPUT_EXAMPLE] }
+  {
+    title: 'ProfileInput',
+    description: 'profile; `name`, `gender`, `age` and `identify_id` are required',
+    examples: [PROFILE_INPUT_EXAMPLE]
+  }
 )
 export type ProfileInput = Static<typeof ProfileInputSchema>
 
@@ -120,15 +126,18 @@ const password = Type.String({
 })
 const email = Type.String({ maxLength: 254, format: 'email-or-empty', description: 'optional; unique when not empty' })
 
-export const UserCreateBodySchema = Type.Object({
-  username,
-  password,
-  email: Type.Optional(email),
-  profile: Type.Optional(Nullable(ProfileInputSchema))
-}, {
-  title: 'UserCreate',
-  examples: [{ username: 'test1', password: 'password1', email: 'email1@test.com', profile: PROFILE_INPUT_EXAMPLE }]
-})
+export const UserCreateBodySchema = Type.Object(
+  {
+    username,
+    password,
+    email: Type.Optional(email),
+    profile: Type.Optional(Nullable(ProfileInputSchema))
+  },
+  {
+    title: 'UserCreate',
+    examples: [{ username: 'test1', password: 'password1', email: 'email1@test.com', profile: PROFILE_INPUT_EXAMPLE }]
+  }
+)
 export type UserCreateBody = Static<typeof UserCreateBodySchema>
 
 const adminFields = {
@@ -136,35 +145,50 @@ const adminFields = {
   is_active: Type.Optional(Type.Boolean({ description: 'admin only' }))
 }
 const oldPassword = Type.Optional(
-  Type.String({ maxLength: 4096, writeOnly: true, description: 'the current password; required when changing your own password' })
+  Type.String({
+    maxLength: 4096,
+    writeOnly: true,
+    description: 'the current password; required when changing your own password'
+  })
 )
 
-export const UserUpdateBodySchema = Type.Object({
-  email: Type.Optional(email),
-  password: Type.Optional(password),
-  old_password: oldPassword,
-  profile: Type.Optional(Nullable(ProfileInputSchema)),
-  ...adminFields
-}, {
-  title: 'UserUpdate',
-  examples: [{ password: 'password1', old_password: 'password0', email: 'email1@test.com', profile: PROFILE_INPUT_EXAMPLE }]
-})
+export const UserUpdateBodySchema = Type.Object(
+  {
+    email: Type.Optional(email),
+    password: Type.Optional(password),
+    old_password: oldPassword,
+    profile: Type.Optional(Nullable(ProfileInputSchema)),
+    ...adminFields
+  },
+  {
+    title: 'UserUpdate',
+    examples: [
+      { password: 'password1', old_password: 'password0', email: 'email1@test.com', profile: PROFILE_INPUT_EXAMPLE }
+    ]
+  }
+)
 export type UserUpdateBody = Static<typeof UserUpdateBodySchema>
 
-export const UserPatchBodySchema = Type.Object({
-  email: Type.Optional(email),
-  password: Type.Optional(password),
-  old_password: oldPassword,
-  profile: Type.Optional(Nullable(ProfilePatchSchema)),
-  ...adminFields
-}, { title: 'UserPatch', examples: [{ email: 'email1@test.com', profile: { phone: '18888888888' } }] })
+export const UserPatchBodySchema = Type.Object(
+  {
+    email: Type.Optional(email),
+    password: Type.Optional(password),
+    old_password: oldPassword,
+    profile: Type.Optional(Nullable(ProfilePatchSchema)),
+    ...adminFields
+  },
+  { title: 'UserPatch', examples: [{ email: 'email1@test.com', profile: { phone: '18888888888' } }] }
+)
 export type UserPatchBody = Static<typeof UserPatchBodySchema>
 
 export const UserListQuerySchema = Type.Composite([
   PaginationQuerySchema,
   Type.Object({
     search: Type.Optional(
-      Type.String({ maxLength: 150, description: 'substring of username, name, name pinyin, pinyin initials or phone; case-insensitive' })
+      Type.String({
+        maxLength: 150,
+        description: 'substring of username, name, name pinyin, pinyin initials or phone; case-insensitive'
+      })
     ),
     occupation: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647 })),
     group: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647 })),

@@ -9,18 +9,23 @@ export const BaseConfigProperties = {
     minimum: 0,
     maximum: 65535,
     default: 3100,
-    description: 'the internal listener: /internal/*, /metrics, /ready, the service\'s own /docs; never exposed'
+    description: "the internal listener: /internal/*, /metrics, /ready, the service's own /docs; never exposed"
   }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' }
   ),
   DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/roster' }),
-  DB_SCHEMA: Type.String({ pattern: '^([a-z_][a-z0-9_]{0,62})?$', default: '', description: 'empty: the service name' }),
+  DB_SCHEMA: Type.String({
+    pattern: '^([a-z_][a-z0-9_]{0,62})?$',
+    default: '',
+    description: 'empty: the service name'
+  }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
   MIGRATE_ON_START: Type.Boolean({
     default: true,
-    description: 'apply pending migrations at start-up; false where a migration Job runs them once per rollout (Kubernetes)'
+    description:
+      'apply pending migrations at start-up; false where a migration Job runs them once per rollout (Kubernetes)'
   }),
   NATS_URL: Type.String({ default: 'nats://127.0.0.1:4222' }),
   NATS_PREFIX: Type.String({ pattern: '^([A-Za-z0-9_-]{1,32})?$', default: '' }),
@@ -37,9 +42,12 @@ export const BaseConfigProperties = {
 
 /** Internal base URLs of the services (their INTERNAL_PORT): read-through, docs merge. Never the gateway's upstreams. */
 export const InternalUrlProperties = {
-  IDENTITY_INTERNAL_URL: Type.String({ default: 'http://127.0.0.1:3101', description: 'identity\'s internal listener' }),
-  DIRECTORY_INTERNAL_URL: Type.String({ default: 'http://127.0.0.1:3102', description: 'directory\'s internal listener' }),
-  AUDIT_INTERNAL_URL: Type.String({ default: 'http://127.0.0.1:3103', description: 'audit\'s internal listener' })
+  IDENTITY_INTERNAL_URL: Type.String({ default: 'http://127.0.0.1:3101', description: "identity's internal listener" }),
+  DIRECTORY_INTERNAL_URL: Type.String({
+    default: 'http://127.0.0.1:3102',
+    description: "directory's internal listener"
+  }),
+  AUDIT_INTERNAL_URL: Type.String({ default: 'http://127.0.0.1:3103', description: "audit's internal listener" })
 }
 
 export const BaseConfigSchema = Type.Object(BaseConfigProperties)
@@ -66,7 +74,8 @@ export function loadConfig<T extends TObject>(
   for (const key of Object.keys(schema.properties)) {
     const value = env[key]
     // An empty value means "unset" for numbers and booleans, and is a value of its own for text (`DIRECTORY_INTERNAL_URL=` is no read-through).
-    if (value === undefined || (value === '' && (schema.properties[key] as { type?: string }).type !== 'string')) continue
+    if (value === undefined || (value === '' && (schema.properties[key] as { type?: string }).type !== 'string'))
+      continue
     data[key] = value
   }
   Object.assign(data, overrides)

@@ -19,7 +19,12 @@ export { assertSelfOrAdmin, ALLOWED_ALGORITHMS, type Access, type Caller, type K
 export { errorsPlugin } from './plugins/errors.js'
 export { securityHeadersPlugin, CONTENT_SECURITY_POLICY } from './plugins/headers.js'
 export { natsPlugin } from './plugins/nats.js'
-export { revocationPlugin, REVOKED_SESSIONS_HEADER, formatRevokedSessions, parseRevokedSessions } from './plugins/revocation.js'
+export {
+  revocationPlugin,
+  REVOKED_SESSIONS_HEADER,
+  formatRevokedSessions,
+  parseRevokedSessions
+} from './plugins/revocation.js'
 export { authPlugin } from './plugins/auth.js'
 export { healthPlugin } from './plugins/health.js'
 export { metricsPlugin } from './plugins/metrics.js'

@@ -84,7 +84,14 @@ export const internalListenerPlugin = fp(
 )
 
 /** Timeouts and limits of the public server, copied so both listeners treat slow or odd clients alike. */
-const MIRRORED = ['headersTimeout', 'requestTimeout', 'keepAliveTimeout', 'timeout', 'maxHeadersCount', 'maxRequestsPerSocket'] as const
+const MIRRORED = [
+  'headersTimeout',
+  'requestTimeout',
+  'keepAliveTimeout',
+  'timeout',
+  'maxHeadersCount',
+  'maxRequestsPerSocket'
+] as const
 
 /**
  * Starts the internal listener of a ready-to-listen app on `host:port` (0: a free port) and answers its

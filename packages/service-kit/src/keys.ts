@@ -13,7 +13,9 @@ export function jwksKeyResolver(identityUrl: string, jwksPath = '/api/auth/jwks/
     if (known) return known
     // get-jwks converts only RSA and EC keys to PEM; node:crypto handles Ed25519 (OKP) as well.
     const jwk = await getJwks.getJwk({ domain, kid, alg })
-    const pem = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString()
+    const pem = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' })
+      .export({ type: 'spki', format: 'pem' })
+      .toString()
     pems.set(`${alg}:${kid}`, pem)
     return pem
   }

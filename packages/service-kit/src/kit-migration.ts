@@ -37,7 +37,15 @@ export const kitMigrations = [{ name: 'KitMigration20261123000000', class: KitMi
 
 /** One entity per kit table, so each service's schema diff against its entities covers these tables too. */
 export const kitEntities = [
-  new EntitySchema<{ id: string; eventId: string; kind: string; subject: string; payload: unknown; createdAt: Date; publishedAt: Date | null }>({
+  new EntitySchema<{
+    id: string
+    eventId: string
+    kind: string
+    subject: string
+    payload: unknown
+    createdAt: Date
+    publishedAt: Date | null
+  }>({
     name: 'KitOutboxEvent',
     tableName: 'outbox_event',
     properties: {
@@ -49,7 +57,12 @@ export const kitEntities = [
       createdAt: { type: 'datetime', defaultRaw: 'now()' },
       publishedAt: { type: 'datetime', nullable: true }
     },
-    indexes: [{ name: 'outbox_event_pending_idx', expression: 'create index outbox_event_pending_idx on outbox_event (id) where published_at is null' }]
+    indexes: [
+      {
+        name: 'outbox_event_pending_idx',
+        expression: 'create index outbox_event_pending_idx on outbox_event (id) where published_at is null'
+      }
+    ]
   }),
   new EntitySchema<{ consumer: string; eventId: string; subject: string; processedAt: Date }>({
     name: 'KitProcessedEvent',
@@ -61,7 +74,15 @@ export const kitEntities = [
       processedAt: { type: 'datetime', defaultRaw: 'now()' }
     }
   }),
-  new EntitySchema<{ id: string; consumer: string; subject: string; payload: string; reason: string; deliveries: number; parkedAt: Date }>({
+  new EntitySchema<{
+    id: string
+    consumer: string
+    subject: string
+    payload: string
+    reason: string
+    deliveries: number
+    parkedAt: Date
+  }>({
     name: 'KitParkedEvent',
     tableName: 'parked_event',
     properties: {

@@ -1,5 +1,11 @@
 import pino from 'pino'
-import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions
+} from 'fastify'
 
 /**
  * Logs are public: no line may carry a password, a bcrypt hash, a token, a resident ID number or a
@@ -38,7 +44,8 @@ const SERIALIZED = new Set(['req', 'res', 'err', 'error'])
  * (measured: 34 µs vs 3.6 µs for Fastify's request line), more than a whole request of node:http.
  */
 function scrubbed(value: unknown, depth: number): unknown {
-  if (depth > 3 || value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || value instanceof Date) return value
+  if (depth > 3 || value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || value instanceof Date)
+    return value
   if (Array.isArray(value)) {
     let out: unknown[] | undefined
     for (let i = 0; i < value.length; i++) {
@@ -82,8 +89,37 @@ export function safeUrl(url: string | undefined): string | undefined {
 
 // Properties of an error that may carry the values of a statement: pg's `detail` / `where` / `hint`, the
 // SQL and parameters some drivers attach, MikroORM's `query`/`params`, a failing `data` payload.
-const UNSAFE_ERROR_FIELDS = new Set(['detail', 'where', 'hint', 'internalQuery', 'query', 'sql', 'params', 'parameters', 'values', 'data', 'body', 'payload', 'message', 'stack', 'cause', 'previous', ...SECRET])
-const SAFE_DB_FIELDS = ['code', 'errno', 'sqlState', 'severity', 'constraint', 'table', 'column', 'schema', 'dataType', 'routine']
+const UNSAFE_ERROR_FIELDS = new Set([
+  'detail',
+  'where',
+  'hint',
+  'internalQuery',
+  'query',
+  'sql',
+  'params',
+  'parameters',
+  'values',
+  'data',
+  'body',
+  'payload',
+  'message',
+  'stack',
+  'cause',
+  'previous',
+  ...SECRET
+])
+const SAFE_DB_FIELDS = [
+  'code',
+  'errno',
+  'sqlState',
+  'severity',
+  'constraint',
+  'table',
+  'column',
+  'schema',
+  'dataType',
+  'routine'
+]
 
 interface ErrorLike {
   name?: string
@@ -100,7 +136,7 @@ function isDatabaseError(error: ErrorLike): boolean {
     typeof error.sqlState === 'string' ||
     (typeof error.severity === 'string' && typeof error.routine === 'string') ||
     (typeof error.code === 'string' && /^[0-9A-Z]{5}$/.test(error.code) && 'constraint' in error) ||
-    /Exception$/.test(error.name ?? '') && typeof error.code === 'string' && /^[0-9A-Z]{5}$/.test(error.code)
+    (/Exception$/.test(error.name ?? '') && typeof error.code === 'string' && /^[0-9A-Z]{5}$/.test(error.code))
   )
 }
 
@@ -124,7 +160,8 @@ export function safeError(value: unknown, depth = 0): unknown {
   const error = value as ErrorLike
   const out: Record<string, unknown> = { type: error.name ?? error.constructor?.name ?? 'Error' }
   if (isDatabaseError(error)) {
-    for (const field of SAFE_DB_FIELDS) if (error[field] !== undefined && error[field] !== null) out[field] = error[field]
+    for (const field of SAFE_DB_FIELDS)
+      if (error[field] !== undefined && error[field] !== null) out[field] = error[field]
     out.message = `database error ${String(error.code ?? error.sqlState ?? '')}`.trim()
   } else {
     if (typeof error.message === 'string') out.message = error.message
@@ -139,8 +176,20 @@ export function safeError(value: unknown, depth = 0): unknown {
   return out
 }
 
-function safeRequest(req: { method?: string; url?: string; host?: string; ip?: string; socket?: { remotePort?: number } }) {
-  return { method: req.method, url: safeUrl(req.url), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort }
+function safeRequest(req: {
+  method?: string
+  url?: string
+  host?: string
+  ip?: string
+  socket?: { remotePort?: number }
+}) {
+  return {
+    method: req.method,
+    url: safeUrl(req.url),
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort
+  }
 }
 
 type LoggerOption = FastifyServerOptions['logger']
@@ -222,12 +271,18 @@ export class AccessLogController extends LogController {
       return
     }
     // pino's own check (Fastify's logger type leaves it out): no line object is built for a level that is off.
-    if (!(reply.log as FastifyBaseLogger & { isLevelEnabled(level: string): boolean }).isLevelEnabled(this.level)) return
+    if (!(reply.log as FastifyBaseLogger & { isLevelEnabled(level: string): boolean }).isLevelEnabled(this.level))
+      return
     reply.log[this.level](this.#line(request, reply), 'request')
   }
 
   #line(request: FastifyRequest, reply: FastifyReply) {
-    return { method: request.method, url: safeUrl(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
+    return {
+      method: request.method,
+      url: safeUrl(request.url),
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 10) / 10
+    }
   }
 
   // Fastify's says `Route GET:/path?phone=139… not found`, query values included; the access line suffices.

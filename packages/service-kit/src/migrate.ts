@@ -31,7 +31,14 @@ export async function migrateService(target: MigrationTarget): Promise<{ applied
   await ensureDatabase(options.databaseUrl)
   const orm = await createOrm(options)
   try {
-    const before = new Set((await orm.getMigrator().getExecutedMigrations().catch(() => [])).map((m) => m.name))
+    const before = new Set(
+      (
+        await orm
+          .getMigrator()
+          .getExecutedMigrations()
+          .catch(() => [])
+      ).map((m) => m.name)
+    )
     await prepareSchema(orm, options)
     const after = await orm.getMigrator().getExecutedMigrations()
     return { applied: after.map((m) => m.name).filter((name) => !before.has(name)) }
@@ -46,10 +53,29 @@ export async function runMigrationCommand(target: MigrationTarget): Promise<void
   const schema = target.config.DB_SCHEMA || target.name
   try {
     const { applied } = await migrateService(target)
-    console.log(JSON.stringify({ level: 30, time: Date.now(), service: target.name, schema, applied, ms: Date.now() - started, msg: 'migrations applied' }))
+    console.log(
+      JSON.stringify({
+        level: 30,
+        time: Date.now(),
+        service: target.name,
+        schema,
+        applied,
+        ms: Date.now() - started,
+        msg: 'migrations applied'
+      })
+    )
   } catch (error) {
     const { message, code } = error as { message?: string; code?: string }
-    console.error(JSON.stringify({ level: 50, time: Date.now(), service: target.name, schema, code, msg: `migration failed: ${message}` }))
+    console.error(
+      JSON.stringify({
+        level: 50,
+        time: Date.now(),
+        service: target.name,
+        schema,
+        code,
+        msg: `migration failed: ${message}`
+      })
+    )
     process.exitCode = 1
   }
 }

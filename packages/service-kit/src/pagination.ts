@@ -28,8 +28,9 @@ function pageUrl(request: FastifyRequest, limit: number, offset: number): string
 export function listUrl(request: FastifyRequest, set: Record<string, string | null>): string {
   const raw = request.url
   const q = raw.indexOf('?')
-  const path = `/${(q === -1 ? raw : raw.slice(0, q)).replace(/^\/+/, '').replace(/\/{2,}/g, '/')}`.replace(PATH_UNSAFE, (c) =>
-    encodeURIComponent(c)
+  const path = `/${(q === -1 ? raw : raw.slice(0, q)).replace(/^\/+/, '').replace(/\/{2,}/g, '/')}`.replace(
+    PATH_UNSAFE,
+    (c) => encodeURIComponent(c)
   )
   const params = new URLSearchParams(q === -1 ? '' : raw.slice(q + 1))
   for (const [name, value] of Object.entries(set)) {
@@ -43,7 +44,8 @@ export function listUrl(request: FastifyRequest, set: Record<string, string | nu
 export function setPageHeaders(request: FastifyRequest, reply: FastifyReply, total: number, page: Page): void {
   reply.header('x-total-count', String(total))
   const links: string[] = []
-  if (page.offset + page.limit < total) links.push(`<${pageUrl(request, page.limit, page.offset + page.limit)}>; rel="next"`)
+  if (page.offset + page.limit < total)
+    links.push(`<${pageUrl(request, page.limit, page.offset + page.limit)}>; rel="next"`)
   if (page.offset > 0) {
     links.push(`<${pageUrl(request, page.limit, Math.max(0, page.offset - page.limit))}>; rel="prev"`)
   }

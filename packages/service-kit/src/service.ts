@@ -1,4 +1,11 @@
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions
+} from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { EntitySchema, MigrationObject } from '@mikro-orm/core'
 import { randomUUID } from 'node:crypto'
@@ -100,7 +107,12 @@ export interface ClientTimeouts {
   idleMs: number
 }
 
-export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 72_000, idleMs: 120_000 }
+export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = {
+  headersMs: 10_000,
+  requestMs: 30_000,
+  keepAliveMs: 72_000,
+  idleMs: 120_000
+}
 
 /**
  * A query must be valid percent-encoded UTF-8 (`%FF`, `%E4%B8`, `%zz` and encoded lone surrogates are not);
@@ -132,7 +144,10 @@ export function refuseMalformed(request: FastifyRequest, reply: FastifyReply, do
   else if (!wellFormedQuery(request.raw.url ?? '')) reason = 'invalid percent-encoding in the query'
   if (reason === null) return done()
   request.log.info({ status: 400, reason }, 'request refused')
-  void reply.code(400).header('connection', 'close').send(malformed(reason, negotiateLanguage(request.headers['accept-language'])))
+  void reply
+    .code(400)
+    .header('connection', 'close')
+    .send(malformed(reason, negotiateLanguage(request.headers['accept-language'])))
 }
 
 /** What Fastify refuses before routing (`FST_ERR_BAD_URL` for `/api/users/%FF/`, …), in the API's shape. */
@@ -144,7 +159,8 @@ function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: Fa
     void reply.code(404).send({ detail: message('not_found', lang) })
     return
   }
-  const reason = error.code === 'FST_ERR_BAD_URL' ? 'invalid percent-encoding in the path' : 'the request could not be routed'
+  const reason =
+    error.code === 'FST_ERR_BAD_URL' ? 'invalid percent-encoding in the path' : 'the request could not be routed'
   void reply.code(400).send(malformed(reason, lang))
 }
 
@@ -238,7 +254,9 @@ export async function buildService(def: ServiceDefinition): Promise<ServiceApp> 
     name: def.name,
     logLevel: config.LOG_LEVEL,
     logger: def.logger,
-    trustProxy: config.TRUST_PROXY.split(',').map((s) => s.trim()).filter(Boolean),
+    trustProxy: config.TRUST_PROXY.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     // The gateway writes the line of every public request; a service's own is at `debug` (errors always).
     accessLog: 'debug',
     internalPrefixes: ['/docs'],
@@ -259,7 +277,12 @@ export async function buildService(def: ServiceDefinition): Promise<ServiceApp> 
       poolMax: config.DB_POOL_MAX,
       migrate: config.MIGRATE_ON_START
     })
-    await app.register(natsPlugin, { url: config.NATS_URL, prefix: config.NATS_PREFIX, name: def.name, streams: def.produces })
+    await app.register(natsPlugin, {
+      url: config.NATS_URL,
+      prefix: config.NATS_PREFIX,
+      name: def.name,
+      streams: def.produces
+    })
     await app.register(outboxPlugin, { pollMs: config.OUTBOX_POLL_MS })
     await app.register(revocationPlugin, { ttlSeconds: config.REVOCATION_TTL_SECONDS })
     const resolveKey = def.resolveKey ?? jwksKeyResolver(config.IDENTITY_URL)

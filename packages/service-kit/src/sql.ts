@@ -89,7 +89,11 @@ export interface TransactionalOptions {
  * itself, inside the transaction, and take its row locks there. Inside a transaction already (a
  * savepoint) it runs once: the outer transaction is the one to retry. Every write path goes through it.
  */
-export async function transactional<T>(em: EntityManager, fn: (em: EntityManager) => Promise<T>, options: TransactionalOptions = {}): Promise<T> {
+export async function transactional<T>(
+  em: EntityManager,
+  fn: (em: EntityManager) => Promise<T>,
+  options: TransactionalOptions = {}
+): Promise<T> {
   const retries = em.isInTransaction() ? 0 : (options.retries ?? 3)
   for (let attempt = 0; ; attempt++) {
     try {
@@ -128,7 +132,11 @@ export async function lockRows(
  * Runs one SQL statement (`?` placeholders) in `em`'s transaction when it has one, and answers its rows. The one
  * way a repository runs raw SQL; keep it for what MikroORM cannot say or measurably says slower.
  */
-export async function sql<T = Record<string, unknown>>(em: EntityManager, text: string, params: unknown[] = []): Promise<T[]> {
+export async function sql<T = Record<string, unknown>>(
+  em: EntityManager,
+  text: string,
+  params: unknown[] = []
+): Promise<T[]> {
   return (await em.getConnection().execute(text, params, 'all', em.getTransactionContext())) as T[]
 }
 

@@ -136,7 +136,14 @@ export function fieldErrorsFromAjv(errors: AjvErrorLike[]): FieldErrors {
  */
 export function validatorCompiler(checks: Record<string, FieldCheck>): FastifySchemaCompiler<FastifySchema> {
   const make = (coerceTypes: false | 'array') => {
-    const ajv = new AjvModule.default({ allErrors: true, verbose: true, coerceTypes, useDefaults: true, removeAdditional: false, strict: false })
+    const ajv = new AjvModule.default({
+      allErrors: true,
+      verbose: true,
+      coerceTypes,
+      useDefaults: true,
+      removeAdditional: false,
+      strict: false
+    })
     formatsModule.default(ajv)
     rosterAjvPlugin(ajv as unknown as AjvLike, { checks })
     return ajv
@@ -175,7 +182,8 @@ export function normalizeBody(body: unknown, errors: FieldErrors): unknown {
       if (key) errors.add(path.length ? path : ['non_field_errors'], key)
       return UNTRIMMED.test(path[path.length - 1] ?? '') ? value : value.trim()
     }
-    if (typeof value === 'number' && !Number.isFinite(value)) errors.add(path.length ? path : ['non_field_errors'], 'invalid_number')
+    if (typeof value === 'number' && !Number.isFinite(value))
+      errors.add(path.length ? path : ['non_field_errors'], 'invalid_number')
     return value
   }
   // An explicit stack: a body nested a million levels deep must not overflow ours.
@@ -185,7 +193,9 @@ export function normalizeBody(body: unknown, errors: FieldErrors): unknown {
   while (stack.length > 0) {
     const { node, path } = stack.pop()!
     if (path.length >= MAX_JSON_DEPTH) {
-      errors.add(path.slice(0, 1).length ? path.slice(0, 1) : ['non_field_errors'], 'too_deep', { limit: MAX_JSON_DEPTH })
+      errors.add(path.slice(0, 1).length ? path.slice(0, 1) : ['non_field_errors'], 'too_deep', {
+        limit: MAX_JSON_DEPTH
+      })
       continue
     }
     for (const key of Object.keys(node)) {
@@ -227,12 +237,16 @@ export function normalizeText(
       if (key) onBad(name, key)
       set(out, name, clean(value))
     } else if (Array.isArray(value)) {
-      set(out, name, value.map((v) => {
-        if (typeof v !== 'string') return v
-        const key = badText(v)
-        if (key) onBad(name, key)
-        return clean(v)
-      }))
+      set(
+        out,
+        name,
+        value.map((v) => {
+          if (typeof v !== 'string') return v
+          const key = badText(v)
+          if (key) onBad(name, key)
+          return clean(v)
+        })
+      )
     } else set(out, name, value)
   }
   return out

@@ -59,7 +59,7 @@ t.test('auth', async (t) => {
   const me = (headers: Record<string, string> = {}) => app.inject({ method: 'GET', url: '/api/me', headers })
   const refusal = (await me(bearer('junk'))).json()
 
-  t.test('a refusal is DRF\'s token_not_valid', async (t) => {
+  t.test("a refusal is DRF's token_not_valid", async (t) => {
     t.same(refusal, { detail: message('token_not_valid', 'zh'), code: 'token_not_valid' })
   })
 

@@ -25,7 +25,14 @@ async function app() {
   )
   app.get(
     '/api/things/',
-    { schema: { querystring: Type.Object({ search: Type.Optional(Type.String({ maxLength: 10 })), n: Type.Optional(Type.Integer({ maximum: 2147483647 })) }) } },
+    {
+      schema: {
+        querystring: Type.Object({
+          search: Type.Optional(Type.String({ maxLength: 10 })),
+          n: Type.Optional(Type.Integer({ maximum: 2147483647 }))
+        })
+      }
+    },
     async (request) => request.query
   )
   app.get('/api/things/:pk/', async (request) => request.params)
@@ -107,7 +114,11 @@ t.test('query values: NUL and lone surrogates are field errors, values trimmed, 
   const proto = await server.inject({ url: '/api/things/?__proto__=a&__proto__=b&search=x' })
   t.equal(proto.statusCode, 200)
   t.equal(proto.json().search, 'x')
-  t.same(Object.keys(proto.json()).sort(), ['__proto__', 'search'], 'a parameter named __proto__ is data, not a prototype')
+  t.same(
+    Object.keys(proto.json()).sort(),
+    ['__proto__', 'search'],
+    'a parameter named __proto__ is data, not a prototype'
+  )
   const unknownName = await server.inject({ url: '/api/things/?a%00=1' })
   t.equal(unknownName.statusCode, 400)
   for (const n of ['1e309', '9007199254740993', 'Infinity', '-1e400', 'NaN', '-Infinity']) {
@@ -129,12 +140,26 @@ t.test('path parameters with NUL or lone surrogates are 404', async (t) => {
 
 t.test('a JSON body that is not valid UTF-8 is a parse error, never stored with replacement characters', async (t) => {
   const server = await app()
-  for (const bytes of [Buffer.from([0x7b, 0x22, 0x6e, 0x61, 0x6d, 0x65, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]), Buffer.from('{"name":"\xed\xa0\x80"}', 'latin1'), Buffer.from('{"name":"\xc0\xaf"}', 'latin1')]) {
-    const res = await server.inject({ method: 'POST', url: '/api/things/', headers: { 'content-type': 'application/json' }, payload: bytes })
+  for (const bytes of [
+    Buffer.from([0x7b, 0x22, 0x6e, 0x61, 0x6d, 0x65, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]),
+    Buffer.from('{"name":"\xed\xa0\x80"}', 'latin1'),
+    Buffer.from('{"name":"\xc0\xaf"}', 'latin1')
+  ]) {
+    const res = await server.inject({
+      method: 'POST',
+      url: '/api/things/',
+      headers: { 'content-type': 'application/json' },
+      payload: bytes
+    })
     t.equal(res.statusCode, 400)
     t.match(res.json(), { detail: /UTF-8/, non_field_errors: [/UTF-8/] })
   }
-  const chinese = await server.inject({ method: 'POST', url: '/api/things/', headers: { 'content-type': 'application/json' }, payload: Buffer.from('{"name":"张三"}') })
+  const chinese = await server.inject({
+    method: 'POST',
+    url: '/api/things/',
+    headers: { 'content-type': 'application/json' },
+    payload: Buffer.from('{"name":"张三"}')
+  })
   t.equal(chinese.statusCode, 200)
   t.equal(chinese.json().name, '张三')
 })

@@ -1,7 +1,18 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { connect } from 'node:net'
-import { BaseConfigSchema, ConfigError, loadConfig, errorsPlugin, healthPlugin, injectInternal, internalListenerPlugin, listenInternal, metricsPlugin, serverOptions } from '../src/index.js'
+import {
+  BaseConfigSchema,
+  ConfigError,
+  loadConfig,
+  errorsPlugin,
+  healthPlugin,
+  injectInternal,
+  internalListenerPlugin,
+  listenInternal,
+  metricsPlugin,
+  serverOptions
+} from '../src/index.js'
 import { swaggerPlugin } from '../src/plugins/swagger.js'
 
 /** A kit app as `buildService` assembles it (without a database: these routes need none), listening on both ports. */
@@ -39,7 +50,17 @@ const bodyOf = (response: string) => response.slice(response.indexOf('\r\n\r\n')
 
 t.test('internal routes exist only on the internal listener', async (t) => {
   const { publicUrl, internalUrl } = await twoListeners(t)
-  for (const path of ['/internal/things/1', '/private', '/metrics', '/ready', '/docs', '/docs/', '/docs/json', '/docs/yaml', '/docs/static/index.html']) {
+  for (const path of [
+    '/internal/things/1',
+    '/private',
+    '/metrics',
+    '/ready',
+    '/docs',
+    '/docs/',
+    '/docs/json',
+    '/docs/yaml',
+    '/docs/static/index.html'
+  ]) {
     const outside = await fetch(publicUrl + path, { redirect: 'manual' })
     t.equal(outside.status, 404, `public ${path}`)
     t.same(await outside.json(), { detail: '未找到。' }, `public ${path}: the DRF shape`)
@@ -50,7 +71,10 @@ t.test('internal routes exist only on the internal listener', async (t) => {
   t.same(await (await fetch(`${internalUrl}/internal/things/7`)).json(), { thing: '7' })
   const docs = (await (await fetch(`${internalUrl}/docs/json`)).json()) as { paths: Record<string, unknown> }
   t.ok(docs.paths['/api/things/'], 'the internal docs document the public API')
-  t.notOk(Object.keys(docs.paths).some((p) => /internal|private|metrics|ready/.test(p)), 'and nothing internal')
+  t.notOk(
+    Object.keys(docs.paths).some((p) => /internal|private|metrics|ready/.test(p)),
+    'and nothing internal'
+  )
   for (const url of [publicUrl, internalUrl]) {
     t.equal((await fetch(`${url}/health`)).status, 200, `liveness on ${url}`)
     t.same(await (await fetch(`${url}/api/things/`)).json(), { public: true }, `the API on ${url}`)
@@ -83,7 +107,10 @@ t.test('no spelling of an internal path reaches it on the public listener', asyn
   ]
   for (const path of variants) {
     for (const method of ['GET', 'HEAD', 'POST', 'OPTIONS', 'DELETE']) {
-      const response = await raw(port(publicUrl), `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+      const response = await raw(
+        port(publicUrl),
+        `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`
+      )
       const status = statusOf(response)
       t.ok(status === 404 || status === 400, `${method} ${path} on the public port: ${status}`)
       t.notMatch(response, /process_cpu|"checks"|openapi|"thing"/, `${method} ${path} reveals nothing`)
@@ -93,7 +120,11 @@ t.test('no spelling of an internal path reaches it on the public listener', asyn
   }
   // The same spellings that the router folds together do reach it on the internal listener.
   for (const path of ['/metrics/', '//metrics', '/%6Detrics']) {
-    t.equal(statusOf(await raw(port(internalUrl), `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)), 200, `internal ${path}`)
+    t.equal(
+      statusOf(await raw(port(internalUrl), `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)),
+      200,
+      `internal ${path}`
+    )
   }
 })
 
@@ -146,7 +177,9 @@ t.test('an internal port that is taken stops start-up with the error', async (t)
   const app = Fastify(serverOptions('kit-test', 'silent'))
   await app.register(internalListenerPlugin)
   t.after(() => app.close())
-  await t.rejects(listenInternal(app, { host: '127.0.0.1', port: first.port(first.internalUrl) }), { code: 'EADDRINUSE' })
+  await t.rejects(listenInternal(app, { host: '127.0.0.1', port: first.port(first.internalUrl) }), {
+    code: 'EADDRINUSE'
+  })
   t.equal(app.internalServer, null)
 })
 
@@ -155,12 +188,24 @@ t.test('INTERNAL_PORT is read like PORT and must differ from it', async (t) => {
   t.equal(loadConfig(BaseConfigSchema, {}, { INTERNAL_PORT: '9090' }).INTERNAL_PORT, 9090)
   t.throws(() => loadConfig(BaseConfigSchema, {}, { INTERNAL_PORT: 'x' }), ConfigError)
   t.throws(() => loadConfig(BaseConfigSchema, {}, { INTERNAL_PORT: '70000' }), ConfigError)
-  t.throws(() => loadConfig(BaseConfigSchema, {}, { PORT: '4000', INTERNAL_PORT: '4000' }), /INTERNAL_PORT must differ from PORT/)
-  t.equal(loadConfig(BaseConfigSchema, {}, { PORT: '0', INTERNAL_PORT: '0' }).INTERNAL_PORT, 0, 'both free ports in tests')
+  t.throws(
+    () => loadConfig(BaseConfigSchema, {}, { PORT: '4000', INTERNAL_PORT: '4000' }),
+    /INTERNAL_PORT must differ from PORT/
+  )
+  t.equal(
+    loadConfig(BaseConfigSchema, {}, { PORT: '0', INTERNAL_PORT: '0' }).INTERNAL_PORT,
+    0,
+    'both free ports in tests'
+  )
 })
 
 t.test('what is attached to the public server for slow or odd clients is attached to the internal one', async (t) => {
-  const app = Fastify({ ...serverOptions('kit-test', 'silent'), connectionTimeout: 4321, keepAliveTimeout: 1234, requestTimeout: 5678 })
+  const app = Fastify({
+    ...serverOptions('kit-test', 'silent'),
+    connectionTimeout: 4321,
+    keepAliveTimeout: 1234,
+    requestTimeout: 5678
+  })
   await app.register(internalListenerPlugin)
   t.after(() => app.close())
   const onTimeout = (socket: { destroy(): void }) => socket.destroy()

@@ -38,7 +38,10 @@ t.test('field errors nest and render in the DRF shape', async (t) => {
     username: ['该字段是必填项。'],
     profile: { name: ['该字段不能为空。'], age: ['请确保该值小于或者等于 150。'] }
   })
-  t.same(new TokenInvalidError().body('en'), { detail: 'Given token not valid for any token type', code: 'token_not_valid' })
+  t.same(new TokenInvalidError().body('en'), {
+    detail: 'Given token not valid for any token type',
+    code: 'token_not_valid'
+  })
   const throttled = new ThrottledError(12.2)
   t.equal(throttled.headers['retry-after'], '13')
   t.same(throttled.body('en'), { detail: 'Request was throttled. Expected available in 13 seconds.' })

@@ -1,7 +1,14 @@
 import t from 'tap'
 import pg from 'pg'
 import { isolate, eventually, serviceTestConfig } from '@roster/service-kit/testing'
-import { BaseConfigSchema, buildService, injectInternal, loadConfig, migrateService, type BaseConfig } from '../src/index.js'
+import {
+  BaseConfigSchema,
+  buildService,
+  injectInternal,
+  loadConfig,
+  migrateService,
+  type BaseConfig
+} from '../src/index.js'
 
 // Migrations off at start (a Kubernetes migration Job runs them once per rollout): the service creates
 // nothing, is not ready until the Job has run, and then is; the Job's command is idempotent.
@@ -73,12 +80,18 @@ t.test('/metrics exports the outbox, parked-event and consumer gauges the alert 
     const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
     return line === undefined ? undefined : Number(line.split(' ').at(-1))
   }
-  t.equal(await eventually(async () => (await gauge('roster_consumer_pending')) === 0), true, "the durable consumer's lag is exported")
+  t.equal(
+    await eventually(async () => (await gauge('roster_consumer_pending')) === 0),
+    true,
+    "the durable consumer's lag is exported"
+  )
   t.equal(await gauge('roster_parked_events'), 0)
   t.equal(await gauge('roster_outbox_unpublished'), 0)
   t.equal(await gauge('roster_outbox_oldest_unpublished_seconds'), 0)
   await app.orm.em
     .getConnection()
-    .execute(`insert into parked_event (consumer, subject, payload, reason, deliveries) values ('c', 's', '{}', 'test', 6)`)
+    .execute(
+      `insert into parked_event (consumer, subject, payload, reason, deliveries) values ('c', 's', '{}', 'test', 6)`
+    )
   t.equal(await gauge('roster_parked_events'), 1, 'a parked event is counted')
 })

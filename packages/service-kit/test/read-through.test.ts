@@ -71,7 +71,8 @@ t.test('read-through to the owner of a fact', async (t) => {
 t.test('an answer that is not the contract is refused like a malformed event', async (t) => {
   const base = await owner(t)
   const { log, lines, entries } = logger(t)
-  const ask = (id: number) => readThrough(base, INTERNAL_PATHS.user(id), 'identity.user.created', { timeoutMs: 2000, log, id })
+  const ask = (id: number) =>
+    readThrough(base, INTERNAL_PATHS.user(id), 'identity.user.created', { timeoutMs: 2000, log, id })
 
   for (const [id, reason] of [
     [4, 'answer does not match the contract'],
@@ -80,7 +81,9 @@ t.test('an answer that is not the contract is refused like a malformed event', a
     [7, 'answer is about another id']
   ] as const) {
     t.equal(await statusOf(ask(id)), 503, `${id}: a 503 for the client, never the bad fact or a false 404`)
-    const refused = entries().filter((e) => e.msg === 'read-through answer refused' && e.path === INTERNAL_PATHS.user(id))
+    const refused = entries().filter(
+      (e) => e.msg === 'read-through answer refused' && e.path === INTERNAL_PATHS.user(id)
+    )
     t.equal(refused.length, 1, `${id}: logged once`)
     t.match(refused[0], { level: 50, reason, carries: 'identity.user.created' }, `${id}: as an error, with the reason`)
   }

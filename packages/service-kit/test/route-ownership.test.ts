@@ -29,12 +29,25 @@ t.test('a service starts with exactly the routes contracts declare for it', asyn
 
 t.test('a route registered but not declared, or declared but missing, stops the start', async (t) => {
   const stray = await appWith('directory', [...routesOwnedBy('directory'), 'GET /api/groups/:pk/extra/'])
-  await t.rejects(async () => { await stray.ready() }, /registered but not declared: GET \/api\/groups\/:pk\/extra\//)
+  await t.rejects(async () => {
+    await stray.ready()
+  }, /registered but not declared: GET \/api\/groups\/:pk\/extra\//)
   const owned = routesOwnedBy('directory')
   const missing = await appWith('directory', owned.slice(1))
-  await t.rejects(async () => { await missing.ready() }, new RegExp(`declared, not registered: ${owned[0].replace(/[/]/g, '\\/')}`))
+  await t.rejects(
+    async () => {
+      await missing.ready()
+    },
+    new RegExp(`declared, not registered: ${owned[0].replace(/[/]/g, '\\/')}`)
+  )
   const elsewhere = await appWith('audit', [...routesOwnedBy('audit'), 'GET /api/users/'])
-  await t.rejects(async () => { await elsewhere.ready() }, /registered but not declared: GET \/api\/users\//, "identity's route in audit")
+  await t.rejects(
+    async () => {
+      await elsewhere.ready()
+    },
+    /registered but not declared: GET \/api\/users\//,
+    "identity's route in audit"
+  )
 })
 
 t.test('routes outside /api and /internal, and services the table does not name, are not checked', async (t) => {

@@ -2,38 +2,70 @@ import t from 'tap'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { isolate } from '../src/testing/index.js'
 import { createOrm } from '../src/plugins/orm.js'
-import { afterCommit, ApiError, constraintError, isRetryable, lockRows, sql, transactional, type ConstraintTable } from '../src/index.js'
+import {
+  afterCommit,
+  ApiError,
+  constraintError,
+  isRetryable,
+  lockRows,
+  sql,
+  transactional,
+  type ConstraintTable
+} from '../src/index.js'
 
 /** The kit's transaction helper and database-error mapping against the real PostgreSQL (deadlocks included). */
 t.test('transactional() and constraint errors', async (t) => {
   const iso = await isolate(t)
   const schema = iso.schema('kitsql')
-  const orm = await createOrm({ databaseUrl: iso.DATABASE_URL, schema, entities: [], migrations: [], poolMax: 6, migrate: false })
+  const orm = await createOrm({
+    databaseUrl: iso.DATABASE_URL,
+    schema,
+    entities: [],
+    migrations: [],
+    poolMax: 6,
+    migrate: false
+  })
   t.after(() => orm.close())
   const run = (sql: string, params: unknown[] = []) => orm.em.fork().getConnection().execute(sql, params)
   await run(`create schema if not exists "${schema}"`)
   await run('create table parent (id integer primary key, name text not null)')
   await run('create unique index parent_name_uq on parent (lower(name))')
-  await run('create table child (id serial primary key, parent_id integer not null references parent (id) on delete cascade)')
+  await run(
+    'create table child (id serial primary key, parent_id integer not null references parent (id) on delete cascade)'
+  )
   await run(`insert into parent (id, name) values (1, 'one'), (2, 'two')`)
   const fork = () => orm.em.fork() as EntityManager
   const table: ConstraintTable = {
     parent_name_uq: { field: 'name', key: 'unique' },
     child_parent_id_fkey: { field: 'parent', key: 'does_not_exist' }
   }
-  const failure = (p: Promise<unknown>) => p.then(() => t.fail('should have failed') as never, (error: unknown) => error)
+  const failure = (p: Promise<unknown>) =>
+    p.then(
+      () => t.fail('should have failed') as never,
+      (error: unknown) => error
+    )
 
   t.test('a unique violation is the field error the table names, else a 409', async (t) => {
-    const error = await failure(transactional(fork(), (em) => em.getConnection().execute(`insert into parent values (3, 'ONE')`, [], 'run', em.getTransactionContext())))
+    const error = await failure(
+      transactional(fork(), (em) =>
+        em.getConnection().execute(`insert into parent values (3, 'ONE')`, [], 'run', em.getTransactionContext())
+      )
+    )
     const mapped = constraintError(error, table)!
     t.equal(mapped.statusCode, 400)
     t.same(mapped.body('en'), { name: ['This field must be unique.'] })
     t.equal(constraintError(error, {})!.statusCode, 409, 'a constraint the service did not name')
-    t.same(constraintError(error, {})!.body('en'), { detail: 'The request conflicted with a concurrent change; try again.' })
+    t.same(constraintError(error, {})!.body('en'), {
+      detail: 'The request conflicted with a concurrent change; try again.'
+    })
   })
 
   t.test('a foreign-key violation names the missing row, or is a 404', async (t) => {
-    const error = await failure(transactional(fork(), (em) => em.getConnection().execute('insert into child (parent_id) values (77)', [], 'run', em.getTransactionContext())))
+    const error = await failure(
+      transactional(fork(), (em) =>
+        em.getConnection().execute('insert into child (parent_id) values (77)', [], 'run', em.getTransactionContext())
+      )
+    )
     t.same(constraintError(error, table)!.body('en'), { parent: ['Invalid pk "77" - object does not exist.'] })
     t.equal(constraintError(error, { child_parent_id_fkey: 'not_found' })!.statusCode, 404)
     t.equal(constraintError(error, {})!.statusCode, 404, 'a row deleted meanwhile')
@@ -58,7 +90,9 @@ t.test('transactional() and constraint errors', async (t) => {
             await bothHoldTheirFirstRow
           }
           await lockRows(em, 'parent', [second])
-          await em.getConnection().execute('update parent set name = name where id in (1, 2)', [], 'run', em.getTransactionContext())
+          await em
+            .getConnection()
+            .execute('update parent set name = name where id in (1, 2)', [], 'run', em.getTransactionContext())
           return index
         },
         { retries }

@@ -33,7 +33,12 @@ async function app() {
   app.get('/api/things/:pk/', async (request) => ({ id: parsePk((request.params as any).pk) }))
   app.get(
     '/api/list/',
-    { schema: { querystring: PaginationQuerySchema, response: { 200: { type: 'array', items: { type: 'integer' }, headers: LIST_HEADERS } } } },
+    {
+      schema: {
+        querystring: PaginationQuerySchema,
+        response: { 200: { type: 'array', items: { type: 'integer' }, headers: LIST_HEADERS } }
+      }
+    },
     async (request, reply) => {
       const page = pageOf(request.query as any)
       setPageHeaders(request, reply, 250, page)
@@ -49,7 +54,16 @@ t.test('Ajv errors become DRF field errors, all at once', async (t) => {
   const res = await server.inject({
     method: 'POST',
     url: '/api/things/',
-    payload: { name: 'toolong', code: 'abc', email: 'x@', secret: '123', count: 10, flag: 'perhaps', nested: { inner: {} }, list: 'x' }
+    payload: {
+      name: 'toolong',
+      code: 'abc',
+      email: 'x@',
+      secret: '123',
+      count: 10,
+      flag: 'perhaps',
+      nested: { inner: {} },
+      list: 'x'
+    }
   })
   t.equal(res.statusCode, 400)
   t.same(res.json(), {
@@ -62,18 +76,44 @@ t.test('Ajv errors become DRF field errors, all at once', async (t) => {
     nested: { inner: ['不是有效的字符串。'] },
     list: ['期望为一个包含物件的列表，得到的类型是“str”。']
   })
-  const ok = await server.inject({ method: 'POST', url: '/api/things', payload: { name: 'a', code: 'A', email: '', parent: null } })
+  const ok = await server.inject({
+    method: 'POST',
+    url: '/api/things',
+    payload: { name: 'a', code: 'A', email: '', parent: null }
+  })
   t.equal(ok.statusCode, 200)
   t.same(ok.json(), { name: 'a', code: 'A', email: '', parent: null }, 'null stays null: no coercion through anyOf')
-  const nulls = await server.inject({ method: 'POST', url: '/api/things/', payload: { name: null, code: 'A', flag: null, count: null } })
-  t.same(nulls.json(), { name: ['该字段不能为 null。'], flag: ['该字段不能为 null。'], count: ['该字段不能为 null。'] }, 'null is never coerced')
-  const strings = await server.inject({ method: 'POST', url: '/api/things/', payload: { name: 'a', code: 'A', count: '3' } })
+  const nulls = await server.inject({
+    method: 'POST',
+    url: '/api/things/',
+    payload: { name: null, code: 'A', flag: null, count: null }
+  })
+  t.same(
+    nulls.json(),
+    { name: ['该字段不能为 null。'], flag: ['该字段不能为 null。'], count: ['该字段不能为 null。'] },
+    'null is never coerced'
+  )
+  const strings = await server.inject({
+    method: 'POST',
+    url: '/api/things/',
+    payload: { name: 'a', code: 'A', count: '3' }
+  })
   t.same(strings.json(), { count: ['请填写合法的整数值。'] }, 'bodies are JSON: a number is a number')
-  const empty = await server.inject({ method: 'POST', url: '/api/things/', headers: { 'content-type': 'application/json' }, payload: '' })
+  const empty = await server.inject({
+    method: 'POST',
+    url: '/api/things/',
+    headers: { 'content-type': 'application/json' },
+    payload: ''
+  })
   t.same(empty.json(), { name: ['该字段是必填项。'], code: ['该字段是必填项。'] }, 'an empty body reads as {}')
   const none = await server.inject({ method: 'POST', url: '/api/things/' })
   t.equal(none.statusCode, 400)
-  const primitive = await server.inject({ method: 'POST', url: '/api/things/', payload: '"text"', headers: { 'content-type': 'application/json' } })
+  const primitive = await server.inject({
+    method: 'POST',
+    url: '/api/things/',
+    payload: '"text"',
+    headers: { 'content-type': 'application/json' }
+  })
   t.same(primitive.json(), { non_field_errors: ['无效数据。期待为字典类型，得到的是 str 。'] })
   const proto = await server.inject({
     method: 'POST',
@@ -93,7 +133,11 @@ t.test('ids, 405 and pagination', async (t) => {
   const put = await server.inject({ method: 'PUT', url: '/api/things/' })
   t.equal(put.statusCode, 405)
   t.equal(put.headers.allow, 'POST')
-  const page = await server.inject({ method: 'GET', url: '/api/list/?limit=100&offset=100', headers: { host: 'roster.example' } })
+  const page = await server.inject({
+    method: 'GET',
+    url: '/api/list/?limit=100&offset=100',
+    headers: { host: 'roster.example' }
+  })
   t.equal(page.headers['x-total-count'], '250')
   t.equal(
     page.headers.link,
@@ -115,7 +159,10 @@ t.test('ids, 405 and pagination', async (t) => {
   const headers: Record<string, string> = {}
   const reply = { header: (name: string, value: string) => (headers[name] = value) }
   setPageHeaders({ url: '//evil.example//api/list/?offset=100' } as any, reply as any, 250, { limit: 100, offset: 100 })
-  t.equal(headers.link, '</evil.example/api/list/?offset=200&limit=100>; rel="next", </evil.example/api/list/?offset=0&limit=100>; rel="prev"')
+  t.equal(
+    headers.link,
+    '</evil.example/api/list/?offset=200&limit=100>; rel="next", </evil.example/api/list/?offset=0&limit=100>; rel="prev"'
+  )
   const last = await server.inject({ method: 'GET', url: '/api/list/?offset=200' })
   t.notMatch(last.headers.link, /next/)
 })

@@ -15,7 +15,10 @@ import './context.js'
  * The directory: groups (with their profiles) and occupations. It knows no users beyond the caller's id
  * from the token (verified with identity's JWKS at IDENTITY_URL), and publishes every change on `DIRECTORY`.
  */
-export async function buildApp(config: DirectoryConfig, options: { logger?: FastifyServerOptions['logger'] } = {}): Promise<ServiceApp> {
+export async function buildApp(
+  config: DirectoryConfig,
+  options: { logger?: FastifyServerOptions['logger'] } = {}
+): Promise<ServiceApp> {
   return buildService({
     name: 'directory',
     description: 'Groups with their profiles, and occupations.',

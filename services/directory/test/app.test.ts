@@ -21,9 +21,14 @@ t.test('the service documents its routes and reports ready', async (t) => {
   const ready = await injectInternal(app, '/ready')
   t.equal(ready.statusCode, 200, ready.body)
   t.equal((await app.inject({ method: 'GET', url: '/ready' })).statusCode, 404, 'readiness is internal')
-  t.equal((await app.inject({ method: 'GET', url: '/docs/json' })).statusCode, 404, "the service's own docs are internal")
+  t.equal(
+    (await app.inject({ method: 'GET', url: '/docs/json' })).statusCode,
+    404,
+    "the service's own docs are internal"
+  )
   const docs = (await injectInternal(app, '/docs/json')).json()
-  for (const path of ['/api/groups/', '/api/groups/{pk}/', '/api/occupations/', '/api/occupations/{pk}/']) t.ok(docs.paths[path], path)
+  for (const path of ['/api/groups/', '/api/groups/{pk}/', '/api/occupations/', '/api/occupations/{pk}/'])
+    t.ok(docs.paths[path], path)
   t.ok(docs.components.schemas.Group, 'Group schema')
   t.ok(docs.components.schemas.Occupation, 'Occupation schema')
   t.same(docs.paths['/api/groups/'].post.tags, ['groups'])
@@ -31,7 +36,11 @@ t.test('the service documents its routes and reports ready', async (t) => {
 
 t.test('a token the identity service did not sign is refused', async (t) => {
   const { app } = await build(t)
-  const forged = await app.inject({ method: 'GET', url: '/api/groups/', headers: { authorization: 'Bearer not.a.token' } })
+  const forged = await app.inject({
+    method: 'GET',
+    url: '/api/groups/',
+    headers: { authorization: 'Bearer not.a.token' }
+  })
   t.equal(forged.statusCode, 401)
   t.same(forged.json(), { detail: 'Given token not valid for any token type', code: 'token_not_valid' })
 })

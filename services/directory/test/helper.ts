@@ -86,9 +86,12 @@ export async function streamEvents(app: ServiceApp): Promise<EventEnvelope[]> {
 /** Waits until the stream holds at least `count` events whose subject starts with `prefix`, and returns them. */
 export async function eventsOn(app: ServiceApp, prefix: string, count: number): Promise<EventEnvelope[]> {
   // The kit's `eventually` resolves only truthy values but is typed with `null` included.
-  const events = await eventually(async () => {
-    const events = (await streamEvents(app)).filter((e) => e.subject.startsWith(prefix))
-    return events.length >= count ? events : null
-  }, { timeoutMs: 10000 })
+  const events = await eventually(
+    async () => {
+      const events = (await streamEvents(app)).filter((e) => e.subject.startsWith(prefix))
+      return events.length >= count ? events : null
+    },
+    { timeoutMs: 10000 }
+  )
   return events!
 }

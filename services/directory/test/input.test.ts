@@ -13,7 +13,12 @@ t.test('hostile values in the directory: 400 in the DRF shape, text trimmed as i
     t.equal(res.statusCode, 400, url)
   }
   const post = (url: string, text: string) =>
-    app.inject({ method: 'POST', url, headers: { ...admin.headers, 'content-type': 'application/json' }, payload: text })
+    app.inject({
+      method: 'POST',
+      url,
+      headers: { ...admin.headers, 'content-type': 'application/json' },
+      payload: text
+    })
   const surrogate = await post('/api/groups/', '{"name":"ward\\ud800"}')
   t.equal(surrogate.statusCode, 400)
   t.same(surrogate.json(), { name: ['包含无效的 Unicode 字符。'] })

@@ -16,7 +16,8 @@ const statuses = statusCounts
 t.test('directory write paths under concurrency', async (t) => {
   const { app, admin } = await build(t)
   const headers = { ...admin.headers, 'accept-language': 'en' }
-  const sql = async <T = any>(text: string, params: unknown[] = []) => (await app.orm.em.fork().getConnection().execute(text, params)) as T[]
+  const sql = async <T = any>(text: string, params: unknown[] = []) =>
+    (await app.orm.em.fork().getConnection().execute(text, params)) as T[]
   const events = async (subject: string, key: string, id: number) =>
     (
       await sql<{ n: number }>(
@@ -42,7 +43,10 @@ t.test('directory write paths under concurrency', async (t) => {
             method: 'POST',
             url: `/api/${kind}/`,
             headers,
-            payload: kind === 'groups' ? { name: i % 2 ? name : name.toUpperCase(), profile: { location: `l${i}` } } : { name: i % 2 ? name : name.toUpperCase() }
+            payload:
+              kind === 'groups'
+                ? { name: i % 2 ? name : name.toUpperCase(), profile: { location: `l${i}` } }
+                : { name: i % 2 ? name : name.toUpperCase() }
           })
         )
       )
@@ -52,22 +56,34 @@ t.test('directory write paths under concurrency', async (t) => {
       const rows = await sql<{ id: number }>(`select id from ${table} where lower(name) = lower(?)`, [name])
       t.equal(rows.length, 1, 'one holder of the name')
       t.equal(await events(`${subject}.created`, key, rows[0].id), 1, 'one created event')
-      const created = await sql<{ n: number }>(`select count(*)::int as n from outbox_event where subject = ? and payload->'data'->>'name' ilike ?`, [
-        `${subject}.created`,
-        name
-      ])
+      const created = await sql<{ n: number }>(
+        `select count(*)::int as n from outbox_event where subject = ? and payload->'data'->>'name' ilike ?`,
+        [`${subject}.created`, name]
+      )
       t.equal(created[0].n, 1, 'no event for a refused creation')
     })
 
     t.test(`${kind}: renamed to the same name at once`, async (t) => {
       const made = await Promise.all(
         Array.from({ length: PARALLEL }, (_, i) =>
-          app.inject({ method: 'POST', url: `/api/${kind}/`, headers, payload: { name: `${kind} rename ${Date.now()} ${i}` } })
+          app.inject({
+            method: 'POST',
+            url: `/api/${kind}/`,
+            headers,
+            payload: { name: `${kind} rename ${Date.now()} ${i}` }
+          })
         )
       )
       const target = `${kind} target ${Date.now()}`
       const results = await Promise.all(
-        made.map((m, i) => app.inject({ method: i % 2 ? 'PUT' : 'PATCH', url: `/api/${kind}/${m.json().id}/`, headers, payload: { name: target } }))
+        made.map((m, i) =>
+          app.inject({
+            method: i % 2 ? 'PUT' : 'PATCH',
+            url: `/api/${kind}/${m.json().id}/`,
+            headers,
+            payload: { name: target }
+          })
+        )
       )
       allowed(t, results, [200, 400])
       t.equal(statuses(results)[200], 1, 'one wins')
@@ -78,7 +94,12 @@ t.test('directory write paths under concurrency', async (t) => {
     t.test(`${kind}: changed, and deleted twice, at once`, async (t) => {
       const made = await Promise.all(
         Array.from({ length: PARALLEL / 4 }, (_, i) =>
-          app.inject({ method: 'POST', url: `/api/${kind}/`, headers, payload: { name: `${kind} doomed ${Date.now()} ${i}` } })
+          app.inject({
+            method: 'POST',
+            url: `/api/${kind}/`,
+            headers,
+            payload: { name: `${kind} doomed ${Date.now()} ${i}` }
+          })
         )
       )
       const ids: number[] = made.map((m) => m.json().id)
@@ -88,13 +109,19 @@ t.test('directory write paths under concurrency', async (t) => {
           method: 'PATCH',
           url: `/api/${kind}/${id}/`,
           headers,
-          payload: kind === 'groups' ? { profile: { location: 'created meanwhile' } } : { name: `${kind} patched ${Date.now()} ${i}` }
+          payload:
+            kind === 'groups'
+              ? { profile: { location: 'created meanwhile' } }
+              : { name: `${kind} patched ${Date.now()} ${i}` }
         }),
         app.inject({
           method: 'PUT',
           url: `/api/${kind}/${id}/`,
           headers,
-          payload: kind === 'groups' ? { name: `${kind} put ${Date.now()} ${i}`, profile: { location: 'x' } } : { name: `${kind} put ${Date.now()} ${i}` }
+          payload:
+            kind === 'groups'
+              ? { name: `${kind} put ${Date.now()} ${i}`, profile: { location: 'x' } }
+              : { name: `${kind} put ${Date.now()} ${i}` }
         }),
         app.inject({ method: 'DELETE', url: `/api/${kind}/${id}/`, headers })
       ])
@@ -118,15 +145,27 @@ t.test('directory write paths under concurrency', async (t) => {
       }
       const idList = `{${ids.join(',')}}`
       t.same(await sql(`select id from ${table} where id = any(?::int[])`, [idList]), [], 'all deleted')
-      if (kind === 'groups') t.same(await sql('select group_id from group_profile where group_id = any(?::int[])', [idList]), [], 'no profile left')
+      if (kind === 'groups')
+        t.same(
+          await sql('select group_id from group_profile where group_id = any(?::int[])', [idList]),
+          [],
+          'no profile left'
+        )
     })
   }
 
   t.test('groups: parallel PATCH creating the profile of a group that has none', async (t) => {
-    const group = (await app.inject({ method: 'POST', url: '/api/groups/', headers, payload: { name: `bare ${Date.now()}` } })).json()
+    const group = (
+      await app.inject({ method: 'POST', url: '/api/groups/', headers, payload: { name: `bare ${Date.now()}` } })
+    ).json()
     const results = await Promise.all(
       Array.from({ length: PARALLEL }, (_, i) =>
-        app.inject({ method: i % 2 ? 'PUT' : 'PATCH', url: `/api/groups/${group.id}/`, headers, payload: { name: group.name, profile: { location: `loc${i}` } } })
+        app.inject({
+          method: i % 2 ? 'PUT' : 'PATCH',
+          url: `/api/groups/${group.id}/`,
+          headers,
+          payload: { name: group.name, profile: { location: `loc${i}` } }
+        })
       )
     )
     t.same(statuses(results), { 200: PARALLEL })

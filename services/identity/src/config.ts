@@ -12,7 +12,8 @@ export const IdentityConfigSchema = serviceConfigSchema({
   ROSTER_JWT_PRIVATE_KEY_FILE: Type.String({ default: '' }),
   ROSTER_JWT_PREVIOUS_KEY_FILES: Type.String({
     default: '',
-    description: 'comma-separated PEM files of keys replaced by a rotation: still served in the JWKS and verified, never used to sign'
+    description:
+      'comma-separated PEM files of keys replaced by a rotation: still served in the JWKS and verified, never used to sign'
   }),
   ROSTER_ACCESS_TOKEN_LIFETIME: Type.Integer({ minimum: 10, default: 3600, description: 'seconds' }),
   ROSTER_REFRESH_TOKEN_LIFETIME: Type.Integer({ minimum: 60, default: 7 * 24 * 3600, description: 'seconds' }),
@@ -25,7 +26,8 @@ export const IdentityConfigSchema = serviceConfigSchema({
     minimum: 0,
     maximum: 1024,
     default: 0,
-    description: 'bcrypt operations at once; 0: the size of libuv thread pool (UV_THREADPOOL_SIZE, default 4), at most the number of cores'
+    description:
+      'bcrypt operations at once; 0: the size of libuv thread pool (UV_THREADPOOL_SIZE, default 4), at most the number of cores'
   }),
   PASSWORD_QUEUE_WAIT_MS: Type.Integer({
     minimum: 0,

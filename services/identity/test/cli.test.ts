@@ -20,9 +20,17 @@ t.test('the create-admin command makes an admin who can log in', async (t) => {
     ROSTER_JWT_PRIVATE_KEY: testKey,
     BCRYPT_COST: '4'
   }
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', cli, '--username', 'root2', '--password', 'root-pass-123'], { env })
+  const { stdout } = await run(
+    process.execPath,
+    ['--import', 'tsx', cli, '--username', 'root2', '--password', 'root-pass-123'],
+    { env }
+  )
   t.match(stdout, /created admin "root2"/)
-  const again = await run(process.execPath, ['--import', 'tsx', cli, '--username', 'root2', '--password', 'root-pass-456'], { env })
+  const again = await run(
+    process.execPath,
+    ['--import', 'tsx', cli, '--username', 'root2', '--password', 'root-pass-456'],
+    { env }
+  )
   t.match(again.stdout, /updated admin "root2"/)
   const usage = await run(process.execPath, ['--import', 'tsx', cli], { env }).catch((e) => e)
   t.equal(usage.code, 2)
@@ -31,15 +39,25 @@ t.test('the create-admin command makes an admin who can log in', async (t) => {
   t.after(() => app.close())
   await app.ready()
   const tokens = await login(app, 'root2', 'root-pass-456')
-  const list = await app.inject({ method: 'GET', url: '/api/users/', headers: { authorization: `Bearer ${tokens.access}` } })
+  const list = await app.inject({
+    method: 'GET',
+    url: '/api/users/',
+    headers: { authorization: `Bearer ${tokens.access}` }
+  })
   t.equal(list.statusCode, 200)
 
   // A reset password ends the sessions of the account, in every process (this one learns it from the bucket).
   await run(process.execPath, ['--import', 'tsx', cli, '--username', 'root2', '--password', 'root-pass-789'], { env })
   await eventually(
-    async () => (await app.inject({ method: 'GET', url: '/api/users/', headers: { authorization: `Bearer ${tokens.access}` } })).statusCode === 401
+    async () =>
+      (await app.inject({ method: 'GET', url: '/api/users/', headers: { authorization: `Bearer ${tokens.access}` } }))
+        .statusCode === 401
   )
-  const refreshed = await app.inject({ method: 'POST', url: '/api/auth/refresh/', payload: { refresh: tokens.refresh } })
+  const refreshed = await app.inject({
+    method: 'POST',
+    url: '/api/auth/refresh/',
+    payload: { refresh: tokens.refresh }
+  })
   t.equal(refreshed.statusCode, 401)
 })
 

@@ -26,7 +26,10 @@ export function testConfig(iso: TestIsolation, overrides: Partial<IdentityConfig
 }
 
 /** A ready identity app on fresh schema and stream names, closed when the test ends. */
-export async function build(t: TestLike, overrides: Partial<IdentityConfig> = {}): Promise<ServiceApp & { iso: TestIsolation }> {
+export async function build(
+  t: TestLike,
+  overrides: Partial<IdentityConfig> = {}
+): Promise<ServiceApp & { iso: TestIsolation }> {
   const iso = await isolate(t)
   const app = await buildApp(testConfig(iso, overrides))
   t.after(() => app.close())

@@ -17,9 +17,15 @@ t.test('identity write paths under concurrency', async (t) => {
   const app = await build(t)
   const admin = await login(app, ADMIN.username, ADMIN.password)
   const auth = bearer(admin.access)
-  const sql = async <T = any>(text: string, params: unknown[] = []) => (await app.orm.em.fork().getConnection().execute(text, params)) as T[]
+  const sql = async <T = any>(text: string, params: unknown[] = []) =>
+    (await app.orm.em.fork().getConnection().execute(text, params)) as T[]
   const events = async (subject: string, where = 'true', params: unknown[] = []) =>
-    (await sql<{ n: number }>(`select count(*)::int as n from outbox_event where subject = ? and ${where}`, [subject, ...params]))[0].n
+    (
+      await sql<{ n: number }>(`select count(*)::int as n from outbox_event where subject = ? and ${where}`, [
+        subject,
+        ...params
+      ])
+    )[0].n
   const allowed = (t: { fail(message: string): unknown }, results: Res[], ok: number[]) => {
     for (const r of results) if (!ok.includes(r.statusCode)) t.fail(`unexpected ${r.statusCode}: ${r.body}`)
   }
@@ -65,7 +71,8 @@ t.test('identity write paths under concurrency', async (t) => {
     )
     allowed(t, results, [200, 400])
     t.equal(statuses(results)[200], 1, 'one wins')
-    for (const r of results.filter((r) => r.statusCode === 400)) t.same(r.json(), { email: ['A user with that email already exists.'] })
+    for (const r of results.filter((r) => r.statusCode === 400))
+      t.same(r.json(), { email: ['A user with that email already exists.'] })
     const holders = await sql('select id from app_user where lower(email) = lower(?)', [email])
     t.equal(holders.length, 1, 'one holder of the email')
   })
@@ -78,7 +85,12 @@ t.test('identity write paths under concurrency', async (t) => {
           method: 'POST',
           url: '/api/users/',
           headers: { 'accept-language': 'en' },
-          payload: { username: i % 2 ? name : name.toUpperCase(), password: 'password1', email: `${name}@example.com`, profile: SEED_PROFILE }
+          payload: {
+            username: i % 2 ? name : name.toUpperCase(),
+            password: 'password1',
+            email: `${name}@example.com`,
+            profile: SEED_PROFILE
+          }
         })
       )
     )
@@ -128,7 +140,12 @@ t.test('identity write paths under concurrency', async (t) => {
       app.inject({ method: 'DELETE', url: `/api/users/${u.id}/`, headers: auth }),
       app.inject({ method: 'DELETE', url: `/api/users/${u.id}/`, headers: auth }),
       app.inject({ method: 'PATCH', url: `/api/users/${u.id}/`, headers: auth, payload: { profile: SEED_PROFILE } }),
-      app.inject({ method: 'PUT', url: `/api/users/${u.id}/`, headers: auth, payload: { email: `${u.username}@example.com` } }),
+      app.inject({
+        method: 'PUT',
+        url: `/api/users/${u.id}/`,
+        headers: auth,
+        payload: { email: `${u.username}@example.com` }
+      }),
       app.inject({ method: 'POST', url: '/api/auth/', payload: { username: u.username, password: 'password1' } })
     ])
     const results = await Promise.all(work)
@@ -149,16 +166,32 @@ t.test('identity write paths under concurrency', async (t) => {
       [idList]
     )
     t.equal(deleted.length, ids.length, 'a deleted event for each user')
-    t.ok(deleted.every((r) => r.n === 1), 'and only one')
+    t.ok(
+      deleted.every((r) => r.n === 1),
+      'and only one'
+    )
   })
 
   t.test('members added while the users are deleted', async (t) => {
-    await publishEvent(app, 'directory.group.created', { group_id: 501, version: 1, name: 'g501', location: 'l', contact_phone: '18888888881' })
-    await eventually(async () => (await sql('select 1 from group_replica where id = 501')).length === 1, { timeoutMs: 30000 })
+    await publishEvent(app, 'directory.group.created', {
+      group_id: 501,
+      version: 1,
+      name: 'g501',
+      location: 'l',
+      contact_phone: '18888888881'
+    })
+    await eventually(async () => (await sql('select 1 from group_replica where id = 501')).length === 1, {
+      timeoutMs: 30000
+    })
     const users = await Promise.all(Array.from({ length: PARALLEL }, () => register(app)))
     const keep = await register(app)
     const work = users.flatMap((u) => [
-      app.inject({ method: 'POST', url: '/api/groups/501/users/', headers: { ...auth, 'accept-language': 'en' }, payload: { users: [keep.id, u.id] } }),
+      app.inject({
+        method: 'POST',
+        url: '/api/groups/501/users/',
+        headers: { ...auth, 'accept-language': 'en' },
+        payload: { users: [keep.id, u.id] }
+      }),
       app.inject({ method: 'DELETE', url: `/api/users/${u.id}/`, headers: auth })
     ])
     const results = await Promise.all(work)
@@ -166,21 +199,49 @@ t.test('identity write paths under concurrency', async (t) => {
       const [add, del] = results.slice(i * 2, i * 2 + 2)
       t.equal(del.statusCode, 200, del.body)
       allowed(t, [add], [200, 400])
-      if (add.statusCode === 400) t.same(add.json(), { users: [`Invalid pk "${users[i].id}" - object does not exist.`] })
+      if (add.statusCode === 400)
+        t.same(add.json(), { users: [`Invalid pk "${users[i].id}" - object does not exist.`] })
     }
     const idList = `{${users.map((u) => u.id).join(',')}}`
-    t.same(await sql('select user_id from membership where user_id = any(?::int[])', [idList]), [], 'no membership of a deleted user')
+    t.same(
+      await sql('select user_id from membership where user_id = any(?::int[])', [idList]),
+      [],
+      'no membership of a deleted user'
+    )
     // `keep` is a member if and only if one request got through, and its membership was announced once.
     const through = results.some((r, i) => i % 2 === 0 && r.statusCode === 200) ? 1 : 0
-    t.equal((await sql('select user_id from membership where group_id = 501 and user_id = ?', [keep.id])).length, through)
-    t.equal(await events('identity.membership.added', `(payload->'data'->>'user_id')::int = ?`, [keep.id]), through, 'added at most once')
-    const addedDeleted = await events('identity.membership.added', `(payload->'data'->>'user_id')::int = any(?::int[])`, [idList])
-    t.equal(addedDeleted, results.filter((r, i) => i % 2 === 0 && r.statusCode === 200).length, 'one added event per 200 for the deleted users')
+    t.equal(
+      (await sql('select user_id from membership where group_id = 501 and user_id = ?', [keep.id])).length,
+      through
+    )
+    t.equal(
+      await events('identity.membership.added', `(payload->'data'->>'user_id')::int = ?`, [keep.id]),
+      through,
+      'added at most once'
+    )
+    const addedDeleted = await events(
+      'identity.membership.added',
+      `(payload->'data'->>'user_id')::int = any(?::int[])`,
+      [idList]
+    )
+    t.equal(
+      addedDeleted,
+      results.filter((r, i) => i % 2 === 0 && r.statusCode === 200).length,
+      'one added event per 200 for the deleted users'
+    )
   })
 
   t.test('members added while the group is deleted', async (t) => {
-    await publishEvent(app, 'directory.group.created', { group_id: 502, version: 1, name: 'g502', location: 'l', contact_phone: '18888888881' })
-    await eventually(async () => (await sql('select 1 from group_replica where id = 502')).length === 1, { timeoutMs: 30000 })
+    await publishEvent(app, 'directory.group.created', {
+      group_id: 502,
+      version: 1,
+      name: 'g502',
+      location: 'l',
+      contact_phone: '18888888881'
+    })
+    await eventually(async () => (await sql('select 1 from group_replica where id = 502')).length === 1, {
+      timeoutMs: 30000
+    })
     const users = await Promise.all(Array.from({ length: PARALLEL }, () => register(app)))
     const adding = users.map((u) =>
       app.inject({ method: 'POST', url: '/api/groups/502/users/', headers: auth, payload: { users: [u.id] } })
@@ -189,20 +250,29 @@ t.test('identity write paths under concurrency', async (t) => {
     const results = await Promise.all(adding)
     await deleting
     allowed(t, results, [200, 404])
-    await eventually(async () => (await sql('select deleted from group_replica where id = 502'))[0]?.deleted === true, { timeoutMs: 30000 })
+    await eventually(async () => (await sql('select deleted from group_replica where id = 502'))[0]?.deleted === true, {
+      timeoutMs: 30000
+    })
     // The consumer's transaction committed with the tombstone: whatever was added before it is gone with it.
     t.same(await sql('select user_id from membership where group_id = 502'), [], 'no member of a deleted group')
     const added = await events('identity.membership.added', `(payload->'data'->>'group_id')::int = 502`)
     const removed = await events('identity.membership.removed', `(payload->'data'->>'group_id')::int = 502`)
     t.equal(added, statuses(results)[200] ?? 0, 'one added event per 200')
     t.equal(removed, added, 'each added membership was removed once with the group')
-    const late = await app.inject({ method: 'POST', url: '/api/groups/502/users/', headers: auth, payload: { users: [users[0].id] } })
+    const late = await app.inject({
+      method: 'POST',
+      url: '/api/groups/502/users/',
+      headers: auth,
+      payload: { users: [users[0].id] }
+    })
     t.equal(late.statusCode, 404)
   })
 
   t.test('profiles given an occupation while the directory deletes it', async (t) => {
     await publishEvent(app, 'directory.occupation.created', { occupation_id: 601, version: 1, name: 'o601' })
-    await eventually(async () => (await sql('select 1 from occupation_replica where id = 601')).length === 1, { timeoutMs: 30000 })
+    await eventually(async () => (await sql('select 1 from occupation_replica where id = 601')).length === 1, {
+      timeoutMs: 30000
+    })
     const users = await Promise.all(Array.from({ length: PARALLEL }, () => register(app, { profile: SEED_PROFILE })))
     const setting = users.map((u, i) =>
       app.inject({
@@ -216,9 +286,17 @@ t.test('identity write paths under concurrency', async (t) => {
     const results = await Promise.all(setting)
     await deleting
     allowed(t, results, [200, 400])
-    for (const r of results.filter((r) => r.statusCode === 400)) t.same(r.json(), { profile: { occupation: ['Invalid pk "601" - object does not exist.'] } })
-    await eventually(async () => (await sql('select deleted from occupation_replica where id = 601'))[0]?.deleted === true, { timeoutMs: 30000 })
-    t.same(await sql('select user_id from profile where occupation_id = 601'), [], 'no profile holds the deleted occupation')
+    for (const r of results.filter((r) => r.statusCode === 400))
+      t.same(r.json(), { profile: { occupation: ['Invalid pk "601" - object does not exist.'] } })
+    await eventually(
+      async () => (await sql('select deleted from occupation_replica where id = 601'))[0]?.deleted === true,
+      { timeoutMs: 30000 }
+    )
+    t.same(
+      await sql('select user_id from profile where occupation_id = 601'),
+      [],
+      'no profile holds the deleted occupation'
+    )
   })
 
   t.test('one user changing its own password many times at once', async (t) => {
@@ -235,19 +313,44 @@ t.test('identity write paths under concurrency', async (t) => {
       )
     )
     allowed(t, results, [200, 400, 409])
-    t.equal(statuses(results)[200], 1, 'one change checked against the password it replaced; the others were checked against a stale one')
-    for (const r of results.filter((r) => r.statusCode === 400)) t.same(r.json(), { old_password: ['Your old password was entered incorrectly.'] })
+    t.equal(
+      statuses(results)[200],
+      1,
+      'one change checked against the password it replaced; the others were checked against a stale one'
+    )
+    for (const r of results.filter((r) => r.statusCode === 400))
+      t.same(r.json(), { old_password: ['Your old password was entered incorrectly.'] })
     const winner = results.findIndex((r) => r.statusCode === 200)
     await login(app, user.username, `new-password-${winner}`)
   })
 
   t.test('a member removed many times at once', async (t) => {
-    await publishEvent(app, 'directory.group.created', { group_id: 503, version: 1, name: 'g503', location: 'l', contact_phone: '18888888881' })
-    await eventually(async () => (await sql('select 1 from group_replica where id = 503')).length === 1, { timeoutMs: 30000 })
+    await publishEvent(app, 'directory.group.created', {
+      group_id: 503,
+      version: 1,
+      name: 'g503',
+      location: 'l',
+      contact_phone: '18888888881'
+    })
+    await eventually(async () => (await sql('select 1 from group_replica where id = 503')).length === 1, {
+      timeoutMs: 30000
+    })
     const user = await register(app)
-    t.equal((await app.inject({ method: 'POST', url: '/api/groups/503/users/', headers: auth, payload: { users: [user.id] } })).statusCode, 200)
+    t.equal(
+      (
+        await app.inject({
+          method: 'POST',
+          url: '/api/groups/503/users/',
+          headers: auth,
+          payload: { users: [user.id] }
+        })
+      ).statusCode,
+      200
+    )
     const results = await Promise.all(
-      Array.from({ length: PARALLEL }, () => app.inject({ method: 'DELETE', url: `/api/groups/503/users/${user.id}/`, headers: auth }))
+      Array.from({ length: PARALLEL }, () =>
+        app.inject({ method: 'DELETE', url: `/api/groups/503/users/${user.id}/`, headers: auth })
+      )
     )
     t.same(statuses(results), { 200: 1, 404: PARALLEL - 1 })
     t.equal(await events('identity.membership.removed', `(payload->'data'->>'group_id')::int = 503`), 1)

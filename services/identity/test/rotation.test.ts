@@ -21,14 +21,23 @@ t.test('a key rotation keeps the tokens of the previous key valid until they exp
   await before.close()
 
   const newKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
-  const after = await buildApp(testConfig(iso, { ROSTER_JWT_PRIVATE_KEY: newKey, ROSTER_JWT_PREVIOUS_KEY_FILES: oldFile }))
+  const after = await buildApp(
+    testConfig(iso, { ROSTER_JWT_PRIVATE_KEY: newKey, ROSTER_JWT_PREVIOUS_KEY_FILES: oldFile })
+  )
   t.after(() => after.close())
   await after.ready()
 
   const jwks = (await after.inject({ method: 'GET', url: '/api/auth/jwks/' })).json()
   t.equal(jwks.keys.length, 2, 'the JWKS serves the new key and the previous one')
-  t.equal((await after.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })).statusCode, 200)
-  const refreshed = await after.inject({ method: 'POST', url: '/api/auth/refresh/', payload: { refresh: tokens.refresh } })
+  t.equal(
+    (await after.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })).statusCode,
+    200
+  )
+  const refreshed = await after.inject({
+    method: 'POST',
+    url: '/api/auth/refresh/',
+    payload: { refresh: tokens.refresh }
+  })
   t.equal(refreshed.statusCode, 200)
   const header = JSON.parse(Buffer.from(refreshed.json().access.split('.')[0], 'base64url').toString())
   t.equal(header.kid, jwks.keys[0].kid, 'new tokens are signed with the new key')
@@ -36,5 +45,9 @@ t.test('a key rotation keeps the tokens of the previous key valid until they exp
   const without = await buildApp(testConfig(iso, { ROSTER_JWT_PRIVATE_KEY: newKey }))
   t.after(() => without.close())
   await without.ready()
-  t.equal((await without.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })).statusCode, 401, 'a retired key is refused once dropped')
+  t.equal(
+    (await without.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })).statusCode,
+    401,
+    'a retired key is refused once dropped'
+  )
 })

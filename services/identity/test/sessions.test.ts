@@ -41,7 +41,11 @@ function loginGate(app: App) {
 async function tokenStillWorks(app: ServiceApp, userId: number, tokens: { access: string; refresh: string }) {
   const access = await app.inject({ method: 'GET', url: `/api/users/${userId}/`, headers: bearer(tokens.access) })
   const refresh = await app.inject({ method: 'POST', url: '/api/auth/refresh/', payload: { refresh: tokens.refresh } })
-  return { access: access.statusCode, refresh: refresh.statusCode, refreshed: refresh.statusCode === 200 ? refresh.json().access : null }
+  return {
+    access: access.statusCode,
+    refresh: refresh.statusCode,
+    refreshed: refresh.statusCode === 200 ? refresh.json().access : null
+  }
 }
 
 interface Ending {
@@ -58,14 +62,28 @@ const endings: Ending[] = [
     name: 'deactivation',
     laterLoginMayWork: false,
     apply: async (app, user, admin) =>
-      (await app.inject({ method: 'PATCH', url: `/api/users/${user.id}/`, headers: bearer(admin), payload: { is_active: false } })).statusCode
+      (
+        await app.inject({
+          method: 'PATCH',
+          url: `/api/users/${user.id}/`,
+          headers: bearer(admin),
+          payload: { is_active: false }
+        })
+      ).statusCode
   },
   {
     name: 'demotion',
     laterLoginMayWork: true,
     staff: true,
     apply: async (app, user, admin) =>
-      (await app.inject({ method: 'PATCH', url: `/api/users/${user.id}/`, headers: bearer(admin), payload: { is_staff: false } })).statusCode
+      (
+        await app.inject({
+          method: 'PATCH',
+          url: `/api/users/${user.id}/`,
+          headers: bearer(admin),
+          payload: { is_staff: false }
+        })
+      ).statusCode
   },
   {
     name: 'password change by the user',
@@ -84,12 +102,20 @@ const endings: Ending[] = [
     name: 'password change by an admin',
     laterLoginMayWork: false,
     apply: async (app, user, admin) =>
-      (await app.inject({ method: 'PATCH', url: `/api/users/${user.id}/`, headers: bearer(admin), payload: { password: 'password2' } })).statusCode
+      (
+        await app.inject({
+          method: 'PATCH',
+          url: `/api/users/${user.id}/`,
+          headers: bearer(admin),
+          payload: { password: 'password2' }
+        })
+      ).statusCode
   },
   {
     name: 'deletion',
     laterLoginMayWork: false,
-    apply: async (app, user, admin) => (await app.inject({ method: 'DELETE', url: `/api/users/${user.id}/`, headers: bearer(admin) })).statusCode
+    apply: async (app, user, admin) =>
+      (await app.inject({ method: 'DELETE', url: `/api/users/${user.id}/`, headers: bearer(admin) })).statusCode
   }
 ]
 
@@ -105,13 +131,22 @@ t.test('a login in flight during a change that ends sessions yields no token tha
       for (let round = 0; round < ROUNDS; round++) {
         const user = await register(app)
         if (ending.staff) {
-          const promote = await app.inject({ method: 'PATCH', url: `/api/users/${user.id}/`, headers: bearer(admin.access), payload: { is_staff: true } })
+          const promote = await app.inject({
+            method: 'PATCH',
+            url: `/api/users/${user.id}/`,
+            headers: bearer(admin.access),
+            payload: { is_staff: true }
+          })
           t.equal(promote.statusCode, 200)
         }
         const own = await login(app, user.username, 'password1')
 
         const held = gate.arm()
-        const inFlight = app.inject({ method: 'POST', url: '/api/auth/', payload: { username: user.username, password: 'password1' } })
+        const inFlight = app.inject({
+          method: 'POST',
+          url: '/api/auth/',
+          payload: { username: user.username, password: 'password1' }
+        })
         await held.entered
         // Interleavings: the login goes on after the change answered, right as it starts, or a little later.
         let status: number
@@ -170,18 +205,33 @@ t.test('the ending is visible before the answer: header for the gateway, revocat
   t.equal(out.statusCode, 200)
   t.equal(out.headers[REVOKED_SESSIONS_HEADER], `${sid},${claimsOf(tokens.refresh).exp}`)
   t.ok(await kv.get(sid), 'the bucket has the session when the logout answers')
-  t.equal((await app.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })).statusCode, 401)
+  t.equal(
+    (await app.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(tokens.access) })).statusCode,
+    401
+  )
 
   // Deactivation names every session of the user; a change that ends none sends no header.
   const admin = await login(app, ADMIN.username, ADMIN.password)
   const a = await login(app, user.username, 'password1')
   const b = await login(app, user.username, 'password1')
-  const email = await app.inject({ method: 'PATCH', url: `/api/users/${user.id}/`, headers: bearer(admin.access), payload: { email: 'x@example.com' } })
+  const email = await app.inject({
+    method: 'PATCH',
+    url: `/api/users/${user.id}/`,
+    headers: bearer(admin.access),
+    payload: { email: 'x@example.com' }
+  })
   t.equal(email.statusCode, 200)
   t.notOk(email.headers[REVOKED_SESSIONS_HEADER])
-  const off = await app.inject({ method: 'PATCH', url: `/api/users/${user.id}/`, headers: bearer(admin.access), payload: { is_active: false } })
+  const off = await app.inject({
+    method: 'PATCH',
+    url: `/api/users/${user.id}/`,
+    headers: bearer(admin.access),
+    payload: { is_active: false }
+  })
   t.equal(off.statusCode, 200)
-  const named = String(off.headers[REVOKED_SESSIONS_HEADER]).split(';').map((entry) => entry.split(',')[0])
+  const named = String(off.headers[REVOKED_SESSIONS_HEADER])
+    .split(';')
+    .map((entry) => entry.split(',')[0])
   t.same(new Set(named), new Set([claimsOf(a.access).sid, claimsOf(b.access).sid]))
   for (const s of named) t.ok(await kv.get(s), 'in the bucket before the answer')
 })
@@ -211,7 +261,12 @@ t.test('30 parallel failed logins from one address: at most the per-address limi
   const before = app.identity.passwords.counts.compares
   const attempts = await Promise.all(
     Array.from({ length: 30 }, (_, i) =>
-      app.inject({ method: 'POST', url: '/api/auth/', payload: { username: `ghost-${i}`, password: 'wrong-password' }, remoteAddress: '10.9.8.7' })
+      app.inject({
+        method: 'POST',
+        url: '/api/auth/',
+        payload: { username: `ghost-${i}`, password: 'wrong-password' },
+        remoteAddress: '10.9.8.7'
+      })
     )
   )
   const codes = attempts.map((r) => r.statusCode)
@@ -221,14 +276,19 @@ t.test('30 parallel failed logins from one address: at most the per-address limi
   const refused = attempts.find((r) => r.statusCode === 429)!
   t.ok(Number(refused.headers['retry-after']) > 1)
   t.ok(refused.json().detail)
-  t.same(await new (await import('../src/repositories/throttle.js')).LoginThrottle().state(app.orm.em.fork(), 'ip:10.9.8.7'), { failures: 20, pending: 0 })
+  t.same(
+    await new (await import('../src/repositories/throttle.js')).LoginThrottle().state(app.orm.em.fork(), 'ip:10.9.8.7'),
+    { failures: 20, pending: 0 }
+  )
 })
 
 t.test('parallel right logins from one address all pass, waiting for the checks in flight', async (t) => {
   const app = await build(t, { LOGIN_IP_MAX_FAILURES: 3, LOGIN_MAX_FAILURES: 2 })
   const user = await register(app)
   const attempts = await Promise.all(
-    Array.from({ length: 12 }, () => app.inject({ method: 'POST', url: '/api/auth/', payload: { username: user.username, password: 'password1' } }))
+    Array.from({ length: 12 }, () =>
+      app.inject({ method: 'POST', url: '/api/auth/', payload: { username: user.username, password: 'password1' } })
+    )
   )
   t.same(
     attempts.map((r) => r.statusCode),
@@ -236,65 +296,89 @@ t.test('parallel right logins from one address all pass, waiting for the checks 
   )
 })
 
-t.test('password work is bounded: beyond the slots, calls wait a bounded time, then 429 with Retry-After', async (t) => {
-  const app = await build(t, { PASSWORD_WORKERS: 1, PASSWORD_QUEUE_WAIT_MS: 0 })
-  const passwords = app.identity.passwords
-  t.equal(passwords.limits.concurrency, 1)
-  const user = await register(app)
+t.test(
+  'password work is bounded: beyond the slots, calls wait a bounded time, then 429 with Retry-After',
+  async (t) => {
+    const app = await build(t, { PASSWORD_WORKERS: 1, PASSWORD_QUEUE_WAIT_MS: 0 })
+    const passwords = app.identity.passwords
+    t.equal(passwords.limits.concurrency, 1)
+    const user = await register(app)
 
-  let release!: () => void
-  const holding = passwords.withSlot(() => new Promise<void>((resolve) => (release = resolve)))
-  t.same(passwords.load, { running: 1, waiting: 0 })
-  const busy = await app.inject({ method: 'POST', url: '/api/auth/', payload: { username: user.username, password: 'password1' }, headers: { 'accept-language': 'en' } })
-  t.equal(busy.statusCode, 429)
-  t.match(busy.json(), { detail: /^Request was throttled\. Expected available in \d+ seconds\.$/ })
-  t.ok(Number(busy.headers['retry-after']) >= 1)
-  const registration = await app.inject({ method: 'POST', url: '/api/users/', payload: { username: 'while-busy', password: 'password1' } })
-  t.equal(registration.statusCode, 429, 'registration goes through the same bound')
-  const token = await new Promise<string>((resolve) => {
-    release()
-    void holding.then(async () => resolve((await login(app, user.username, 'password1')).access))
-  })
-  const change = await app.inject({ method: 'PATCH', url: `/api/users/${user.id}/`, headers: bearer(token), payload: {} })
-  t.equal(change.statusCode, 200)
-  const { LoginThrottle } = await import('../src/repositories/throttle.js')
-  t.same(await new LoginThrottle().state(app.orm.em.fork(), 'ip:127.0.0.1'), { failures: 0, pending: 0 }, 'the refused attempt counted for nothing')
-})
-
-t.test('the queue: never more running than the slots, waiting ones in order, a full queue refused at once', async (t) => {
-  const { Passwords } = await import('../src/domain/passwords.js')
-  const passwords = new Passwords(4, { concurrency: 2, maxWaitMs: 60_000, maxQueue: 3 })
-  const releases: Array<() => void> = []
-  const order: number[] = []
-  let peak = 0
-  const jobs = Array.from({ length: 7 }, (_, i) =>
-    passwords.withSlot(async () => {
-      peak = Math.max(peak, passwords.load.running)
-      order.push(i)
-      await new Promise<void>((resolve) => releases.push(resolve))
+    let release!: () => void
+    const holding = passwords.withSlot(() => new Promise<void>((resolve) => (release = resolve)))
+    t.same(passwords.load, { running: 1, waiting: 0 })
+    const busy = await app.inject({
+      method: 'POST',
+      url: '/api/auth/',
+      payload: { username: user.username, password: 'password1' },
+      headers: { 'accept-language': 'en' }
     })
-  )
-  const outcomes = Promise.allSettled(jobs)
-  t.same(passwords.load, { running: 2, waiting: 3 })
-  while (order.length < 5) {
-    await new Promise((resolve) => setImmediate(resolve))
-    releases.shift()?.()
+    t.equal(busy.statusCode, 429)
+    t.match(busy.json(), { detail: /^Request was throttled\. Expected available in \d+ seconds\.$/ })
+    t.ok(Number(busy.headers['retry-after']) >= 1)
+    const registration = await app.inject({
+      method: 'POST',
+      url: '/api/users/',
+      payload: { username: 'while-busy', password: 'password1' }
+    })
+    t.equal(registration.statusCode, 429, 'registration goes through the same bound')
+    const token = await new Promise<string>((resolve) => {
+      release()
+      void holding.then(async () => resolve((await login(app, user.username, 'password1')).access))
+    })
+    const change = await app.inject({
+      method: 'PATCH',
+      url: `/api/users/${user.id}/`,
+      headers: bearer(token),
+      payload: {}
+    })
+    t.equal(change.statusCode, 200)
+    const { LoginThrottle } = await import('../src/repositories/throttle.js')
+    t.same(
+      await new LoginThrottle().state(app.orm.em.fork(), 'ip:127.0.0.1'),
+      { failures: 0, pending: 0 },
+      'the refused attempt counted for nothing'
+    )
   }
-  releases.forEach((release) => release())
-  while (releases.length > 0 || order.length < 5) {
-    await new Promise((resolve) => setImmediate(resolve))
-    releases.splice(0).forEach((release) => release())
+)
+
+t.test(
+  'the queue: never more running than the slots, waiting ones in order, a full queue refused at once',
+  async (t) => {
+    const { Passwords } = await import('../src/domain/passwords.js')
+    const passwords = new Passwords(4, { concurrency: 2, maxWaitMs: 60_000, maxQueue: 3 })
+    const releases: Array<() => void> = []
+    const order: number[] = []
+    let peak = 0
+    const jobs = Array.from({ length: 7 }, (_, i) =>
+      passwords.withSlot(async () => {
+        peak = Math.max(peak, passwords.load.running)
+        order.push(i)
+        await new Promise<void>((resolve) => releases.push(resolve))
+      })
+    )
+    const outcomes = Promise.allSettled(jobs)
+    t.same(passwords.load, { running: 2, waiting: 3 })
+    while (order.length < 5) {
+      await new Promise((resolve) => setImmediate(resolve))
+      releases.shift()?.()
+    }
+    releases.forEach((release) => release())
+    while (releases.length > 0 || order.length < 5) {
+      await new Promise((resolve) => setImmediate(resolve))
+      releases.splice(0).forEach((release) => release())
+    }
+    const settled = await outcomes
+    t.same(order, [0, 1, 2, 3, 4])
+    t.equal(peak, 2)
+    t.same(
+      settled.map((s) => s.status),
+      ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']
+    )
+    t.equal((settled[5] as PromiseRejectedResult).reason.statusCode, 429)
+    t.same(passwords.load, { running: 0, waiting: 0 })
   }
-  const settled = await outcomes
-  t.same(order, [0, 1, 2, 3, 4])
-  t.equal(peak, 2)
-  t.same(
-    settled.map((s) => s.status),
-    ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']
-  )
-  t.equal((settled[5] as PromiseRejectedResult).reason.statusCode, 429)
-  t.same(passwords.load, { running: 0, waiting: 0 })
-})
+)
 
 t.test('a reused rotated refresh token ends its session, named to the gateway like any ending', async (t) => {
   const app = await build(t, { ROSTER_ROTATE_REFRESH: true })
@@ -338,7 +422,12 @@ t.test('logins checking passwords hold no database connection: reads go on with 
     return result
   }
   const logins = Array.from({ length: 4 }, (_, i) =>
-    app.inject({ method: 'POST', url: '/api/auth/', payload: { username: user.username, password: 'password1' }, remoteAddress: `10.0.0.${i + 1}` })
+    app.inject({
+      method: 'POST',
+      url: '/api/auth/',
+      payload: { username: user.username, password: 'password1' },
+      remoteAddress: `10.0.0.${i + 1}`
+    })
   )
   await allInP
   const read = await app.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(own.access) })

@@ -114,8 +114,18 @@ t.test('counts of filtered lists stay exact through every change', async (t) => 
   // Each filter's count against the rows the same list shows.
   const check = async (t: Test, label: string) => {
     const queries: Record<string, string>[] = [
-      {}, { gender: '0' }, { gender: '1' }, { occupation: '7' }, { occupation: '8' }, { occupation: '9' },
-      { group: '3' }, { group: '4' }, { is_active: 'true' }, { is_active: 'false' }, { gender: '0', occupation: '7' }]
+      {},
+      { gender: '0' },
+      { gender: '1' },
+      { occupation: '7' },
+      { occupation: '8' },
+      { occupation: '9' },
+      { group: '3' },
+      { group: '4' },
+      { is_active: 'true' },
+      { is_active: 'false' },
+      { gender: '0', occupation: '7' }
+    ]
     for (const query of queries) {
       const res = await list(app, admin, { ...query, limit: '1000' })
       t.equal(res.statusCode, 200)
@@ -171,7 +181,11 @@ t.test('cursor pages', async (t) => {
       t.equal(res.headers['x-total-count'], String(all.length))
       pages.push(res)
     }
-    t.same(seen, all.map((u) => u.id), 'every user once, in id order')
+    t.same(
+      seen,
+      all.map((u) => u.id),
+      'every user once, in id order'
+    )
     t.equal(pages.length, Math.ceil(all.length / 3))
     // Back from the last page, page by page, to the same pages.
     for (let i = pages.length - 1; i > 0; i--) {
@@ -203,7 +217,10 @@ t.test('cursor pages', async (t) => {
 
   t.test('limit and offset work as before, with offset links', async (t) => {
     const res = await list(app, admin, { limit: '2', offset: '2' })
-    t.same((res.json() as { id: number }[]).map((u) => u.id), all.slice(2, 4).map((u) => u.id))
+    t.same(
+      (res.json() as { id: number }[]).map((u) => u.id),
+      all.slice(2, 4).map((u) => u.id)
+    )
     t.match(linkOf(res, 'next'), /offset=4/)
     t.match(linkOf(res, 'prev'), /offset=0/)
   })
@@ -217,13 +234,29 @@ t.test('cursor pages', async (t) => {
     t.match(position, /^a[0-9]+$/)
     const id = Number(position.slice(1))
     const bad = [
-      flipped, valid.slice(0, -2), `${valid}=`, `${valid}A`, 'x', '!!!!', '%00', 'a'.repeat(64),
+      flipped,
+      valid.slice(0, -2),
+      `${valid}=`,
+      `${valid}A`,
+      'x',
+      '!!!!',
+      '%00',
+      'a'.repeat(64),
       // another position with the check of this one, or with no check
-      b64(`a${id + 1}.${check}`), b64(`b${id}.${check}`), b64(position), b64(`${position}.`),
+      b64(`a${id + 1}.${check}`),
+      b64(`b${id}.${check}`),
+      b64(position),
+      b64(`${position}.`),
       b64(`${position}.${check}x`),
-      b64(`${position}.${check.toUpperCase()}`), b64(`a0${id}.${check}`), b64(` ${position}.${check}`),
-      b64(`a-1.${check}`), b64(`a2147483648.${check}`), b64(`c${id}.${check}`), b64(`${position}\u0000.${check}`),
-      Buffer.from(`${position}.${check}`).toString('base64') + '=', b64('{"after":1}')
+      b64(`${position}.${check.toUpperCase()}`),
+      b64(`a0${id}.${check}`),
+      b64(` ${position}.${check}`),
+      b64(`a-1.${check}`),
+      b64(`a2147483648.${check}`),
+      b64(`c${id}.${check}`),
+      b64(`${position}\u0000.${check}`),
+      Buffer.from(`${position}.${check}`).toString('base64') + '=',
+      b64('{"after":1}')
     ]
     for (const cursor of bad) {
       const res = await list(app, admin, { cursor })
@@ -251,7 +284,11 @@ t.test('cursor pages', async (t) => {
       last = res
       res = await follow(next)
     }
-    t.same((res.json() as { id: number }[]).map((u) => u.id), [all[all.length - 1].id], 'the last page')
+    t.same(
+      (res.json() as { id: number }[]).map((u) => u.id),
+      [all[all.length - 1].id],
+      'the last page'
+    )
     t.notOk(linkOf(res, 'next'))
     t.ok(linkOf(res, 'prev'))
     t.same((await follow(linkOf(res, 'prev')!)).json(), last.json(), 'back one page')

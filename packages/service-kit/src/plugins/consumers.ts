@@ -3,7 +3,15 @@ import type { FastifyInstance } from 'fastify'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream'
 import { Value } from '@sinclair/typebox/value'
-import { EVENTS, EventEnvelopeSchema, STREAMS, type EventData, type EventEnvelope, type EventSubject, type StreamKey } from '@roster/contracts'
+import {
+  EVENTS,
+  EventEnvelopeSchema,
+  STREAMS,
+  type EventData,
+  type EventEnvelope,
+  type EventSubject,
+  type StreamKey
+} from '@roster/contracts'
 import { transactional } from '../sql.js'
 import { isEventData } from '../contract.js'
 
@@ -53,7 +61,10 @@ export const consumersPlugin = fp(
           consumer,
           subject,
           // NUL cannot be stored in text (and would fail the park itself).
-          m.string().slice(0, 65536).replace(/\u0000/g, '\uFFFD'),
+          m
+            .string()
+            .slice(0, 65536)
+            .replace(/\u0000/g, '\uFFFD'),
           reason.slice(0, 2000).replace(/\u0000/g, '\uFFFD'),
           m.info.deliveryCount
         ])
@@ -75,8 +86,7 @@ export const consumersPlugin = fp(
         return park(spec.durable, m, subject, 'payload does not match the contract')
       }
       const handler = spec.handlers[subject as EventSubject] as
-        | ((data: unknown, event: EventEnvelope, em: EntityManager) => Promise<void>)
-        | undefined
+        ((data: unknown, event: EventEnvelope, em: EntityManager) => Promise<void>) | undefined
       if (!handler) {
         m.ack()
         return
@@ -102,7 +112,10 @@ export const consumersPlugin = fp(
         if (m.info.deliveryCount >= options.maxDeliver) {
           return park(spec.durable, m, subject, (error as Error).message || String(error))
         }
-        app.log.warn({ err: error, subject, deliveries: m.info.deliveryCount }, 'event handling failed; will be redelivered')
+        app.log.warn(
+          { err: error, subject, deliveries: m.info.deliveryCount },
+          'event handling failed; will be redelivered'
+        )
         m.nak(Math.min(100 * 2 ** m.info.deliveryCount, 5000))
       }
     }

@@ -45,7 +45,8 @@ function toApiError(error: FastifyError, request: FastifyRequest, constraints?: 
     return new JsonParseError(error.message)
   }
   if (isUnavailable(error)) return new ApiError(503, 'service_unavailable')
-  if (BAD_VALUE_CODES.has(String((error as { code?: unknown }).code))) return new ValidationError({ non_field_errors: [{ key: 'invalid' }] })
+  if (BAD_VALUE_CODES.has(String((error as { code?: unknown }).code)))
+    return new ValidationError({ non_field_errors: [{ key: 'invalid' }] })
   if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
     return new ApiError(error.statusCode, 'invalid')
   }
@@ -55,11 +56,25 @@ function toApiError(error: FastifyError, request: FastifyRequest, constraints?: 
 // The database (or another dependency) cannot be reached: a 503 the client may retry, not a 500.
 // Values PostgreSQL refuses (NUL in text, bad encoding, a number beyond the column) are the client's fault: 400.
 const BAD_VALUE_CODES = new Set(['22021', '22P05', '22003'])
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006'])
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08006'
+])
 
 function isUnavailable(error: FastifyError): boolean {
   const code = String((error as { code?: unknown }).code ?? '')
-  return UNAVAILABLE_CODES.has(code) || /Timeout acquiring a connection|Connection terminated/i.test(error.message ?? '')
+  return (
+    UNAVAILABLE_CODES.has(code) || /Timeout acquiring a connection|Connection terminated/i.test(error.message ?? '')
+  )
 }
 
 /** A body that is not JSON: `detail` as DRF says it, and `non_field_errors` for the field-error shape. */
@@ -111,7 +126,9 @@ export const errorsPlugin = fp(
           // One rule for every service: trim, refuse NUL, lone surrogates, Infinity and deep nesting, field by field.
           const errors = new FieldErrors()
           const body = normalizeBody(parsed, errors)
-          return errors.empty ? done(null, body) : done(new ValidationError(errors.tree) as unknown as FastifyError, undefined)
+          return errors.empty
+            ? done(null, body)
+            : done(new ValidationError(errors.tree) as unknown as FastifyError, undefined)
         })
       })
       // Query strings and path parameters follow the same rule; a bad path parameter names nothing: 404. A
@@ -119,10 +136,16 @@ export const errorsPlugin = fp(
       // ones: they run on every request, and a promise per hook is a measurable part of a cheap one.)
       app.addHook('preValidation', (request, _reply, done) => {
         let badParam = false
-        request.params = normalizeText((request.params ?? {}) as Record<string, unknown>, () => (badParam = true), false)
+        request.params = normalizeText(
+          (request.params ?? {}) as Record<string, unknown>,
+          () => (badParam = true),
+          false
+        )
         if (badParam) return done(new NotFoundError())
         const errors = new FieldErrors()
-        request.query = normalizeText((request.query ?? {}) as Record<string, unknown>, (name, key) => errors.add(name, key))
+        request.query = normalizeText((request.query ?? {}) as Record<string, unknown>, (name, key) =>
+          errors.add(name, key)
+        )
         if (!errors.empty) return done(new ValidationError(errors.tree))
         if (request.body === undefined && BODY_METHODS.has(request.method)) request.body = {}
         done()
@@ -133,7 +156,8 @@ export const errorsPlugin = fp(
         let errors: FieldErrors | undefined
         for (const name in query) {
           const value = query[name]
-          if (typeof value === 'number' && !Number.isFinite(value)) (errors ??= new FieldErrors()).add(name, 'invalid_number')
+          if (typeof value === 'number' && !Number.isFinite(value))
+            (errors ??= new FieldErrors()).add(name, 'invalid_number')
         }
         done(errors === undefined ? undefined : new ValidationError(errors.tree))
       })

@@ -49,7 +49,10 @@ export const securityHeadersPlugin = fp(
 async function helmetHeaders(): Promise<Record<string, string>> {
   const probe = Fastify({ logger: false })
   try {
-    await probe.register(helmet, { global: true, contentSecurityPolicy: { useDefaults: false, directives: CONTENT_SECURITY_POLICY } })
+    await probe.register(helmet, {
+      global: true,
+      contentSecurityPolicy: { useDefaults: false, directives: CONTENT_SECURITY_POLICY }
+    })
     probe.get('/', async () => '')
     const bare = Fastify({ logger: false })
     bare.get('/', async () => '')

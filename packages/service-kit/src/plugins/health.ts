@@ -10,7 +10,10 @@ declare module 'fastify' {
   }
 }
 
-const HealthSchema = Type.Object({ status: Type.String(), checks: Type.Optional(Type.Record(Type.String(), Type.String())) })
+const HealthSchema = Type.Object({
+  status: Type.String(),
+  checks: Type.Optional(Type.Record(Type.String(), Type.String()))
+})
 
 /**
  * `/health` says the process is alive (on every listener: it reveals nothing); `/ready` runs every
@@ -23,11 +26,20 @@ export const healthPlugin = fp(
     app.decorate('readiness', { add: (name: string, check: Check) => void checks.set(name, check) })
 
     const tags = ['operations']
-    app.get('/health', { schema: { tags, summary: 'liveness', response: { 200: HealthSchema } } }, async () => ({ status: 'ok' }))
+    app.get('/health', { schema: { tags, summary: 'liveness', response: { 200: HealthSchema } } }, async () => ({
+      status: 'ok'
+    }))
 
     app.get(
       '/ready',
-      { config: { internal: true }, schema: { tags, summary: 'readiness: database and NATS reachable', response: { 200: HealthSchema, 503: HealthSchema } } },
+      {
+        config: { internal: true },
+        schema: {
+          tags,
+          summary: 'readiness: database and NATS reachable',
+          response: { 200: HealthSchema, 503: HealthSchema }
+        }
+      },
       async (request, reply) => {
         const results: Record<string, string> = {}
         await Promise.all(

@@ -70,7 +70,8 @@ export async function connectNats(options: NatsOptions, log: FastifyInstance['lo
   let connected = true
   ;(async () => {
     for await (const status of nc.status()) {
-      if (status.type === 'disconnect' || status.type === 'reconnect') log.warn({ nats: status.type }, 'NATS connection changed')
+      if (status.type === 'disconnect' || status.type === 'reconnect')
+        log.warn({ nats: status.type }, 'NATS connection changed')
       if (status.type === 'disconnect') connected = false
       if (status.type === 'reconnect') {
         connected = true

@@ -27,7 +27,10 @@ const SCHEMAS = '#/components/schemas/'
  * `type` beside it, and `allOf: [$ref]` + `nullable` would still refuse `null` through the `$ref`, as
  * validators read it). openapi-typescript and @hey-api generate `X | null`.
  */
-const orNull = (reference: Json, rest: Json = {}) => ({ ...rest, anyOf: [reference, { type: 'object', nullable: true, enum: [null] }] })
+const orNull = (reference: Json, rest: Json = {}) => ({
+  ...rest,
+  anyOf: [reference, { type: 'object', nullable: true, enum: [null] }]
+})
 const ref = (kind: string, name: string) => ({ $ref: `#/components/${kind}/${name}` })
 const zh = (key: MessageKey, params: Record<string, unknown> = {}) => message(key, 'zh', params)
 
@@ -83,7 +86,11 @@ const detail = (text: string) => ({ detail: text })
 const detailContent = (examples: Record<string, { summary: string; value: unknown }>) => ({
   'application/json': { schema: { $ref: `${SCHEMAS}Detail` }, examples }
 })
-const errorResponse = (description: string, examples: Record<string, { summary: string; value: unknown }>, headers: Json = {}) => ({
+const errorResponse = (
+  description: string,
+  examples: Record<string, { summary: string; value: unknown }>,
+  headers: Json = {}
+) => ({
   description,
   headers: { ...COMMON_HEADERS, ...headers },
   content: detailContent(examples)
@@ -99,11 +106,17 @@ const RESPONSES: Json = {
       'application/json': {
         schema: { $ref: `${SCHEMAS}FieldErrors` },
         examples: {
-          required: { summary: 'required fields missing', value: { username: [zh('required')], password: [zh('required')] } },
+          required: {
+            summary: 'required fields missing',
+            value: { username: [zh('required')], password: [zh('required')] }
+          },
           profile: { summary: 'a nested field', value: { profile: { identify_id: [zh('resident_id_format')] } } },
           malformed: {
             summary: 'malformed JSON',
-            value: { detail: zh('parse_error', { reason: 'Unexpected end of JSON input' }), non_field_errors: [zh('parse_error', { reason: 'Unexpected end of JSON input' })] }
+            value: {
+              detail: zh('parse_error', { reason: 'Unexpected end of JSON input' }),
+              non_field_errors: [zh('parse_error', { reason: 'Unexpected end of JSON input' })]
+            }
           }
         }
       }
@@ -115,8 +128,14 @@ const RESPONSES: Json = {
     {
       missing: { summary: 'no token', value: detail(zh('not_authenticated')) },
       invalid: { summary: 'invalid, expired or revoked token', value: detail(zh('token_not_valid')) },
-      badCredentials: { summary: 'login: wrong username or password, or an inactive user', value: detail(zh('login_failed')) },
-      badRefresh: { summary: 'refresh: invalid, expired or revoked refresh token', value: detail(zh('refresh_not_valid')) }
+      badCredentials: {
+        summary: 'login: wrong username or password, or an inactive user',
+        value: detail(zh('login_failed'))
+      },
+      badRefresh: {
+        summary: 'refresh: invalid, expired or revoked refresh token',
+        value: detail(zh('refresh_not_valid'))
+      }
     },
     { 'WWW-Authenticate': ref('headers', 'WWWAuthenticate') }
   ),
@@ -151,9 +170,12 @@ const RESPONSES: Json = {
     { unavailable: { summary: 'unavailable', value: detail(zh('service_unavailable')) } },
     { 'Retry-After': ref('headers', 'RetryAfter') }
   ),
-  GatewayTimeout: errorResponse('The service behind the gateway took too long to answer; the change may or may not have been made.', {
-    timeout: { summary: 'timed out', value: detail(zh('gateway_timeout')) }
-  })
+  GatewayTimeout: errorResponse(
+    'The service behind the gateway took too long to answer; the change may or may not have been made.',
+    {
+      timeout: { summary: 'timed out', value: detail(zh('gateway_timeout')) }
+    }
+  )
 }
 
 const ERROR_RESPONSES: Record<string, string> = {
@@ -240,7 +262,10 @@ function fixSchema(schema: unknown): unknown {
   const s = schema as Json
   for (const [key, value] of Object.entries(s)) {
     if (key === 'example' || key === 'examples' || key === 'default' || key === 'enum') continue
-    s[key] = key === 'properties' ? Object.fromEntries(Object.entries<Json>(value).map(([k, v]) => [k, fixSchema(v)])) : fixSchema(value)
+    s[key] =
+      key === 'properties'
+        ? Object.fromEntries(Object.entries<Json>(value).map(([k, v]) => [k, fixSchema(v)]))
+        : fixSchema(value)
   }
   if (Array.isArray(s.examples)) {
     s.example ??= s.examples[0]
@@ -271,9 +296,12 @@ function fixSchema(schema: unknown): unknown {
 function completeOperation(doc: Json, route: PublicRoute, method: string, operation: Json) {
   operation.operationId = route.operationId
   const english = typeof operation.summary === 'string' ? operation.summary : ''
-  if (!operation.summary?.includes(route.title)) operation.summary = english ? `${route.title} · ${english}` : route.title
+  if (!operation.summary?.includes(route.title))
+    operation.summary = english ? `${route.title} · ${english}` : route.title
 
-  const parameters: Json[] = (operation.parameters ?? []).filter((p: Json) => !(p.in === 'header' && /^accept-language$/i.test(p.name)))
+  const parameters: Json[] = (operation.parameters ?? []).filter(
+    (p: Json) => !(p.in === 'header' && /^accept-language$/i.test(p.name))
+  )
   for (const parameter of parameters) {
     if (parameter.in === 'path') {
       parameter.schema = { type: 'integer', format: 'int32', minimum: 1, maximum: 2147483647, example: 1 }
@@ -309,7 +337,11 @@ function completeOperation(doc: Json, route: PublicRoute, method: string, operat
     if (response.$ref) continue
     const media = response.content?.['application/json']
     const schemaRef: string | undefined = media?.schema?.$ref
-    if (ERROR_RESPONSES[code] && (schemaRef === `${SCHEMAS}Detail` || schemaRef === `${SCHEMAS}FieldErrors`) && !code.startsWith('2')) {
+    if (
+      ERROR_RESPONSES[code] &&
+      (schemaRef === `${SCHEMAS}Detail` || schemaRef === `${SCHEMAS}FieldErrors`) &&
+      !code.startsWith('2')
+    ) {
       responses[code] = ref('responses', ERROR_RESPONSES[code]!)
       continue
     }
@@ -322,7 +354,8 @@ function completeOperation(doc: Json, route: PublicRoute, method: string, operat
     response.headers = headers
     if (media?.schema) {
       fixSchema(media.schema)
-      if (schemaRef === `${SCHEMAS}Detail`) media.example ??= detail(zh(route.operationId.startsWith('logout') ? 'logged_out' : 'deleted'))
+      if (schemaRef === `${SCHEMAS}Detail`)
+        media.example ??= detail(zh(route.operationId.startsWith('logout') ? 'logged_out' : 'deleted'))
       media.example ??= exampleOf(doc, media.schema)
     }
     // @fastify/swagger says "Default Response" or the schema's own description: the answer is described instead.
@@ -334,7 +367,8 @@ function completeOperation(doc: Json, route: PublicRoute, method: string, operat
 
 /** Successful answers that are not simply "the X" or "a page of Xs". */
 const SUCCESS: Record<string, string> = {
-  login: 'Logged in: `access` goes in `Authorization: Bearer …` (60 minutes), `refresh` gets new access tokens (7 days).',
+  login:
+    'Logged in: `access` goes in `Authorization: Bearer …` (60 minutes), `refresh` gets new access tokens (7 days).',
   refreshToken: 'A new access token (and a new refresh token when rotation is on).',
   logout: 'Logged out: the session has ended for every service.',
   logoutWithPost: 'Logged out: the session has ended for every service.',
@@ -389,7 +423,8 @@ function exampleOf(doc: Json, schema: Json | undefined, depth = 0): unknown {
   if (!schema || depth > 8) return undefined
   if (schema.example !== undefined) return schema.example
   if (Array.isArray(schema.examples) && schema.examples.length > 0) return schema.examples[0]
-  if (typeof schema.$ref === 'string') return exampleOf(doc, doc.components.schemas[schema.$ref.slice(SCHEMAS.length)], depth + 1)
+  if (typeof schema.$ref === 'string')
+    return exampleOf(doc, doc.components.schemas[schema.$ref.slice(SCHEMAS.length)], depth + 1)
   if (Array.isArray(schema.allOf)) return exampleOf(doc, schema.allOf[0], depth + 1)
   if (Array.isArray(schema.anyOf)) return exampleOf(doc, schema.anyOf[0], depth + 1)
   if (schema.type === 'array') {

@@ -52,7 +52,9 @@ export const opsMetricsPlugin = fp(
         try {
           const { jsm, names } = app.nats
           for (const spec of options.consumers) {
-            const info = await jsm.consumers.info(names.stream(spec.stream), names.durable(spec.durable)).catch(() => null)
+            const info = await jsm.consumers
+              .info(names.stream(spec.stream), names.durable(spec.durable))
+              .catch(() => null)
             if (info !== null) this.set({ consumer: spec.durable }, info.num_pending + info.num_ack_pending)
           }
         } catch {

@@ -59,7 +59,12 @@ export const outboxPlugin = fp(
     handlers.set('event', async (row) => {
       const subject = row.subject as EventSubject
       await ensureStream(streamOfSubject(subject))
-      const envelope: EventEnvelope = { id: row.event_id, subject, occurred_at: row.payload.occurred_at, data: row.payload.data }
+      const envelope: EventEnvelope = {
+        id: row.event_id,
+        subject,
+        occurred_at: row.payload.occurred_at,
+        data: row.payload.data
+      }
       await js.publish(names.subject(subject), JSON.stringify(envelope), { msgID: row.event_id, timeout })
     })
 
@@ -141,7 +146,10 @@ export const outboxPlugin = fp(
             await app.orm.em
               .fork()
               .getConnection()
-              .execute(`update outbox_event set published_at = now() where event_id in (${ids.map(() => '?').join(',')})`, ids)
+              .execute(
+                `update outbox_event set published_at = now() where event_id in (${ids.map(() => '?').join(',')})`,
+                ids
+              )
           } catch (error) {
             // Left unmarked, they are published again by the relay and dropped by JetStream as copies.
             app.log.warn({ err: error, events: ids.length }, 'could not mark published outbox rows')
@@ -230,7 +238,8 @@ export const outboxPlugin = fp(
           }
         } catch (error) {
           failures++
-          if (failures === 1 || failures % 30 === 0) app.log.warn({ err: error, failures }, 'outbox relay could not publish; will retry')
+          if (failures === 1 || failures % 30 === 0)
+            app.log.warn({ err: error, failures }, 'outbox relay could not publish; will retry')
         }
         if (closed) break
         if (retryNow) failures = 0

@@ -40,7 +40,9 @@ export function parseRevokedSessions(value: string | string[] | undefined): { si
     .flatMap((entry) => {
       const [sid, exp, extra] = entry.trim().split(',')
       const seconds = Number(exp)
-      return extra === undefined && sid !== undefined && SID.test(sid) && Number.isSafeInteger(seconds) && seconds > 0 ? [{ sid, exp: seconds }] : []
+      return extra === undefined && sid !== undefined && SID.test(sid) && Number.isSafeInteger(seconds) && seconds > 0
+        ? [{ sid, exp: seconds }]
+        : []
     })
 }
 

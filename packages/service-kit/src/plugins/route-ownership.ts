@@ -30,7 +30,10 @@ export const routeOwnershipPlugin = fp(
       if (stray.length || missing.length) {
         throw new Error(
           `${options.service}'s routes differ from contracts/routes.ts: ` +
-            [...stray.map((k) => `registered but not declared: ${k}`), ...missing.map((k) => `declared, not registered: ${k}`)].join('; ')
+            [
+              ...stray.map((k) => `registered but not declared: ${k}`),
+              ...missing.map((k) => `declared, not registered: ${k}`)
+            ].join('; ')
         )
       }
     })

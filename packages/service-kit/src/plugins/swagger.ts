@@ -21,7 +21,10 @@ export const swaggerPlugin = fp(
       },
       // operationIds, integer path ids, nullable refs, named bodies, shared answers, headers and examples.
       transformObject: (documentObject) =>
-        completeDocument(structuredClone((documentObject as any).openapiObject), app.getSchemas() as Record<string, any>) as any,
+        completeDocument(
+          structuredClone((documentObject as any).openapiObject),
+          app.getSchemas() as Record<string, any>
+        ) as any,
       refResolver: {
         buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`)
       }

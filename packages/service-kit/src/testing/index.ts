@@ -42,7 +42,8 @@ export async function dropNatsPrefix(url: string, prefix: string): Promise<void>
     const names: string[] = []
     for await (const name of jsm.streams.names()) names.push(name)
     for (const name of names) {
-      if (name.startsWith(`${prefix}_`) || name.startsWith(`KV_${prefix}_`)) await jsm.streams.delete(name).catch(() => undefined)
+      if (name.startsWith(`${prefix}_`) || name.startsWith(`KV_${prefix}_`))
+        await jsm.streams.delete(name).catch(() => undefined)
     }
   } finally {
     await nc.close()

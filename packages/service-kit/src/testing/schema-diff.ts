@@ -20,7 +20,14 @@ export async function schemaDiff(
 ): Promise<string> {
   const iso = await isolate(t)
   const schema = iso.schema(service)
-  const options = { databaseUrl: TEST_DATABASE_URL, schema, entities: [...kitEntities, ...entities], migrations: [...kitMigrations, ...migrations], poolMax: 2, migrate: true }
+  const options = {
+    databaseUrl: TEST_DATABASE_URL,
+    schema,
+    entities: [...kitEntities, ...entities],
+    migrations: [...kitMigrations, ...migrations],
+    poolMax: 2,
+    migrate: true
+  }
   const orm = await createOrm(options)
   try {
     await prepareSchema(orm, options)
@@ -28,7 +35,9 @@ export async function schemaDiff(
     // meanwhile fails the read (3F000 / 42P01), which says nothing about this one, so it is read again.
     for (let attempt = 1; ; attempt++) {
       try {
-        const sql = await orm.getSchemaGenerator().getUpdateSchemaSQL({ wrap: false, safe: false, dropTables: true, schema })
+        const sql = await orm
+          .getSchemaGenerator()
+          .getUpdateSchemaSQL({ wrap: false, safe: false, dropTables: true, schema })
         return sql.trim()
       } catch (error) {
         const code = (error as { code?: string }).code

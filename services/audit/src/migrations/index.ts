@@ -28,7 +28,8 @@ export class Migration20261123000300 extends Migration {
     // `search_path from current` pins this schema for writers whose own search path differs.
     this.addSql('create table user_log_total (operation smallint primary key, total bigint not null default 0)')
     this.addSql('insert into user_log_total (operation, total) values (0, 0), (1, 0), (2, 0)')
-    this.addSql(`create function user_log_total_added() returns trigger language plpgsql set search_path from current as $$
+    this
+      .addSql(`create function user_log_total_added() returns trigger language plpgsql set search_path from current as $$
       begin
         update user_log_total t set total = t.total + n.count
         from (select operation, count(*) as count from added group by operation) n where t.operation = n.operation;
@@ -36,7 +37,8 @@ export class Migration20261123000300 extends Migration {
       end $$`)
     this.addSql(`create trigger user_log_total_added after insert on user_log
       referencing new table as added for each statement execute function user_log_total_added()`)
-    this.addSql(`create function user_log_total_removed() returns trigger language plpgsql set search_path from current as $$
+    this
+      .addSql(`create function user_log_total_removed() returns trigger language plpgsql set search_path from current as $$
       begin
         update user_log_total t set total = t.total - n.count
         from (select operation, count(*) as count from removed group by operation) n where t.operation = n.operation;
@@ -44,12 +46,15 @@ export class Migration20261123000300 extends Migration {
       end $$`)
     this.addSql(`create trigger user_log_total_removed after delete on user_log
       referencing old table as removed for each statement execute function user_log_total_removed()`)
-    this.addSql(`create function user_log_total_emptied() returns trigger language plpgsql set search_path from current as $$
+    this
+      .addSql(`create function user_log_total_emptied() returns trigger language plpgsql set search_path from current as $$
       begin
         update user_log_total set total = 0;
         return null;
       end $$`)
-    this.addSql('create trigger user_log_total_emptied after truncate on user_log for each statement execute function user_log_total_emptied()')
+    this.addSql(
+      'create trigger user_log_total_emptied after truncate on user_log for each statement execute function user_log_total_emptied()'
+    )
     // Log rows are never updated (there is no endpoint to change one), so no update trigger.
 
     this.addSql(`create table known_user (

@@ -16,7 +16,9 @@ export const GroupEntity = new EntitySchema<GroupRow>({
     version: { type: 'integer', default: 1 }
   },
   // names are unique case-insensitively (see `domain/constraints.ts` for what a violation answers)
-  indexes: [{ name: 'app_group_name_uq', expression: 'create unique index app_group_name_uq on app_group (lower(name))' }]
+  indexes: [
+    { name: 'app_group_name_uq', expression: 'create unique index app_group_name_uq on app_group (lower(name))' }
+  ]
 })
 
 export interface GroupProfileRow {
@@ -68,7 +70,9 @@ export const OccupationEntity = new EntitySchema<OccupationRow>({
     name: { type: 'string', length: 255 },
     version: { type: 'integer', default: 1 }
   },
-  indexes: [{ name: 'occupation_name_uq', expression: 'create unique index occupation_name_uq on occupation (lower(name))' }]
+  indexes: [
+    { name: 'occupation_name_uq', expression: 'create unique index occupation_name_uq on occupation (lower(name))' }
+  ]
 })
 
 export const entities = [GroupEntity, GroupProfileEntity, OccupationEntity]

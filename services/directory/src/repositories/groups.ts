@@ -108,23 +108,21 @@ export async function listGroups(
 ): Promise<{ groups: GroupWithProfile[]; total: number }> {
   const pattern = search ? likePattern(search) : null
   const rows = await preparedQuery<GroupListRow>(em, 'directory_groups', LIST, [page.limit, page.offset, pattern])
-  const groups = rows.map(
-    (r): GroupWithProfile => ({
-      group: { id: r.id, name: r.name, version: r.version },
-      profile:
-        r.create_ms === null
-          ? null
-          : {
-              group: r.id,
-              location: r.location ?? '',
-              contactPhone: r.contact_phone ?? '',
-              creator: r.creator_id,
-              modifier: r.modifier_id,
-              createTime: new Date(r.create_ms),
-              modifyTime: new Date(r.modify_ms ?? r.create_ms)
-            }
-    })
-  )
+  const groups = rows.map((r): GroupWithProfile => ({
+    group: { id: r.id, name: r.name, version: r.version },
+    profile:
+      r.create_ms === null
+        ? null
+        : {
+            group: r.id,
+            location: r.location ?? '',
+            contactPhone: r.contact_phone ?? '',
+            creator: r.creator_id,
+            modifier: r.modifier_id,
+            createTime: new Date(r.create_ms),
+            modifyTime: new Date(r.modify_ms ?? r.create_ms)
+          }
+  }))
   // past the last page no row carries the count
   const total = rows.length
     ? rows[0].total

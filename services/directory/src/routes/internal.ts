@@ -18,7 +18,11 @@ export const internalRoutes: FastifyPluginAsyncTypebox = async function internal
     internalPath('occupationFact'),
     {
       config: { access: 'public', internal: true },
-      schema: { hide: true, params: PkParamsSchema, response: { 200: EVENTS['directory.occupation.created'], 404: notFound } }
+      schema: {
+        hide: true,
+        params: PkParamsSchema,
+        response: { 200: EVENTS['directory.occupation.created'], 404: notFound }
+      }
     },
     async function occupationFactRoute(request) {
       const occupation = await findOccupation(request.em, parsePk(request.params.pk))
@@ -31,7 +35,11 @@ export const internalRoutes: FastifyPluginAsyncTypebox = async function internal
     internalPath('groupFact'),
     {
       config: { access: 'public', internal: true },
-      schema: { hide: true, params: PkParamsSchema, response: { 200: EVENTS['directory.group.created'], 404: notFound } }
+      schema: {
+        hide: true,
+        params: PkParamsSchema,
+        response: { 200: EVENTS['directory.group.created'], 404: notFound }
+      }
     },
     async function groupFactRoute(request) {
       const found = await findGroup(request.em, parsePk(request.params.pk))

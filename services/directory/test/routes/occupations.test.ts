@@ -16,10 +16,18 @@ t.test('occupations: permissions, CRUD, validation and events', async (t) => {
     t.equal(made.statusCode, 200, made.body)
     const { id } = made.json()
     t.same(made.json(), { id, name: 'doctor' })
-    t.same((await app.inject({ method: 'GET', url: `/api/occupations/${id}/`, headers: user.headers })).json(), { id, name: 'doctor' })
+    t.same((await app.inject({ method: 'GET', url: `/api/occupations/${id}/`, headers: user.headers })).json(), {
+      id,
+      name: 'doctor'
+    })
     t.equal((await app.inject({ method: 'GET', url: `/api/occupations/${id}/` })).statusCode, 401)
     for (const method of ['PUT', 'PATCH', 'DELETE'] as const) {
-      const res = await app.inject({ method, url: `/api/occupations/${id}/`, headers: user.headers, payload: { name: 'x' } })
+      const res = await app.inject({
+        method,
+        url: `/api/occupations/${id}/`,
+        headers: user.headers,
+        payload: { name: 'x' }
+      })
       t.equal(res.statusCode, 403, method)
       t.same(res.json(), { detail: '您没有执行该操作的权限。' })
     }
@@ -41,11 +49,26 @@ t.test('occupations: permissions, CRUD, validation and events', async (t) => {
     t.equal((await create({ name: 'n'.repeat(255) })).statusCode, 200)
     const nurse = (await create({ name: 'nurse', id: 12345 })).json()
     t.not(nurse.id, 12345)
-    const put = await app.inject({ method: 'PUT', url: `/api/occupations/${nurse.id}/`, headers: admin.headers, payload: { name: 'DOCTOR' } })
+    const put = await app.inject({
+      method: 'PUT',
+      url: `/api/occupations/${nurse.id}/`,
+      headers: admin.headers,
+      payload: { name: 'DOCTOR' }
+    })
     t.same(put.json(), { name: ['该字段必须唯一。'] })
-    const noName = await app.inject({ method: 'PUT', url: `/api/occupations/${nurse.id}/`, headers: admin.headers, payload: {} })
+    const noName = await app.inject({
+      method: 'PUT',
+      url: `/api/occupations/${nurse.id}/`,
+      headers: admin.headers,
+      payload: {}
+    })
     t.same(noName.json(), { name: ['该字段是必填项。'] }, 'PUT needs the name')
-    const patch = await app.inject({ method: 'PATCH', url: `/api/occupations/${nurse.id}/`, headers: admin.headers, payload: {} })
+    const patch = await app.inject({
+      method: 'PATCH',
+      url: `/api/occupations/${nurse.id}/`,
+      headers: admin.headers,
+      payload: {}
+    })
     t.same(patch.json(), nurse, 'PATCH without fields changes nothing')
   })
 
@@ -60,7 +83,12 @@ t.test('occupations: permissions, CRUD, validation and events', async (t) => {
     t.same(del.json(), { detail: '删除成功。' })
     for (const path of [url, '/api/occupations/abc/', '/api/occupations/2147483648/', '/api/occupations/-1/']) {
       for (const method of ['GET', 'PUT', 'PATCH', 'DELETE'] as const) {
-        const res = await app.inject({ method, url: path, headers: admin.headers, payload: method === 'PUT' || method === 'PATCH' ? { name: 'nf' } : undefined })
+        const res = await app.inject({
+          method,
+          url: path,
+          headers: admin.headers,
+          payload: method === 'PUT' || method === 'PATCH' ? { name: 'nf' } : undefined
+        })
         t.equal(res.statusCode, 404, `${method} ${path}`)
         t.same(res.json(), { detail: '未找到。' })
       }
@@ -70,22 +98,47 @@ t.test('occupations: permissions, CRUD, validation and events', async (t) => {
   t.test('list', async (t) => {
     const all = await app.inject({ method: 'GET', url: '/api/occupations/', headers: user.headers })
     const ids = all.json().map((o: { id: number }) => o.id)
-    t.same(ids, [...ids].sort((a: number, b: number) => a - b), 'id ascending')
+    t.same(
+      ids,
+      [...ids].sort((a: number, b: number) => a - b),
+      'id ascending'
+    )
     t.equal(all.headers['x-total-count'], String(ids.length))
     const search = await app.inject({ method: 'GET', url: '/api/occupations/?search=DOC', headers: user.headers })
-    t.same(search.json().map((o: { name: string }) => o.name), ['doctor'])
+    t.same(
+      search.json().map((o: { name: string }) => o.name),
+      ['doctor']
+    )
     const page = await app.inject({ method: 'GET', url: '/api/occupations/?limit=1&offset=1', headers: user.headers })
-    t.same(page.json().map((o: { id: number }) => o.id), [ids[1]])
+    t.same(
+      page.json().map((o: { id: number }) => o.id),
+      [ids[1]]
+    )
     t.match(page.headers.link, /rel="next"/)
     t.match(page.headers.link, /rel="prev"/)
-    t.equal((await app.inject({ method: 'GET', url: '/api/occupations/?offset=x', headers: user.headers })).statusCode, 400)
+    t.equal(
+      (await app.inject({ method: 'GET', url: '/api/occupations/?offset=x', headers: user.headers })).statusCode,
+      400
+    )
   })
 })
 
 t.test('occupation events carry growing versions, and identity applies them', async (t) => {
   const { app, identity, admin } = await build(t)
-  const { id } = (await app.inject({ method: 'POST', url: '/api/occupations/', headers: admin.headers, payload: { name: 'pharmacist' } })).json()
-  await app.inject({ method: 'PUT', url: `/api/occupations/${id}/`, headers: admin.headers, payload: { name: 'pharmacist 2' } })
+  const { id } = (
+    await app.inject({
+      method: 'POST',
+      url: '/api/occupations/',
+      headers: admin.headers,
+      payload: { name: 'pharmacist' }
+    })
+  ).json()
+  await app.inject({
+    method: 'PUT',
+    url: `/api/occupations/${id}/`,
+    headers: admin.headers,
+    payload: { name: 'pharmacist 2' }
+  })
   await app.inject({ method: 'PATCH', url: `/api/occupations/${id}/`, headers: admin.headers, payload: {} })
 
   const events = await eventsOn(app, 'directory.occupation.', 3)
@@ -99,22 +152,40 @@ t.test('occupation events carry growing versions, and identity applies them', as
   )
 
   // Concurrent writers are serialised by the row lock: every version is used once, in order.
-  const { id: busy } = (await app.inject({ method: 'POST', url: '/api/occupations/', headers: admin.headers, payload: { name: 'busy' } })).json()
+  const { id: busy } = (
+    await app.inject({ method: 'POST', url: '/api/occupations/', headers: admin.headers, payload: { name: 'busy' } })
+  ).json()
   const patches = await Promise.all(
     Array.from({ length: 5 }, (_, i) =>
-      app.inject({ method: 'PATCH', url: `/api/occupations/${busy}/`, headers: admin.headers, payload: { name: `busy ${i}` } })
+      app.inject({
+        method: 'PATCH',
+        url: `/api/occupations/${busy}/`,
+        headers: admin.headers,
+        payload: { name: `busy ${i}` }
+      })
     )
   )
-  t.same(patches.map((r) => r.statusCode), [200, 200, 200, 200, 200])
-  const busyEvents = (await eventsOn(app, 'directory.occupation.', 9)).filter((e) => (e.data as { occupation_id: number }).occupation_id === busy)
-  t.same(busyEvents.map((e) => (e.data as { version: number }).version), [1, 2, 3, 4, 5, 6])
+  t.same(
+    patches.map((r) => r.statusCode),
+    [200, 200, 200, 200, 200]
+  )
+  const busyEvents = (await eventsOn(app, 'directory.occupation.', 9)).filter(
+    (e) => (e.data as { occupation_id: number }).occupation_id === busy
+  )
+  t.same(
+    busyEvents.map((e) => (e.data as { version: number }).version),
+    [1, 2, 3, 4, 5, 6]
+  )
   const final = (await app.inject({ method: 'GET', url: `/api/occupations/${busy}/`, headers: admin.headers })).json()
   t.equal(final.name, (busyEvents[5].data as { name: string }).name, 'the last event is the state that stands')
 
   // identity's replica learns the occupation from the stream: a user can hold it.
-  const holder = (await eventually(() => register(identity, { profile: { ...SEED_PROFILE, occupation: id } }).catch(() => null), {
-    timeoutMs: 15000
-  }))!
+  const holder = (await eventually(
+    () => register(identity, { profile: { ...SEED_PROFILE, occupation: id } }).catch(() => null),
+    {
+      timeoutMs: 15000
+    }
+  ))!
   t.equal((holder.profile as { occupation: number }).occupation, id)
 
   await app.inject({ method: 'DELETE', url: `/api/occupations/${id}/`, headers: admin.headers })
@@ -123,7 +194,11 @@ t.test('occupation events carry growing versions, and identity applies them', as
   t.equal(all[9].subject, 'directory.occupation.deleted')
 
   // ... and clears it from its holders when it is deleted.
-  const login = await identity.inject({ method: 'POST', url: '/api/auth/', payload: { username: holder.username, password: 'password1' } })
+  const login = await identity.inject({
+    method: 'POST',
+    url: '/api/auth/',
+    payload: { username: holder.username, password: 'password1' }
+  })
   t.equal(login.statusCode, 200, login.body)
   const headers = { authorization: `Bearer ${login.json().access}` }
   let last = ''

@@ -16,7 +16,9 @@ async function main() {
   const username = values.username ?? process.env.ROSTER_ADMIN_USERNAME
   const password = values.password ?? process.env.ROSTER_ADMIN_PASSWORD
   if (!username || !password) {
-    console.error('usage: pnpm create-admin --username NAME --password SECRET (or ROSTER_ADMIN_USERNAME / ROSTER_ADMIN_PASSWORD)')
+    console.error(
+      'usage: pnpm create-admin --username NAME --password SECRET (or ROSTER_ADMIN_USERNAME / ROSTER_ADMIN_PASSWORD)'
+    )
     process.exitCode = 2
     return
   }

@@ -3,7 +3,10 @@ import type { ConsumerSpec } from '@roster/service-kit'
 import type { DirectoryReplica } from '../domain/directory-replica.js'
 
 /** Keeps identity's replica of groups and occupations, and runs the cascades their deletion implies. */
-export function directoryConsumer(replica: () => DirectoryReplica, emitRemoved: (em: EntityManager, groupId: number, userIds: number[]) => Promise<void>): ConsumerSpec {
+export function directoryConsumer(
+  replica: () => DirectoryReplica,
+  emitRemoved: (em: EntityManager, groupId: number, userIds: number[]) => Promise<void>
+): ConsumerSpec {
   return {
     durable: 'identity-directory',
     stream: 'DIRECTORY',

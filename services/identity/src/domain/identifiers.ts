@@ -17,10 +17,46 @@ const USERNAME = /^[\p{L}\p{N}_.@+-]+$/u
 // Scripts a letter or digit may belong to; anything else counts as a script of its own. Common
 // (ASCII digits, `@ . + - _`, full-width forms after NFKC) and Inherited mix with everything.
 const SCRIPTS = [
-  'Latin', 'Han', 'Hiragana', 'Katakana', 'Bopomofo', 'Hangul', 'Cyrillic', 'Greek', 'Armenian', 'Georgian', 'Hebrew',
-  'Arabic', 'Syriac', 'Thaana', 'Devanagari', 'Bengali', 'Gurmukhi', 'Gujarati', 'Oriya', 'Tamil', 'Telugu', 'Kannada',
-  'Malayalam', 'Sinhala', 'Thai', 'Lao', 'Tibetan', 'Myanmar', 'Khmer', 'Mongolian', 'Ethiopic', 'Cherokee', 'Yi',
-  'Coptic', 'Tifinagh', 'Canadian_Aboriginal', 'Runic', 'Ogham', 'Common', 'Inherited'
+  'Latin',
+  'Han',
+  'Hiragana',
+  'Katakana',
+  'Bopomofo',
+  'Hangul',
+  'Cyrillic',
+  'Greek',
+  'Armenian',
+  'Georgian',
+  'Hebrew',
+  'Arabic',
+  'Syriac',
+  'Thaana',
+  'Devanagari',
+  'Bengali',
+  'Gurmukhi',
+  'Gujarati',
+  'Oriya',
+  'Tamil',
+  'Telugu',
+  'Kannada',
+  'Malayalam',
+  'Sinhala',
+  'Thai',
+  'Lao',
+  'Tibetan',
+  'Myanmar',
+  'Khmer',
+  'Mongolian',
+  'Ethiopic',
+  'Cherokee',
+  'Yi',
+  'Coptic',
+  'Tifinagh',
+  'Canadian_Aboriginal',
+  'Runic',
+  'Ogham',
+  'Common',
+  'Inherited'
 ].map((name) => [name, new RegExp(`^\\p{Script=${name}}$`, 'u')] as const)
 
 function scriptOf(char: string): string {
@@ -71,7 +107,9 @@ export function spoofsLatin(value: string): boolean {
  * message that refuses it: the grammar and the length hold after normalization too (`½` becomes `1⁄2`),
  * and a name that mixes scripts confusably, or looks Latin while written in another script, is refused.
  */
-export function normalizeUsername(raw: string): { username: string; key: string } | { error: MessageKey; params?: Record<string, unknown> } {
+export function normalizeUsername(
+  raw: string
+): { username: string; key: string } | { error: MessageKey; params?: Record<string, unknown> } {
   const username = raw.normalize('NFKC')
   if (!USERNAME.test(username)) return { error: 'username_invalid' }
   if ([...username].length > 150) return { error: 'max_length', params: { limit: 150 } }

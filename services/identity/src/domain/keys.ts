@@ -66,10 +66,20 @@ export function loadPreviousKeys(files: string): VerifyingKey[] {
       const pem = readFileSync(file, 'utf8')
       const publicKey = pem.includes('PRIVATE KEY') ? createPublicKey(createPrivateKey(pem)) : createPublicKey(pem)
       const type = publicKey.asymmetricKeyType
-      const alg = type === 'ed25519' ? 'EdDSA' : type === 'ec' && publicKey.asymmetricKeyDetails?.namedCurve === 'prime256v1' ? 'ES256' : null
+      const alg =
+        type === 'ed25519'
+          ? 'EdDSA'
+          : type === 'ec' && publicKey.asymmetricKeyDetails?.namedCurve === 'prime256v1'
+            ? 'ES256'
+            : null
       if (!alg) throw new Error(`${file}: a JWT key must be Ed25519 or P-256, not ${type}`)
       const exported = publicKey.export({ format: 'jwk' }) as Record<string, string>
       const kid = thumbprint(exported)
-      return { kid, alg, publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(), jwk: { ...exported, kty: exported.kty, kid, alg, use: 'sig' } }
+      return {
+        kid,
+        alg,
+        publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+        jwk: { ...exported, kty: exported.kty, kid, alg, use: 'sig' }
+      }
     })
 }

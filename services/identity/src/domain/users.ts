@@ -1,7 +1,14 @@
 import type { User } from '@roster/contracts'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { FieldErrors, listUrl, setPageHeaders, type Page } from '@roster/service-kit'
-import { decodeCursor, encodeCursor, loadUsers, searchUserIds, type UserCursor, type UserFilter } from '../repositories/users.js'
+import {
+  decodeCursor,
+  encodeCursor,
+  loadUsers,
+  searchUserIds,
+  type UserCursor,
+  type UserFilter
+} from '../repositories/users.js'
 
 /** Every user list: one page of matching users in full, with `X-Total-Count` and `Link` set. */
 export async function usersPage(

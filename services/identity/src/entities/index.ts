@@ -130,17 +130,32 @@ export const ProfileEntity = new EntitySchema<ProfileRow>({
   },
   indexes: [
     // Each searched field on its own (search matches each field, never their concatenation).
-    { name: 'profile_name_trgm', expression: 'create index profile_name_trgm on profile using gin (name public.gin_trgm_ops)' },
-    { name: 'profile_name_pinyin_trgm', expression: 'create index profile_name_pinyin_trgm on profile using gin (name_pinyin public.gin_trgm_ops)' },
-    { name: 'profile_name_initials_trgm', expression: 'create index profile_name_initials_trgm on profile using gin (name_initials public.gin_trgm_ops)' },
-    { name: 'profile_phone_trgm', expression: 'create index profile_phone_trgm on profile using gin (phone public.gin_trgm_ops)' },
+    {
+      name: 'profile_name_trgm',
+      expression: 'create index profile_name_trgm on profile using gin (name public.gin_trgm_ops)'
+    },
+    {
+      name: 'profile_name_pinyin_trgm',
+      expression: 'create index profile_name_pinyin_trgm on profile using gin (name_pinyin public.gin_trgm_ops)'
+    },
+    {
+      name: 'profile_name_initials_trgm',
+      expression: 'create index profile_name_initials_trgm on profile using gin (name_initials public.gin_trgm_ops)'
+    },
+    {
+      name: 'profile_phone_trgm',
+      expression: 'create index profile_phone_trgm on profile using gin (phone public.gin_trgm_ops)'
+    },
     {
       name: 'profile_search_grams',
       expression:
         'create index profile_search_grams on profile ' +
         `using gin (user_search_grams('npit', name, name_pinyin, name_initials, phone))`
     },
-    { name: 'profile_gender_user_idx', expression: 'create index profile_gender_user_idx on profile (gender, user_id)' },
+    {
+      name: 'profile_gender_user_idx',
+      expression: 'create index profile_gender_user_idx on profile (gender, user_id)'
+    },
     {
       name: 'profile_occupation_user_idx',
       expression: 'create index profile_occupation_user_idx on profile (occupation_id, user_id)'

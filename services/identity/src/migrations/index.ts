@@ -77,7 +77,8 @@ export class Migration20261124000100 extends Migration {
   override async up(): Promise<void> {
     this.addSql('create table app_user_total (total bigint not null)')
     this.addSql('insert into app_user_total (total) select count(*) from app_user')
-    this.addSql(`create function app_user_total_changed() returns trigger language plpgsql set search_path from current as $$
+    this
+      .addSql(`create function app_user_total_changed() returns trigger language plpgsql set search_path from current as $$
       begin
         if tg_op = 'INSERT' then
           update app_user_total set total = total + (select count(*) from added);
@@ -92,7 +93,9 @@ export class Migration20261124000100 extends Migration {
       referencing new table as added for each statement execute function app_user_total_changed()`)
     this.addSql(`create trigger app_user_total_removed after delete on app_user
       referencing old table as removed for each statement execute function app_user_total_changed()`)
-    this.addSql('create trigger app_user_total_emptied after truncate on app_user for each statement execute function app_user_total_changed()')
+    this.addSql(
+      'create trigger app_user_total_emptied after truncate on app_user for each statement execute function app_user_total_changed()'
+    )
   }
 }
 
@@ -114,7 +117,10 @@ export class Migration20261124000200 extends Migration {
 export class Migration20261130000100 extends Migration {
   override async up(): Promise<void> {
     await this.execute('alter table app_user add column username_key text')
-    const rows = (await this.execute('select id, username from app_user order by id')) as { id: number; username: string }[]
+    const rows = (await this.execute('select id, username from app_user order by id')) as {
+      id: number
+      username: string
+    }[]
     const seen = new Set<string>()
     const keyed: { id: number; key: string }[] = []
     for (const row of rows) {

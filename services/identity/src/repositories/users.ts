@@ -210,7 +210,7 @@ export async function searchUserIds(
   let total: number
   const counted = countedFilter(filter)
   const plain = userConditions(filter, bound)
-  if (!filter.search && (plain.counted <= 1)) {
+  if (!filter.search && plain.counted <= 1) {
     // Read in id order from the indexes (the cursor's bound inside each semi-join, so that a deep page
     // starts where it is, not at the first matching row); the count comes from the kept totals.
     const [rows, [count]] = await Promise.all([

@@ -11,7 +11,11 @@ t.test('login', async (t) => {
   const user = await register(app)
 
   t.test('answers a token pair with simplejwt claims', async (t) => {
-    const res = await app.inject({ method: 'POST', url: '/api/auth/', payload: { username: user.username, password: 'password1' } })
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/auth/',
+      payload: { username: user.username, password: 'password1' }
+    })
     t.equal(res.statusCode, 200)
     const { access, refresh } = res.json()
     const header = JSON.parse(Buffer.from(access.split('.')[0], 'base64url').toString())
@@ -27,7 +31,11 @@ t.test('login', async (t) => {
   })
 
   t.test('usernames are matched case-insensitively', async (t) => {
-    const res = await app.inject({ method: 'POST', url: '/api/auth/', payload: { username: user.username.toUpperCase(), password: 'password1' } })
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/auth/',
+      payload: { username: user.username.toUpperCase(), password: 'password1' }
+    })
     t.equal(res.statusCode, 200)
   })
 
@@ -59,7 +67,11 @@ t.test('lockout: parallel wrong attempts cannot slip past the limit', async (t) 
   }
   const attempts = await Promise.all(
     Array.from({ length: 30 }, () =>
-      app.inject({ method: 'POST', url: '/api/auth/', payload: { username: user.username, password: 'wrong-password' } })
+      app.inject({
+        method: 'POST',
+        url: '/api/auth/',
+        payload: { username: user.username, password: 'wrong-password' }
+      })
     )
   )
   const codes = attempts.map((r) => r.statusCode)
@@ -69,14 +81,24 @@ t.test('lockout: parallel wrong attempts cannot slip past the limit', async (t) 
   const locked = attempts.find((r) => r.statusCode === 429)!
   t.ok(Number(locked.headers['retry-after']) > 800)
   t.match(locked.json(), { detail: /请求超过了限速/ })
-  const right = await app.inject({ method: 'POST', url: '/api/auth/', payload: { username: user.username, password: 'password1' } })
+  const right = await app.inject({
+    method: 'POST',
+    url: '/api/auth/',
+    payload: { username: user.username, password: 'password1' }
+  })
   t.equal(right.statusCode, 429, 'even the right password waits for the window')
   const other = await register(app)
   await login(app, other.username, 'password1')
 
   // A username that does not exist is locked out the same way (and its attempts are counted as atomically).
   const unknown = await Promise.all(
-    Array.from({ length: 30 }, () => app.inject({ method: 'POST', url: '/api/auth/', payload: { username: 'nobody-here', password: 'wrong-password' } }))
+    Array.from({ length: 30 }, () =>
+      app.inject({
+        method: 'POST',
+        url: '/api/auth/',
+        payload: { username: 'nobody-here', password: 'wrong-password' }
+      })
+    )
   )
   t.equal(unknown.filter((r) => r.statusCode === 401).length, 5, 'five unknown-user attempts were checked')
   t.equal(unknown.filter((r) => r.statusCode === 429).length, 25)
@@ -88,10 +110,18 @@ t.test('per-address limit counts failures only', async (t) => {
   await login(app, user.username, 'password1')
   await login(app, user.username, 'password1')
   for (let i = 0; i < 3; i++) {
-    const res = await app.inject({ method: 'POST', url: '/api/auth/', payload: { username: `ghost${i}`, password: 'password1' } })
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/auth/',
+      payload: { username: `ghost${i}`, password: 'password1' }
+    })
     t.equal(res.statusCode, 401)
   }
-  const fourth = await app.inject({ method: 'POST', url: '/api/auth/', payload: { username: 'ghost9', password: 'password1' } })
+  const fourth = await app.inject({
+    method: 'POST',
+    url: '/api/auth/',
+    payload: { username: 'ghost9', password: 'password1' }
+  })
   t.equal(fourth.statusCode, 429)
   t.ok(fourth.headers['retry-after'])
   const elsewhere = await app.inject({
@@ -108,11 +138,18 @@ t.test('refresh and logout', async (t) => {
   const user = await register(app)
   const tokens = await login(app, user.username, 'password1')
 
-  const refreshed = await app.inject({ method: 'POST', url: '/api/auth/refresh/', payload: { refresh: tokens.refresh } })
+  const refreshed = await app.inject({
+    method: 'POST',
+    url: '/api/auth/refresh/',
+    payload: { refresh: tokens.refresh }
+  })
   t.equal(refreshed.statusCode, 200)
   t.same(Object.keys(refreshed.json()), ['access'])
   const access2 = refreshed.json().access
-  t.equal((await app.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(access2) })).statusCode, 200)
+  t.equal(
+    (await app.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(access2) })).statusCode,
+    200
+  )
 
   const asAccess = await app.inject({ method: 'POST', url: '/api/auth/refresh/', payload: { refresh: tokens.access } })
   t.equal(asAccess.statusCode, 401)
@@ -151,7 +188,10 @@ t.test('refresh rotation revokes the old refresh token, and its reuse ends the s
   t.equal(reuse.statusCode, 401)
   const next = await app.inject({ method: 'POST', url: '/api/auth/refresh/', payload: { refresh: rotated.refresh } })
   t.equal(next.statusCode, 401, 'the whole session ended')
-  t.equal((await app.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(rotated.access) })).statusCode, 401)
+  t.equal(
+    (await app.inject({ method: 'GET', url: `/api/users/${user.id}/`, headers: bearer(rotated.access) })).statusCode,
+    401
+  )
 })
 
 t.test('forged tokens are refused', async (t) => {
@@ -193,7 +233,12 @@ t.test('forged tokens are refused', async (t) => {
   }
   const basic = await app.inject({ method: 'GET', url, headers: { authorization: 'Basic abc' } })
   t.equal(basic.statusCode, 401)
-  const publicRoute = await app.inject({ method: 'POST', url: '/api/users/', headers: bearer('junk'), payload: { username: 'x1', password: 'password1' } })
+  const publicRoute = await app.inject({
+    method: 'POST',
+    url: '/api/users/',
+    headers: bearer('junk'),
+    payload: { username: 'x1', password: 'password1' }
+  })
   t.equal(publicRoute.statusCode, 401, 'an invalid token is refused even where none is needed')
 })
 

@@ -1,7 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { Type } from '@sinclair/typebox'
-import { BlackListCreateBodySchema, BlackListPatchBodySchema, BlackListQuerySchema, BlackListUpdateBodySchema, ListHeadersDescription, PkParamsSchema, type BlackListCreateBody, type BlackListEntry, publicPath } from '@roster/contracts'
+import {
+  BlackListCreateBodySchema,
+  BlackListPatchBodySchema,
+  BlackListQuerySchema,
+  BlackListUpdateBodySchema,
+  ListHeadersDescription,
+  PkParamsSchema,
+  type BlackListCreateBody,
+  type BlackListEntry,
+  publicPath
+} from '@roster/contracts'
 import {
   FieldErrors,
   LIST_HEADERS,

@@ -1,6 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { ListHeadersDescription, PkParamsSchema, UserLogListQuerySchema, UserLogsOfUserQuerySchema, publicPath } from '@roster/contracts'
+import {
+  ListHeadersDescription,
+  PkParamsSchema,
+  UserLogListQuerySchema,
+  UserLogsOfUserQuerySchema,
+  publicPath
+} from '@roster/contracts'
 import {
   FieldErrors,
   LIST_HEADERS,

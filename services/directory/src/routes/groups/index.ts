@@ -1,8 +1,27 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { GroupBodySchema, GroupListQuerySchema, GroupPatchBodySchema, ListHeadersDescription, PkParamsSchema, type PkParams, type GroupBody, type GroupPatchBody, publicPath } from '@roster/contracts'
-import { FieldErrors, LIST_HEADERS, NotFoundError, message, pageOf, parsePk, setPageHeaders, transactional } from '@roster/service-kit'
+import {
+  GroupBodySchema,
+  GroupListQuerySchema,
+  GroupPatchBodySchema,
+  ListHeadersDescription,
+  PkParamsSchema,
+  type PkParams,
+  type GroupBody,
+  type GroupPatchBody,
+  publicPath
+} from '@roster/contracts'
+import {
+  FieldErrors,
+  LIST_HEADERS,
+  NotFoundError,
+  message,
+  pageOf,
+  parsePk,
+  setPageHeaders,
+  transactional
+} from '@roster/service-kit'
 import { applyGroupProfile, groupFact, renderGroup } from '../../domain/groups.js'
 import { cleanName, uniqueNameError } from '../../domain/names.js'
 import * as groups from '../../repositories/groups.js'
@@ -48,7 +67,8 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
       schema: {
         tags,
         summary: 'create a group (admin)',
-        description: '`name` is unique (case-insensitive); `profile` is optional. The caller becomes the profile\'s `creator`.',
+        description:
+          "`name` is unique (case-insensitive); `profile` is optional. The caller becomes the profile's `creator`.",
         body: GroupBodySchema,
         response: { 200: groupRef, 400: fieldErrors, 401: errorRef, 403: errorRef }
       }
@@ -65,7 +85,12 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
       const { group, profile } = await transactional(em, async (t) => {
         const group = await groups.createGroup(t, name)
         const profile = body.profile
-          ? groups.addProfile(t, group.id, applyGroupProfile({ location: '', contactPhone: '' }, body.profile), caller.userId)
+          ? groups.addProfile(
+              t,
+              group.id,
+              applyGroupProfile({ location: '', contactPhone: '' }, body.profile),
+              caller.userId
+            )
           : null
         await groups.saveGroups(t)
         await app.outbox.emit(t, 'directory.group.created', groupFact(group, profile))
@@ -136,7 +161,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
         summary: 'replace a group (admin)',
         description:
           'Replaces `name`; `profile` absent or null keeps the profile, an object replaces it (fields not sent become empty) ' +
-          'or creates it. The caller becomes the profile\'s `modifier`.',
+          "or creates it. The caller becomes the profile's `modifier`.",
         params: PkParamsSchema,
         body: GroupBodySchema,
         response: updateResponses
@@ -167,7 +192,8 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
       schema: {
         tags,
         summary: 'delete a group (admin)',
-        description: 'Deletes the group and its profile; its memberships are dropped by the identity service on the event.',
+        description:
+          'Deletes the group and its profile; its memberships are dropped by the identity service on the event.',
         params: PkParamsSchema,
         response: { 200: errorRef, 401: errorRef, 403: errorRef, 404: errorRef }
       }

@@ -1,8 +1,26 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { ListHeadersDescription, OccupationBodySchema, OccupationListQuerySchema, OccupationPatchBodySchema, PkParamsSchema, type PkParams, type OccupationPatchBody, publicPath } from '@roster/contracts'
-import { FieldErrors, LIST_HEADERS, NotFoundError, message, pageOf, parsePk, setPageHeaders, transactional } from '@roster/service-kit'
+import {
+  ListHeadersDescription,
+  OccupationBodySchema,
+  OccupationListQuerySchema,
+  OccupationPatchBodySchema,
+  PkParamsSchema,
+  type PkParams,
+  type OccupationPatchBody,
+  publicPath
+} from '@roster/contracts'
+import {
+  FieldErrors,
+  LIST_HEADERS,
+  NotFoundError,
+  message,
+  pageOf,
+  parsePk,
+  setPageHeaders,
+  transactional
+} from '@roster/service-kit'
 import { occupationFact, renderOccupation } from '../../domain/occupations.js'
 import { cleanName, uniqueNameError } from '../../domain/names.js'
 import * as occupations from '../../repositories/occupations.js'
@@ -27,7 +45,11 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
           `Id ascending. ${ListHeadersDescription} \`search\` matches a substring of the name, case-insensitively. ` +
           'A new system starts with a catalogue of 40 health occupations (ids 1–40) unless `DIRECTORY_SEED_OCCUPATIONS=false`.',
         querystring: OccupationListQuerySchema,
-        response: { 200: { type: 'array', items: occupationRef, headers: LIST_HEADERS }, 400: fieldErrors, 401: errorRef }
+        response: {
+          200: { type: 'array', items: occupationRef, headers: LIST_HEADERS },
+          400: fieldErrors,
+          401: errorRef
+        }
       }
     },
     async function listOccupations(request, reply) {

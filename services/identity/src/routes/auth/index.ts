@@ -2,7 +2,14 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { JwksSchema, LoginBodySchema, RefreshBodySchema, RefreshResponseSchema, TokenPairSchema, publicPath } from '@roster/contracts'
+import {
+  JwksSchema,
+  LoginBodySchema,
+  RefreshBodySchema,
+  RefreshResponseSchema,
+  TokenPairSchema,
+  publicPath
+} from '@roster/contracts'
 import { ApiError, ThrottledError, message, transactional } from '@roster/service-kit'
 import { LoginThrottle } from '../../repositories/throttle.js'
 import * as users from '../../repositories/users.js'

@@ -2,7 +2,18 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { Type } from '@sinclair/typebox'
-import { PkParamsSchema, UserCreateBodySchema, UserListQuerySchema, UserPatchBodySchema, UserUpdateBodySchema, ListHeadersDescription, type ProfileInput, type ProfilePatch, type UserPatchBody, publicPath } from '@roster/contracts'
+import {
+  PkParamsSchema,
+  UserCreateBodySchema,
+  UserListQuerySchema,
+  UserPatchBodySchema,
+  UserUpdateBodySchema,
+  ListHeadersDescription,
+  type ProfileInput,
+  type ProfilePatch,
+  type UserPatchBody,
+  publicPath
+} from '@roster/contracts'
 import {
   ApiError,
   FieldErrors,
