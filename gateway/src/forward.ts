@@ -171,11 +171,9 @@ export class Forwarder {
     const status = timedOut ? 504 : 503
     reply.removeHeader('content-length')
     if (status === 503) reply.header('retry-after', '1')
-    return reply
-      .code(status)
-      .send({
-        detail: new ApiError(status, timedOut ? 'gateway_timeout' : 'service_unavailable').body(request.lang).detail
-      })
+    return reply.code(status).send({
+      detail: new ApiError(status, timedOut ? 'gateway_timeout' : 'service_unavailable').body(request.lang).detail
+    })
   }
 }
 

@@ -50,6 +50,7 @@ export const internalListenerPlugin = fp(
         storage() {
           const handlers = new Map<string, unknown>()
           return {
+            // eslint-disable-next-line @typescript-eslint/no-explicit-any -- find-my-way's constraint strategy store is typed per version
             get: (value: string) => (handlers.get(value) ?? null) as any,
             set: (value: string, store: unknown) => void handlers.set(value, store)
           }
@@ -109,11 +110,13 @@ export async function listenInternal(app: FastifyInstance, options: { host: stri
   })
   const source = app.server as Server
   for (const key of MIRRORED) {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- copies numeric timeouts between two http.Server objects by name
     if (typeof source[key] === 'number') (server as any)[key] = source[key]
   }
   // What the kit or the gateway attached to the public server for odd and slow clients (never `request` or
   // `connection`: those are the server's own).
   for (const event of ['clientError', 'timeout'] as const) {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Node's listener signatures differ by event
     for (const listener of source.listeners(event)) server.on(event, listener as (...args: any[]) => void)
   }
   app.internalServer = server

@@ -230,6 +230,7 @@ function bufferedStdout(): ReturnType<typeof pino.destination> {
  */
 export function loggerOptions(name: string, level: string, override?: LoggerOption): LoggerOption {
   if (override === false) return false
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- pino's logger options are merged as they come
   const extra = override && typeof override === 'object' ? (override as Record<string, any>) : {}
   const formatters = extra.formatters ?? {}
   return {

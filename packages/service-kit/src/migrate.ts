@@ -1,14 +1,14 @@
-import type { EntitySchema, MigrationObject } from '@mikro-orm/core'
+import type { MigrationObject } from '@mikro-orm/core'
 import type { BaseConfig } from './config.js'
 import { kitMigrations } from './kit-migration.js'
-import { createOrm, ensureDatabase, prepareSchema, type OrmOptions } from './plugins/orm.js'
+import { createOrm, ensureDatabase, prepareSchema, type AnyEntitySchema, type OrmOptions } from './plugins/orm.js'
 
 export type { OrmOptions }
 
 export interface MigrationTarget {
   name: string
   config: BaseConfig
-  entities: EntitySchema<any, any>[]
+  entities: AnyEntitySchema[]
   migrations: MigrationObject[]
 }
 

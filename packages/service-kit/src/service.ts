@@ -7,7 +7,7 @@ import Fastify, {
   type FastifyServerOptions
 } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { EntitySchema, MigrationObject } from '@mikro-orm/core'
+import type { MigrationObject } from '@mikro-orm/core'
 import { randomUUID } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
@@ -27,7 +27,7 @@ import { securityHeadersPlugin } from './plugins/headers.js'
 import { healthPlugin } from './plugins/health.js'
 import { internalListenerPlugin } from './internal.js'
 import { metricsPlugin } from './plugins/metrics.js'
-import { ormPlugin } from './plugins/orm.js'
+import { ormPlugin, type AnyEntitySchema } from './plugins/orm.js'
 import { natsPlugin } from './plugins/nats.js'
 import { outboxPlugin } from './plugins/outbox.js'
 import { consumersPlugin, type ConsumerSpec } from './plugins/consumers.js'
@@ -37,13 +37,14 @@ import { swaggerPlugin } from './plugins/swagger.js'
 import { opsMetricsPlugin } from './plugins/ops-metrics.js'
 import { jwksKeyResolver } from './keys.js'
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- server, request and reply types stay Fastify's defaults; only the type provider is fixed
 export type ServiceApp = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>
 
 export interface ServiceDefinition {
   name: string
   description: string
   config: BaseConfig
-  entities: EntitySchema<any, any>[]
+  entities: AnyEntitySchema[]
   migrations: MigrationObject[]
   /** Streams this service publishes to (created if missing). */
   produces?: StreamKey[]
@@ -61,6 +62,7 @@ export interface ServiceDefinition {
   /** Runs after the kit's plugins and before the routes (the service's own decorators). */
   setup?: (app: ServiceApp) => Promise<void>
   /** The service's routes; registered under the root, paths start with `/api/`. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each service's route plugin has its own options type
   routes: FastifyPluginAsync<any>[]
   logger?: FastifyServerOptions['logger']
 }

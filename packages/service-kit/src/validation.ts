@@ -9,8 +9,10 @@ import { isMessageKey, type MessageKey } from './messages.js'
 interface AjvErrorLike {
   keyword: string
   instancePath: string
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- ajv's ErrorObject params differ by keyword
   params: Record<string, any>
   data?: unknown
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- ajv's ErrorObject types its parent schema loosely
   parentSchema?: Record<string, any>
 }
 
@@ -40,6 +42,7 @@ export function rosterAjvPlugin(ajv: AjvLike, options: { checks?: Record<string,
       if (!check) return true
       const key = check(data)
       if (key === null) return true
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- ajv reads a custom keyword's errors from the function object itself
       ;(runCheck as any).errors = [{ keyword: 'x-check', message: key, params: { key } }]
       return false
     }
@@ -150,6 +153,7 @@ export function validatorCompiler(checks: Record<string, FieldCheck>): FastifySc
   }
   const body = make(false)
   const text = make('array')
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Fastify's validator compiler type wants ajv's validate function, which TypeBox's compile returns untyped
   return ({ schema, httpPart }) => (httpPart === 'body' ? body : text).compile(schema as object) as any
 }
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { message, negotiateLanguage } from '../src/messages.js'
 import { formatTime } from '../src/time.js'
-import { FieldErrors, ValidationError, ThrottledError, TokenInvalidError } from '../src/errors.js'
+import { FieldErrors, type ValidationError, ThrottledError, TokenInvalidError } from '../src/errors.js'
 
 t.test('language negotiation', async (t) => {
   t.equal(negotiateLanguage(undefined), 'zh')

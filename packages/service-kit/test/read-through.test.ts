@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { INTERNAL_PATHS } from '@roster/contracts'
-import { ApiError, readThrough } from '../src/index.js'
+import { type ApiError, readThrough } from '../src/index.js'
 
 interface Teardown {
   teardown(fn: () => unknown): void

@@ -50,7 +50,7 @@ t.test('a route registered but not declared, or declared but missing, stops the 
   )
 })
 
-t.test('routes outside /api and /internal, and services the table does not name, are not checked', async (t) => {
+t.test('routes outside /api and /internal, and services the table does not name, are not checked', async () => {
   const app = await appWith('audit', [...routesOwnedBy('audit'), 'GET /metrics', 'GET /docs/json'])
   await app.ready()
   await app.close()

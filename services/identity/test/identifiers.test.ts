@@ -24,7 +24,7 @@ t.test('the key: NFKC and full case folding', async (t) => {
     'the Cyrillic а is another letter (refused by the script rule instead)'
   )
   t.equal(
-    normalizeUsername('ｔａｒｏ9').hasOwnProperty('username') && (normalizeUsername('ｔａｒｏ9') as any).username,
+    Object.hasOwn(normalizeUsername('ｔａｒｏ9'), 'username') && (normalizeUsername('ｔａｒｏ9') as any).username,
     'taro9'
   )
   t.same(normalizeUsername('a½'), { error: 'username_invalid' }, 'the grammar holds after NFKC too')

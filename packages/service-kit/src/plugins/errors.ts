@@ -31,6 +31,7 @@ function toApiError(error: FastifyError, request: FastifyRequest, constraints?: 
   if (raced) return raced
   if (error.validation) {
     if (error.validationContext === 'params') return new NotFoundError()
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Fastify's FastifySchemaValidationError and ajv's ErrorObject differ only in optional fields
     return new ValidationError(fieldErrorsFromAjv(error.validation as any).tree)
   }
   switch (error.code) {

@@ -15,10 +15,14 @@ declare module 'fastify' {
   }
 }
 
+/** An entity of any row type: MikroORM's own signatures take `EntitySchema<any, any>`. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- as MikroORM's metadata does
+export type AnyEntitySchema = EntitySchema<any, any>
+
 export interface OrmOptions {
   databaseUrl: string
   schema: string
-  entities: EntitySchema<any, any>[]
+  entities: AnyEntitySchema[]
   migrations: MigrationObject[]
   poolMax: number
   /** Apply pending migrations at start-up (under an advisory lock, so replicas take turns). */

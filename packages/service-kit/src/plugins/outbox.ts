@@ -10,6 +10,7 @@ export interface OutboxRow {
   event_id: string
   kind: string
   subject: string
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a fact's payload is any event's data, checked against the contract when it is consumed
   payload: any
 }
 type KindHandler = (row: OutboxRow) => Promise<void>
@@ -113,7 +114,7 @@ export const outboxPlugin = fp(
     // the ones after it to the relay.
     const inFlight = new Set<Promise<void>>()
     const publishing = new Map<string, Promise<void>>()
-    let toMark: string[] = []
+    const toMark: string[] = []
     let marking: Promise<void> | null = null
     function publishCommitted(rows: OutboxRow[]) {
       const job = (async () => {
@@ -255,7 +256,7 @@ export const outboxPlugin = fp(
       kick,
       relayOnce,
       settled: async (eventIds) => {
-        await Promise.all(eventIds.map((id) => publishing.get(id)))
+        await Promise.all(eventIds.map((id) => publishing.get(id) ?? Promise.resolve()))
       }
     } satisfies Outbox)
 

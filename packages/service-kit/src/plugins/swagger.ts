@@ -22,8 +22,10 @@ export const swaggerPlugin = fp(
       // operationIds, integer path ids, nullable refs, named bodies, shared answers, headers and examples.
       transformObject: (documentObject) =>
         completeDocument(
+          // eslint-disable-next-line @typescript-eslint/no-explicit-any -- @fastify/swagger's transformObject gives the document untyped
           structuredClone((documentObject as any).openapiObject),
-          app.getSchemas() as Record<string, any>
+          app.getSchemas() as Record<string, object>
+          // eslint-disable-next-line @typescript-eslint/no-explicit-any -- and wants it back untyped
         ) as any,
       refResolver: {
         buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`)

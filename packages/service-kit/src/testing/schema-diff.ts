@@ -1,5 +1,5 @@
-import type { EntitySchema, MigrationObject } from '@mikro-orm/core'
-import { createOrm, prepareSchema } from '../plugins/orm.js'
+import type { MigrationObject } from '@mikro-orm/core'
+import { createOrm, prepareSchema, type AnyEntitySchema } from '../plugins/orm.js'
 import { isolate, TEST_DATABASE_URL } from './index.js'
 import { kitEntities, kitMigrations } from '../kit-migration.js'
 
@@ -15,7 +15,7 @@ interface Teardown {
 export async function schemaDiff(
   t: Teardown,
   service: string,
-  entities: EntitySchema<any, any>[],
+  entities: AnyEntitySchema[],
   migrations: MigrationObject[]
 ): Promise<string> {
   const iso = await isolate(t)

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
 import type { FastifyBaseLogger } from 'fastify'
 import { INTERNAL_PATHS } from '@roster/contracts'
-import { ApiError, readThrough } from '@roster/service-kit'
+import { readThrough } from '@roster/service-kit'
 import { applyUserFact, knownState } from '../repositories/known-users.js'
 import { hasLogs } from '../repositories/user-logs.js'
 

@@ -101,7 +101,8 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
       const { em } = request
       // The body's schema errors and the patient's checks are reported together, as DRF does.
       const errors = request.validationError
-        ? fieldErrorsFromAjv((request.validationError as any).validation ?? [])
+        ? // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Fastify types validationError as a plain Error; ajv's errors are on it
+          fieldErrorsFromAjv((request.validationError as any).validation ?? [])
         : new FieldErrors()
       const body = request.body as Partial<Record<keyof BlackListCreateBody, unknown>>
       const reason = typeof body?.reason === 'string' && !errors.has('reason') ? cleanReason(body.reason, errors) : ''

@@ -237,6 +237,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
         response: updateResponses
       }
     },
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the handler's request type is the route's own, its body schema differs from update's
     (request, reply) => update(request as any, reply, true)
   )
   app.patch(
@@ -250,6 +251,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
         response: updateResponses
       }
     },
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the handler's request type is the route's own, its body schema differs from update's
     (request, reply) => update(request as any, reply, false)
   )
 
