@@ -17,6 +17,7 @@ export type { ConsumerSpec, EventHandlers } from './plugins/consumers.js'
 export type { Revocations } from './plugins/revocation.js'
 export { assertSelfOrAdmin, ALLOWED_ALGORITHMS, type Access, type Caller, type KeyResolver } from './plugins/auth.js'
 export { errorsPlugin } from './plugins/errors.js'
+export { inputPlugin } from './plugins/input.js'
 export { securityHeadersPlugin, CONTENT_SECURITY_POLICY } from './plugins/headers.js'
 export { natsPlugin } from './plugins/nats.js'
 export {

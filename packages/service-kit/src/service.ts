@@ -22,6 +22,7 @@ import { validatorCompiler } from './validation.js'
 import { AccessLogController, loggerOptions, type AccessLogLevel } from './logging.js'
 import { assertTimeZone } from './time.js'
 import { errorsPlugin } from './plugins/errors.js'
+import { inputPlugin } from './plugins/input.js'
 import type { ConstraintTable } from './sql.js'
 import { securityHeadersPlugin } from './plugins/headers.js'
 import { healthPlugin } from './plugins/health.js'
@@ -233,7 +234,8 @@ export async function baseServer(options: BaseServerOptions): Promise<ServiceApp
     // First, so that answers a later hook refuses carry the headers too.
     await app.register(securityHeadersPlugin)
     await app.register(internalListenerPlugin, { internalPrefixes: options.internalPrefixes ?? [] })
-    await app.register(errorsPlugin, { parseBodies: options.parseBodies, constraints: options.constraints })
+    await app.register(errorsPlugin, { constraints: options.constraints })
+    if (options.parseBodies !== false) await app.register(inputPlugin)
     await app.register(healthPlugin)
     await app.register(metricsPlugin, { service: options.name })
   } catch (error) {

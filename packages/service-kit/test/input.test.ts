@@ -2,12 +2,14 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { errorsPlugin } from '../src/plugins/errors.js'
+import { inputPlugin } from '../src/plugins/input.js'
 import { validatorCompiler, MAX_JSON_DEPTH } from '../src/validation.js'
 
 async function app() {
   const app = Fastify({ routerOptions: { ignoreTrailingSlash: true } })
   app.setValidatorCompiler(validatorCompiler({}))
   await app.register(errorsPlugin)
+  await app.register(inputPlugin)
   app.post(
     '/api/things/',
     {

@@ -3,6 +3,7 @@ import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { Nullable, PaginationQuerySchema, passwordCheck } from '@roster/contracts'
 import { errorsPlugin } from '../src/plugins/errors.js'
+import { inputPlugin } from '../src/plugins/input.js'
 import { validatorCompiler } from '../src/validation.js'
 import { LIST_HEADERS, pageOf, parsePk, setPageHeaders } from '../src/pagination.js'
 import { loadConfig, serviceConfigSchema } from '../src/config.js'
@@ -11,6 +12,7 @@ async function app() {
   const app = Fastify({ routerOptions: { ignoreTrailingSlash: true } })
   app.setValidatorCompiler(validatorCompiler({ password: passwordCheck }))
   await app.register(errorsPlugin)
+  await app.register(inputPlugin)
   app.post(
     '/api/things/',
     {

@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
-import { ApiError, FieldErrors, NotFoundError, PayloadTooLargeError, ValidationError } from '../errors.js'
+import { ApiError, NotFoundError, PayloadTooLargeError, ValidationError } from '../errors.js'
 import { message, negotiateLanguage, type Lang } from '../messages.js'
-import { fieldErrorsFromAjv, normalizeBody, normalizeText } from '../validation.js'
+import { fieldErrorsFromAjv } from '../validation.js'
 import { constraintError, type ConstraintTable } from '../sql.js'
 
 declare module 'fastify' {
@@ -79,7 +79,8 @@ function isUnavailable(error: FastifyError): boolean {
 }
 
 /** A body that is not JSON: `detail` as DRF says it, and `non_field_errors` for the field-error shape. */
-class JsonParseError extends ApiError {
+/** A body that is not JSON (or not UTF-8): 400 with the reason, in `detail` and `non_field_errors`. */
+export class JsonParseError extends ApiError {
   constructor(private readonly reason: string) {
     super(400, 'parse_error', { reason })
   }
@@ -93,76 +94,16 @@ class JsonParseError extends ApiError {
 /**
  * Every error leaves the service in the DRF shape of the API contract, in the client's language;
  * 4xx are logged at info and 5xx at error, each with the request id. Also: `405` for a known path with
- * another method, and an empty JSON body read as `{}` (so a client learns which fields are required).
+ * another method.
  */
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH'])
-
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
-
 export const errorsPlugin = fp(
-  async function errors(app: FastifyInstance, options: { parseBodies?: boolean; constraints?: ConstraintTable } = {}) {
+  async function errors(app: FastifyInstance, options: { constraints?: ConstraintTable } = {}) {
     // Read where an answer is worded (errors, mostly), not by a hook on every request.
     app.decorateRequest('lang', {
       getter(this: FastifyRequest) {
         return negotiateLanguage(this.headers['accept-language'])
       }
     })
-
-    // The gateway passes bodies through untouched; services parse them.
-    if (options.parseBodies !== false) {
-      // JSON only: any other content type is a 415.
-      app.removeContentTypeParser('text/plain')
-      const jsonParser = app.getDefaultJsonParser('error', 'error')
-      app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, raw, done) => {
-        // JSON is UTF-8 (RFC 8259): bytes that are not are refused, never stored as U+FFFD.
-        let text: string
-        try {
-          text = strictUtf8.decode(raw as Buffer)
-        } catch {
-          return done(new JsonParseError('the body is not valid UTF-8') as unknown as FastifyError, undefined)
-        }
-        if (text.trim() === '') return done(null, {})
-        return jsonParser(request, text, (error, parsed) => {
-          if (error) return done(error, undefined)
-          // One rule for every service: trim, refuse NUL, lone surrogates, Infinity and deep nesting, field by field.
-          const errors = new FieldErrors()
-          const body = normalizeBody(parsed, errors)
-          return errors.empty
-            ? done(null, body)
-            : done(new ValidationError(errors.tree) as unknown as FastifyError, undefined)
-        })
-      })
-      // Query strings and path parameters follow the same rule; a bad path parameter names nothing: 404. A
-      // body-carrying request without a body is validated as `{}`, as DRF does. (Callback hooks, not async
-      // ones: they run on every request, and a promise per hook is a measurable part of a cheap one.)
-      app.addHook('preValidation', (request, _reply, done) => {
-        let badParam = false
-        request.params = normalizeText(
-          (request.params ?? {}) as Record<string, unknown>,
-          () => (badParam = true),
-          false
-        )
-        if (badParam) return done(new NotFoundError())
-        const errors = new FieldErrors()
-        request.query = normalizeText((request.query ?? {}) as Record<string, unknown>, (name, key) =>
-          errors.add(name, key)
-        )
-        if (!errors.empty) return done(new ValidationError(errors.tree))
-        if (request.body === undefined && BODY_METHODS.has(request.method)) request.body = {}
-        done()
-      })
-      // Ajv coerces `?n=-1e400` or `?n=Infinity` to a number that passes `integer`: refused once coerced.
-      app.addHook('preHandler', (request, _reply, done) => {
-        const query = (request.query ?? {}) as Record<string, unknown>
-        let errors: FieldErrors | undefined
-        for (const name in query) {
-          const value = query[name]
-          if (typeof value === 'number' && !Number.isFinite(value))
-            (errors ??= new FieldErrors()).add(name, 'invalid_number')
-        }
-        done(errors === undefined ? undefined : new ValidationError(errors.tree))
-      })
-    }
 
     app.setErrorHandler(function handleError(error: FastifyError, request, reply) {
       const apiError = toApiError(error, request, options.constraints)

@@ -36,7 +36,7 @@ export function groupFact(group: GroupRow, profile: GroupProfileRow | null | und
 
 /** Copies the profile fields sent onto `target`, trimmed as DRF's `CharField` does. */
 export function applyGroupProfile<T extends Partial<GroupProfileRow>>(target: T, input: GroupProfileInput): T {
-  if (input.location !== undefined) target.location = input.location.trim()
-  if (input.contact_phone !== undefined) target.contactPhone = input.contact_phone.trim()
+  if (input.location !== undefined) target.location = input.location
+  if (input.contact_phone !== undefined) target.contactPhone = input.contact_phone
   return target
 }

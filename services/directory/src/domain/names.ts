@@ -8,11 +8,10 @@ export function uniqueNameError(): ValidationError {
 // constraint table (`domain/constraints.ts`).
 
 /**
- * Text fields are trimmed as Django REST Framework's `CharField` does; a name left empty is `blank`.
- * Reports into `errors` and answers the trimmed value.
+ * A name left empty is `blank`, as Django REST Framework's `CharField` says (the kit's input rule has already
+ * trimmed it). Reports into `errors` and answers the name.
  */
 export function cleanName(errors: FieldErrors, name: string): string {
-  const trimmed = name.trim()
-  if (trimmed === '') errors.add('name', 'blank')
-  return trimmed
+  if (name === '') errors.add('name', 'blank')
+  return name
 }

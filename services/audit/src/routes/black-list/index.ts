@@ -43,15 +43,10 @@ function renderEntry(row: BlackListRow, timeZone: string): BlackListEntry {
   }
 }
 
-/**
- * `reason` as DRF's CharField takes it: surrounding white space trimmed, then not blank, and no NUL
- * (which PostgreSQL text cannot hold).
- */
+/** `reason` as DRF's CharField takes it: not blank (the kit's input rule has trimmed it and refused NUL). */
 function cleanReason(reason: string, errors: FieldErrors): string {
-  const trimmed = reason.trim()
-  if (trimmed === '') errors.add('reason', 'blank')
-  else if (trimmed.includes('\u0000')) errors.add('reason', 'null_characters')
-  return trimmed
+  if (reason === '') errors.add('reason', 'blank')
+  return reason
 }
 
 export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackListRoutes(app) {
