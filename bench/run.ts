@@ -13,7 +13,7 @@
  * connections as `<name> pg`, each process's idle rate taken off). The `cpu` scenario states them as multiples
  * of a bare node:http server measured in the same run: on this machine (2 shared cores) that reference is
  * ~13–26 µs per request when quiet, not the ~60 µs the issue measured elsewhere, so its multiples are strict.
- * At the end a table puts the `cpu` figures beside those of main before issue 10 (bench/results/before-68918af.json).
+ * At the end a table puts the `cpu` figures beside those of main before issue 10 (bench/before-68918af.json).
  * `pnpm bench hop login` runs some of them. BENCH_SECONDS sets the length of each run (default 10).
  */
 import { generateKeyPairSync } from 'node:crypto'
@@ -323,15 +323,13 @@ interface BeforeFigures {
 }
 
 /**
- * The `cpu` scenario's CPU per request beside main's before issue 10 (bench/results/before-68918af.json,
+ * The `cpu` scenario's CPU per request beside main's before issue 10 (bench/before-68918af.json,
  * measured the same way): each as µs and as a multiple of its own run's reference, since the machine's
  * load differs between the runs; bcrypt requests as identity's CPU in bcrypt hashes of that run.
  */
 function beforeAfter(): string[] {
   if (cpuRows.size === 0 || referenceUs === undefined) return []
-  const before = JSON.parse(
-    readFileSync(new URL('./results/before-68918af.json', import.meta.url), 'utf8')
-  ) as BeforeFigures
+  const before = JSON.parse(readFileSync(new URL('./before-68918af.json', import.meta.url), 'utf8')) as BeforeFigures
   const bcryptRow = (key: string) => key === 'registration' || key === 'login'
   const figure = (
     total: number,
