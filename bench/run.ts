@@ -224,16 +224,20 @@ async function cpuScenarios(ctx: {
   )
   // The issue's measure: identity's CPU (where bcrypt runs) against one hash; the total is shown beside it.
   const identityOf = (m: CpuPerRequest) => (m.perProcess.identity ?? 0) / 1e6
-  cpuRows.set('registration', { title: 'POST /api/users/ (registration)', cpu: registration })
-  const regMultiple = identityOf(registration) / hash
-  results.push({
-    scenario: 'cpu',
-    measure: "POST /api/users/ (registration): identity's CPU / one bcrypt hash",
-    value: regMultiple,
-    target: '≤ 1.15',
-    ok: regMultiple <= 1.15 && registration.non2xx === 0,
-    detail: `${show(registration)}; all processes / one hash ${(registration.total / 1e6 / hash).toFixed(2)}; identity / one hash alone ${(identityOf(registration) / alone).toFixed(2)}`
-  })
+  // One row per bcrypt-bound request: identity's CPU against one hash, the target the issue sets.
+  const bcryptRow = (key: string, title: string, m: typeof registration) => {
+    cpuRows.set(key, { title, cpu: m })
+    const multiple = identityOf(m) / hash
+    results.push({
+      scenario: 'cpu',
+      measure: `${title}: identity's CPU / one bcrypt hash`,
+      value: multiple,
+      target: '≤ 1.15',
+      ok: multiple <= 1.15 && m.non2xx === 0,
+      detail: `${show(m)}; all processes / one hash ${(m.total / 1e6 / hash).toFixed(2)}; identity / one hash alone ${(identityOf(m) / alone).toFixed(2)}`
+    })
+  }
+  bcryptRow('registration', 'POST /api/users/ (registration)', registration)
   let loginTurn = 0
   const login = await measure(
     {
@@ -252,16 +256,7 @@ async function cpuScenarios(ctx: {
     },
     'login'
   )
-  cpuRows.set('login', { title: 'POST /api/auth/ (login)', cpu: login })
-  const loginMultiple = identityOf(login) / hash
-  results.push({
-    scenario: 'cpu',
-    measure: "POST /api/auth/ (login): identity's CPU / one bcrypt hash",
-    value: loginMultiple,
-    target: '≤ 1.15',
-    ok: loginMultiple <= 1.15 && login.non2xx === 0,
-    detail: `${show(login)}; all processes / one hash ${(login.total / 1e6 / hash).toFixed(2)}; identity / one hash alone ${(identityOf(login) / alone).toFixed(2)}`
-  })
+  bcryptRow('login', 'POST /api/auth/ (login)', login)
 
   // Lists: 20 groups with profiles, 40 occupations, 20 blacklist entries, the logins' user logs.
   const created = async (url: string, body: unknown) => {
