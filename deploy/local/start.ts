@@ -22,7 +22,10 @@ interface Stoppable {
 const say = (line: string) => process.stdout.write(`[roster] ${line}\n`)
 const env = process.env
 const dataDir = join(REPO_ROOT, '.data')
-const shown = (path: string) => relative(process.cwd(), path) || '.'
+const shown = (path: string) => {
+  const near = relative(process.cwd(), path)
+  return near === '' ? '.' : near.startsWith('..') ? path : near
+}
 
 // Stopped in reverse order of start: services, then NATS, then PostgreSQL.
 const running: Stoppable[] = []
@@ -76,6 +79,7 @@ async function main(): Promise<void> {
     running.push({ name: 'PostgreSQL', stop: postgres.stop })
     databaseUrl = postgres.url
     databaseNote = `embedded, data in ${shown(postgres.dataDir)}${postgres.portFellBack ? ', 5432 was taken' : ''}`
+    if (postgres.dataDirMoved !== undefined) say(postgres.dataDirMoved)
     say(`PostgreSQL on 127.0.0.1:${postgres.port} (${databaseNote})`)
   }
 

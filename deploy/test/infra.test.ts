@@ -2,10 +2,10 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
 import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import {
@@ -161,11 +161,28 @@ t.test('startEmbeddedPostgres creates database roster beside a PostgreSQL on 543
 })
 
 t.test(
-  'startEmbeddedPostgres explains a data directory postgres cannot reach',
+  'a data directory postgres cannot reach: a new cluster goes to /var/tmp, an existing one is an error',
   { skip: process.getuid?.() !== 0 && 'only as root' },
   async (t) => {
     const dir = await tempDir(t)
     await chmod(dir, 0o700)
-    await t.rejects(startEmbeddedPostgres({ dataDir: join(dir, 'pg') }), /cannot enter/)
+    const lines: string[] = []
+    const postgres = await startEmbeddedPostgres({ dataDir: join(dir, 'pg'), port: 0, log: (line) => lines.push(line) })
+    t.teardown(() => rm(dirname(postgres.dataDir), { recursive: true, force: true }))
+    t.teardown(postgres.stop)
+    t.match(postgres.dataDir, /^\/var\/tmp\/roster-postgres-[0-9a-f]{16}\/pg$/)
+    t.ok(
+      lines.some((line) => line.includes(`cannot enter ${dir}`) && line.includes(postgres.dataDir)),
+      'the launcher says where the cluster went, and why'
+    )
+    t.equal(postgres.dataDirMoved, lines.find((line) => line.includes('cannot enter')))
+    t.same(await query(postgres.url, 'SELECT 1 AS one'), [{ one: 1 }])
+    await postgres.stop()
+
+    const held = await tempDir(t)
+    await mkdir(join(held, 'pg'))
+    await writeFile(join(held, 'pg', 'PG_VERSION'), '15\n')
+    await chmod(held, 0o700)
+    await t.rejects(startEmbeddedPostgres({ dataDir: join(held, 'pg') }), /cannot enter .*holds the cluster/)
   }
 )
