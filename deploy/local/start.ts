@@ -3,6 +3,7 @@
  * unless DATABASE_URL / NATS_URL point at running ones.
  */
 import closeWithGrace from 'close-with-grace'
+import { readFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import {
@@ -20,6 +21,9 @@ interface Stoppable {
 }
 
 const say = (line: string) => process.stdout.write(`[roster] ${line}\n`)
+// Output to a reader that is gone (a pipe through a package manager that was killed) is dropped, not fatal:
+// the launcher still has services to stop.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {})
 const env = process.env
 const dataDir = join(REPO_ROOT, '.data')
 const shown = (path: string) => {
@@ -154,7 +158,39 @@ async function main(): Promise<void> {
   process.stdout.write(`${lines.filter((line) => line !== undefined).join('\n')}\n`)
 }
 
+/**
+ * `pnpm start` runs this under `sh -c`; a SIGTERM or SIGKILL sent to pnpm alone (`timeout`, a supervisor that
+ * signals one pid) ends pnpm without passing it on, and the system would keep running with nobody to stop it.
+ * When a package manager started us, its exit is taken as the signal to stop.
+ */
+async function packageManagerPid(): Promise<number | undefined> {
+  if (env.npm_lifecycle_event === undefined) return undefined
+  let pid = process.ppid
+  for (let depth = 0; depth < 3 && pid > 1; depth++) {
+    const commandLine = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
+    if (/(^|[/\0])(pnpm|npm|yarn)(\.c?js)?(\0|$)/.test(commandLine)) return pid
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+    pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+  }
+  return undefined
+}
+
+function stopWithPackageManager(pid: number): void {
+  const timer = setInterval(() => {
+    try {
+      process.kill(pid, 0)
+    } catch {
+      clearInterval(timer)
+      say(`the package manager that started Roster (pid ${pid}) is gone`)
+      process.kill(process.pid, 'SIGTERM')
+    }
+  }, 1000)
+  timer.unref()
+}
+
 try {
+  const manager = await packageManagerPid()
+  if (manager !== undefined) stopWithPackageManager(manager)
   await main()
 } catch (error) {
   grace.uninstall()

@@ -1,5 +1,8 @@
 import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { Writable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
 import { AccessLogController, loggerOptions } from '../src/logging.js'
 
@@ -119,4 +122,28 @@ t.test("a service's access line is at debug: none at info, errors still logged; 
     )
     t.equal(lines.filter((l) => l.level === 50).length, 1, `at ${level}: the error is logged`)
   }
+})
+
+t.test('a process whose standard output reader is gone still exits (no flush retried forever)', async (t) => {
+  // A service started by a launcher that was killed: its stdout is a pipe nobody reads any more.
+  const script = `
+import pino from 'pino'
+import { loggerOptions } from ${JSON.stringify(new URL('../src/logging.ts', import.meta.url).pathname)}
+const log = pino(loggerOptions('test', 'info'))
+log.info('started')
+process.on('SIGTERM', () => { log.info('closing'); process.exit(0) })
+setInterval(() => log.info('still here'), 5)
+`
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: new URL('..', import.meta.url).pathname,
+    stdio: ['ignore', 'pipe', 'ignore']
+  })
+  t.teardown(() => child.kill('SIGKILL'))
+  await once(child.stdout!, 'data')
+  const exited = once(child, 'exit')
+  child.stdout!.destroy()
+  await once(child.stdout!, 'close')
+  child.kill('SIGTERM')
+  const outcome = await Promise.race([exited.then(() => 'exited'), sleep(20_000).then(() => 'still running')])
+  t.equal(outcome, 'exited')
 })
