@@ -175,7 +175,10 @@ t.test(
       lines.some((line) => line.includes(`cannot enter ${dir}`) && line.includes(postgres.dataDir)),
       'the launcher says where the cluster went, and why'
     )
-    t.equal(postgres.dataDirMoved, lines.find((line) => line.includes('cannot enter')))
+    t.equal(
+      postgres.dataDirMoved,
+      lines.find((line) => line.includes('cannot enter'))
+    )
     t.same(await query(postgres.url, 'SELECT 1 AS one'), [{ one: 1 }])
     await postgres.stop()
 
