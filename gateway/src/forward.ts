@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
-import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { Pool } from 'undici'
+import { Readable } from 'node:stream'
+import { Pool, type Dispatcher } from 'undici'
 import { ApiError, REVOKED_SESSIONS_HEADER } from '@roster/service-kit'
 import type { Upstream } from './routing.js'
 
@@ -101,8 +101,13 @@ export class Forwarder {
     await Promise.all(Object.values(this.#pools).map(({ pool }) => pool.destroy()))
   }
 
-  /** Sends `request` (canonical `path`, re-encoded `query`) to `upstream` and its answer to the client. */
-  async forward(
+  /**
+   * Sends `request` (canonical `path`, re-encoded `query`) to `upstream` and its answer to the client.
+   * Through undici's `dispatch` with a handler of its own: the answer's chunks are gathered as they come,
+   * with no response stream, body mixin or promise per chunk between the socket and the reply
+   * (`pool.request` cost ~15 % of the gateway's CPU per request more).
+   */
+  forward(
     request: FastifyRequest,
     reply: FastifyReply,
     upstream: Upstream,
@@ -118,52 +123,42 @@ export class Forwarder {
     const body = Buffer.isBuffer(request.body) ? request.body : undefined
     if (body !== undefined && headers['content-type'] === undefined)
       headers['content-type'] = 'application/octet-stream'
-    let answer: Awaited<ReturnType<Pool['request']>>
-    try {
-      answer = await pool.request({
-        method: request.method as 'GET',
-        path: prefix + path + (query === '' ? '' : `?${query}`),
-        headers,
-        body,
-        headersTimeout: this.options.timeoutMs,
-        bodyTimeout: this.options.timeoutMs
-      })
-    } catch (error) {
-      return this.#failed(request, reply, upstream, error)
-    }
-    if (answer.statusCode < 200 || answer.statusCode > 599) {
-      // Read and dropped (a bare `destroy()` would emit an error nobody listens to, and crash the process).
-      answer.body.dump().catch(() => undefined)
-      return this.#failed(request, reply, upstream, new Error(`an answer with status ${answer.statusCode}`))
-    }
-    const out = copyHeaders(answer.headers, NOT_PASSED_BACK)
-    const revoked = answer.headers[REVOKED_SESSIONS_HEADER]
+    return new Promise((resolve) => {
+      pool.dispatch(
+        {
+          method: request.method as Dispatcher.HttpMethod,
+          path: prefix + path + (query === '' ? '' : `?${query}`),
+          headers,
+          body,
+          headersTimeout: this.options.timeoutMs,
+          bodyTimeout: this.options.timeoutMs
+        },
+        new AnswerHandler(this, request, reply, upstream, resolve)
+      )
+    })
+  }
+
+  /** What an answer's headers say, applied to the reply; `true` when its body is to be held and sent whole. */
+  answerStarted(reply: FastifyReply, upstream: Upstream, statusCode: number, headers: IncomingHttpHeaders): boolean {
+    const revoked = headers[REVOKED_SESSIONS_HEADER]
     // Sessions an answer of identity ended are refused here before the client has the answer; the header
     // is internal and never passed on (nor believed from another service).
     if (typeof revoked === 'string' && upstream === 'identity') this.options.revoked(revoked)
-    reply.code(answer.statusCode).headers(out)
-    const stream = answer.body
+    reply.code(statusCode).headers(copyHeaders(headers, NOT_PASSED_BACK))
     // HEAD has no body to hold anything up, and the service's Content-Length must stand. An answer of
     // unknown length, or one the memory budget has no room for, is streamed as it comes.
-    const length = Number(answer.headers['content-length'])
-    if (
-      request.method === 'HEAD' ||
-      !Number.isFinite(length) ||
-      length > MAX_ANSWER_BYTES ||
-      !this.hold(reply.raw, length)
-    ) {
-      return reply.send(stream)
-    }
-    try {
-      return reply.send(await readWhole(stream, length))
-    } catch (error) {
-      return this.#failed(request, reply, upstream, error)
-    }
+    const length = Number(headers['content-length'])
+    return (
+      reply.request.method !== 'HEAD' &&
+      Number.isFinite(length) &&
+      length <= MAX_ANSWER_BYTES &&
+      this.hold(reply.raw, length)
+    )
   }
 
   // Whatever the upstream did (refused, reset, timed out, answered garbage) the client gets an answer in
   // the API's shape: 504 when it took too long, 503 otherwise.
-  #failed(request: FastifyRequest, reply: FastifyReply, upstream: Upstream, error: unknown): FastifyReply {
+  failed(request: FastifyRequest, reply: FastifyReply, upstream: Upstream, error: unknown): FastifyReply {
     request.log.error({ err: error, upstream }, 'upstream failed')
     if (reply.sent || reply.raw.destroyed) return reply
     const code = (error as { code?: string }).code
@@ -178,19 +173,79 @@ export class Forwarder {
 }
 
 /**
- * All of an answer's body, at most `length` bytes (its declared Content-Length); more is an error. Read with
- * `data` events: an async iterator over the stream cost ~5 % of the gateway's CPU per request.
+ * One forwarded request's answer, as undici's dispatcher reports it: headers, chunks, end or error. The
+ * chunks of an answer held whole (see `answerStarted`) are gathered, at most its Content-Length; any other
+ * answer is streamed to the client, the upstream paused while the client's side is full.
  */
-function readWhole(stream: Readable, length: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    stream.on('data', (chunk: Buffer) => {
-      size += chunk.length
-      if (size > length) stream.destroy(new Error(`an answer longer than its Content-Length (${length} bytes)`))
-      else chunks.push(chunk)
-    })
-    stream.once('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)))
-    stream.once('error', reject)
-  })
+class AnswerHandler implements Dispatcher.DispatchHandler {
+  #chunks: Buffer[] = []
+  #size = 0
+  #length = 0
+  /** Set once the answer is streamed (see `answerStarted`). */
+  #stream: Readable | undefined
+  #settled = false
+
+  constructor(
+    private readonly forwarder: Forwarder,
+    private readonly request: FastifyRequest,
+    private readonly reply: FastifyReply,
+    private readonly upstream: Upstream,
+    private readonly resolve: (reply: FastifyReply) => void
+  ) {}
+
+  onRequestStart(): void {}
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200 || statusCode > 599) {
+      controller.abort(new Error(`an answer with status ${statusCode}`))
+      return
+    }
+    if (this.forwarder.answerStarted(this.reply, this.upstream, statusCode, headers)) {
+      this.#length = Number(headers['content-length'])
+      return
+    }
+    const stream = new Readable({ read: () => controller.resume() })
+    // An error of the answer's stream (the upstream reset after the headers) ends the client's answer cut
+    // short, which is all that is left to do; it is logged by #fail.
+    stream.on('error', () => undefined)
+    this.#stream = stream
+    this.#settle(this.reply.send(stream))
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#stream !== undefined) {
+      if (!this.#stream.push(chunk)) controller.pause()
+      return
+    }
+    this.#size += chunk.length
+    if (this.#size > this.#length) {
+      controller.abort(new Error(`an answer longer than its Content-Length (${this.#length} bytes)`))
+      return
+    }
+    this.#chunks.push(chunk)
+  }
+
+  onResponseEnd(): void {
+    if (this.#stream !== undefined) {
+      this.#stream.push(null)
+      return
+    }
+    const chunks = this.#chunks
+    this.#settle(this.reply.send(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.#size)))
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.#stream !== undefined) {
+      this.request.log.error({ err: error, upstream: this.upstream }, 'upstream failed')
+      this.#stream.destroy(error)
+      return
+    }
+    this.#settle(this.forwarder.failed(this.request, this.reply, this.upstream, error))
+  }
+
+  #settle(reply: FastifyReply): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.resolve(reply)
+  }
 }
