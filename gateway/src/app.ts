@@ -52,19 +52,18 @@ export async function buildApp(
   })
   // Only a canonical path is forwarded (or answered 405): the router has matched a public template after
   // ignoring duplicate and trailing slashes and decoding parameters; the raw path must also be that
-  // template's canonical spelling, or the answer is this gateway's own 404.
-  app.addHook('onRequest', async (request) => {
+  // template's canonical spelling, or the answer is this gateway's own 404. A preflight must name its origin
+  // and method; @fastify/cors answers one without them in text/plain. One callback hook for both: it runs
+  // on every request, and the usual request passes without a promise.
+  app.addHook('onRequest', (request, reply, done) => {
     if (request.routeOptions.url?.startsWith('/api/') && canonicalPath(request.raw.url ?? '') === null)
-      throw new NotFoundError()
-  })
-  // A preflight must name its origin and method; @fastify/cors answers one without them in text/plain.
-  app.addHook('onRequest', async (request, reply) => {
+      return done(new NotFoundError())
     if (request.method !== 'OPTIONS' || (request.headers.origin && request.headers['access-control-request-method']))
-      return undefined
+      return done()
     const text = message('malformed_request', negotiateLanguage(request.headers['accept-language']), {
       reason: 'a CORS preflight needs Origin and Access-Control-Request-Method'
     })
-    return reply.code(400).send({ detail: text, non_field_errors: [text] })
+    void reply.code(400).send({ detail: text, non_field_errors: [text] })
   })
 
   try {
@@ -163,18 +162,17 @@ export async function buildApp(
       // Bodies being read, and answers being sent, are held in memory within one budget (the forwarder's):
       // a body counts its declared length, or the whole 1 MiB limit when chunked, an answer its length,
       // until the answer is finished or the connection closed. Past it a new upload is a quick 503.
-      scope.addHook('preParsing', async (request, reply, payload) => {
+      scope.addHook('preParsing', (request, reply, payload, done) => {
         const length = request.headers['content-length']
-        if (length === undefined && request.headers['transfer-encoding'] === undefined) return payload
+        if (length === undefined && request.headers['transfer-encoding'] === undefined) return done(null, payload)
         const declared = Number(length)
         const reserve =
           length !== undefined && Number.isFinite(declared) ? Math.min(declared, BODY_LIMIT_BYTES) : BODY_LIMIT_BYTES
-        if (reserve <= 0) return payload
-        if (!forwarder.hold(reply.raw, reserve)) {
+        if (reserve > 0 && !forwarder.hold(reply.raw, reserve)) {
           reply.header('connection', 'close')
-          throw new ApiError(503, 'service_unavailable', {}, undefined, { 'retry-after': '1' })
+          return done(new ApiError(503, 'service_unavailable', {}, undefined, { 'retry-after': '1' }))
         }
-        return payload
+        done(null, payload)
       })
       // A client that resets in the middle of its upload has gone: nothing failed here, nobody to answer.
       scope.setErrorHandler(function clientGone(error, request, reply) {
@@ -186,8 +184,9 @@ export async function buildApp(
       })
       // The rest of a refused body is never read: the connection is closed after the answer instead of
       // being kept alive with an upload still coming.
-      scope.addHook('onSend', async (_request, reply) => {
+      scope.addHook('onSend', (_request, reply, payload, done) => {
         if (reply.statusCode === 413) reply.header('connection', 'close')
+        done(null, payload)
       })
       for (const route of proxyRoutes()) {
         const upstream = route.owner

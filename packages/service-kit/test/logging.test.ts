@@ -144,6 +144,9 @@ setInterval(() => log.info('still here'), 5)
   child.stdout!.destroy()
   await once(child.stdout!, 'close')
   child.kill('SIGTERM')
-  const outcome = await Promise.race([exited.then(() => 'exited'), sleep(20_000).then(() => 'still running')])
+  const outcome = await Promise.race([
+    exited.then(() => 'exited'),
+    sleep(20_000, undefined, { ref: false }).then(() => 'still running')
+  ])
   t.equal(outcome, 'exited')
 })
