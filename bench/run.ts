@@ -16,7 +16,9 @@
  * At the end a table puts the `cpu` figures beside those of main before issue 10 (bench/before-68918af.json).
  * `pnpm bench hop login` runs some of them. BENCH_SECONDS sets the length of each run (default 10).
  */
+import { execFileSync } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
@@ -32,6 +34,7 @@ import { startReference } from './reference.js'
 import { benchLogs } from './list-logs.js'
 import { listUsers } from './list-users.js'
 
+const require = createRequire(import.meta.url)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const USERS = Number(process.env.BENCH_USERS ?? 100_000)
 const LOGS = Number(process.env.BENCH_LOGS ?? 1_000_000)
@@ -357,16 +360,37 @@ function beforeAfter(): string[] {
   return out
 }
 
+/**
+ * The services run as the images run them: compiled (`tsc --build tsconfig.build.json`, incremental) and
+ * started from `dist/` with NODE_ENV=production, without tsx's loader thread in their memory.
+ * `BENCH_RUNTIME=tsx` runs the sources instead.
+ */
+const RUNTIME = process.env.BENCH_RUNTIME === 'tsx' ? 'tsx' : 'dist'
+
+/** Resident memory of a process (`VmRSS`), MB. */
+function residentMb(pid: number): number {
+  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+  return Number(kb) / 1024
+}
+
 async function main() {
+  if (RUNTIME === 'dist') {
+    execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '--build', 'tsconfig.build.json'], {
+      cwd: new URL('..', import.meta.url).pathname,
+      stdio: 'inherit'
+    })
+  }
   const iso = await isolate({ after: () => undefined }, true)
   const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
   const system = await startSystem({
+    runtime: RUNTIME,
     services: ['identity', 'directory', 'audit', 'gateway'],
     ports: { identity: 0, directory: 0, audit: 0, gateway: 0 },
     env: {
       DATABASE_URL: iso.DATABASE_URL,
       NATS_URL: iso.NATS_URL,
       NATS_PREFIX: iso.NATS_PREFIX,
+      NODE_ENV: RUNTIME === 'dist' ? 'production' : undefined,
       // info, as deployed: the access log is part of what a request costs.
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
       RATE_LIMIT_MAX: '0',
@@ -704,6 +728,25 @@ async function main() {
           ok: percentile(replicaLag, 0.99) <= 1000
         }
       )
+    }
+    // Memory once every scenario asked has run: each process's resident set, against the issue's 150 MB.
+    for (const name of ['gateway', 'identity', 'directory', 'audit'] as const) {
+      const pid = system.pid(name)
+      if (pid === undefined) continue
+      const mb = residentMb(pid)
+      // Where it goes, from the process's own Prometheus metrics (prom-client's defaults).
+      const metrics = await (await fetch(`${system.internalUrls[name]}/metrics`)).text()
+      const metric = (metricName: string) =>
+        Number(new RegExp(`^${metricName}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN) / 2 ** 20
+      const heap = `V8 heap ${metric('nodejs_heap_size_used_bytes').toFixed(0)} used of ${metric('nodejs_heap_size_total_bytes').toFixed(0)} MB, external ${metric('nodejs_external_memory_bytes').toFixed(0)} MB`
+      results.push({
+        scenario: 'memory',
+        measure: `${name} resident set after the run, MB`,
+        value: Math.round(mb),
+        target: '≤ 150',
+        ok: mb <= 150,
+        detail: `${heap}; ${RUNTIME === 'dist' ? 'dist/server.js, NODE_ENV=production' : 'src/server.ts through tsx'}; scenarios: ${[...wanted].join(' ')}`
+      })
     }
   } catch (error) {
     // The figures of the scenarios that ran are still reported below.

@@ -62,6 +62,12 @@ export type LogSink = (service: ServiceName, line: string, stream: OutputStream)
 export interface StartSystemOptions {
   /** Repository root (default: the one holding this file). */
   rootDir?: string
+  /**
+   * `tsx` (default): `<dir>/src/server.ts` through tsx. `dist`: `<dir>/dist/server.js` as the images run
+   * it (`node --conditions=roster-dist`, after `tsc --build tsconfig.build.json`), so that the bench measures
+   * the memory and CPU of what is deployed, without tsx's loader thread.
+   */
+  runtime?: 'tsx' | 'dist'
   /** What to run (default: all four). Backends start together, the gateway once they are ready. */
   services?: readonly ServiceName[]
   /**
@@ -402,7 +408,14 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
   const spawnService = (slot: Slot): ChildProcess => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--import', EXIT_WITH_LAUNCHER, join(SERVICE_DIRS[slot.name], 'src', 'server.ts')],
+      options.runtime === 'dist'
+        ? [
+            '--conditions=roster-dist',
+            '--import',
+            EXIT_WITH_LAUNCHER,
+            join(SERVICE_DIRS[slot.name], 'dist', 'server.js')
+          ]
+        : ['--import', 'tsx', '--import', EXIT_WITH_LAUNCHER, join(SERVICE_DIRS[slot.name], 'src', 'server.ts')],
       {
         cwd: rootDir,
         env: slot.env,
