@@ -391,6 +391,7 @@ async function main() {
       NATS_URL: iso.NATS_URL,
       NATS_PREFIX: iso.NATS_PREFIX,
       NODE_ENV: RUNTIME === 'dist' ? 'production' : undefined,
+      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX,
       // info, as deployed: the access log is part of what a request costs.
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
       RATE_LIMIT_MAX: '0',
