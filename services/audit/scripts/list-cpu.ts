@@ -53,15 +53,26 @@ async function main() {
     }
     for (let i = 0; i < 300; i++) await once() // warm-up: JIT, pool, prepared statements
     const pids = pool.free.map((r) => r.resource.processID)
+    const xacts = async () => {
+      await new Promise((r) => setTimeout(r, 1500)) // backends report their statistics about once a second
+      const [row] = await em()
+        .getConnection()
+        .execute<{ n: string }[]>(
+          'select xact_commit + xact_rollback as n from pg_stat_database where datname = current_database()'
+        )
+      return Number(row.n)
+    }
+    const xactsBefore = process.env.XACTS ? await xacts() : 0
     const ticks = backendTicks(pids)
     const before = process.cpuUsage()
     for (let i = 0; i < N; i++) await once()
     const spent = process.cpuUsage(before)
     const pg = ((backendTicks(pids) - ticks) * TICK_US) / N
+    const xactNote = process.env.XACTS ? `, ${((await xacts()) - xactsBefore - 1) / N} transactions per request` : ''
     const res = await once()
     lines.push(
       `${url}: audit ${((spent.user + spent.system) / N).toFixed(0)} µs, pg ${pg.toFixed(0)} µs per request ` +
-        `(${(JSON.parse(res.body) as unknown[]).length} rows, x-total-count ${res.headers['x-total-count']}, ${pids.length} backends)`
+        `(${(JSON.parse(res.body) as unknown[]).length} rows, x-total-count ${res.headers['x-total-count']}, ${pids.length} backends${xactNote})`
     )
   }
   console.log(lines.join('\n'))
