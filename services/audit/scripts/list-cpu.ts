@@ -4,7 +4,7 @@
  * (`/proc/<pid>/stat`), over `app.inject`. For A/B runs of the list code; not a test. Uses the test
  * PostgreSQL and NATS on fresh names, removed afterwards.
  *
- *   npx tsx services/audit/scripts/list-cpu.ts          (N=2000 requests each)
+ *   npx tsx services/audit/scripts/list-cpu.ts          (N=2000 requests each, LOGS=5000 log rows)
  */
 import { readFileSync } from 'node:fs'
 import type { EntityManager } from '@mikro-orm/postgresql'
@@ -33,7 +33,7 @@ async function main() {
       `insert into user_log (event_id, user_id, username, ip, operation, operator_id, operate_time, user_agent)
        select gen_random_uuid(), g % 50 + 1, 'u', '10.0.0.1', g % 3, g % 50 + 1, now() - g * interval '1 minute',
               'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36'
-       from generate_series(1, 5000) g`
+       from generate_series(1, ${Number(process.env.LOGS ?? 5000)}) g`
     )
   await em()
     .getConnection()
