@@ -60,20 +60,60 @@ function offsetAt(ms: number, timeZone: string): number {
 }
 
 const two = (n: number) => (n < 10 ? `0${n}` : `${n}`)
+const DAY_MS = 86_400_000
+// `00`…`59` and `000`…`999`: the time of day is put together from these, with no Date per timestamp.
+const TWO = Array.from({ length: 60 }, (_, n) => two(n))
+const THREE = Array.from({ length: 1000 }, (_, n) => String(n).padStart(3, '0'))
 
-/** RFC 3339 with milliseconds and the zone's offset: `2019-12-14T00:08:16.967+08:00`. */
+// The date part (`2019-12-14T`) of the last local day formatted, whatever the zone: the timestamps of one page
+// of a list mostly fall on a few days, in order. And each offset's text (`+08:00`).
+let lastDay = NaN
+let lastDayText = ''
+const offsetTexts = new Map<number, string>()
+
+function dayText(day: number): string {
+  if (day !== lastDay) {
+    const date = new Date(day * DAY_MS)
+    const year = date.getUTCFullYear()
+    lastDayText = `${year < 1000 ? String(year).padStart(4, '0') : year}-${two(date.getUTCMonth() + 1)}-${two(date.getUTCDate())}T`
+    lastDay = day
+  }
+  return lastDayText
+}
+
+function offsetText(offset: number): string {
+  let text = offsetTexts.get(offset)
+  if (text === undefined) {
+    const offsetMinutes = Math.round(offset / 60000)
+    const abs = Math.abs(offsetMinutes)
+    text = `${offsetMinutes < 0 ? '-' : '+'}${two(Math.floor(abs / 60))}:${two(abs % 60)}`
+    if (offsetTexts.size >= SLICES_KEPT) offsetTexts.clear()
+    offsetTexts.set(offset, text)
+  }
+  return text
+}
+
+/**
+ * RFC 3339 with milliseconds and the zone's offset: `2019-12-14T00:08:16.967+08:00`. A list renders one per
+ * row (a page of user logs: 100), so the local time is cut up arithmetically and only the date part goes
+ * through a Date, once per day (~0.1 against ~0.3 µs per timestamp with getUTC… on a Date each).
+ */
 export function formatTime(date: Date, timeZone: string): string {
   const ms = date.getTime()
   const offset = offsetAt(ms, timeZone)
-  const local = new Date(ms + offset)
-  const offsetMinutes = Math.round(offset / 60000)
-  const abs = Math.abs(offsetMinutes)
-  const year = local.getUTCFullYear()
-  const millis = local.getUTCMilliseconds()
+  const local = ms + offset
+  const day = Math.floor(local / DAY_MS)
+  const inDay = local - day * DAY_MS
+  const seconds = Math.floor(inDay / 1000)
   return (
-    `${year < 1000 ? String(year).padStart(4, '0') : year}-${two(local.getUTCMonth() + 1)}-${two(local.getUTCDate())}` +
-    `T${two(local.getUTCHours())}:${two(local.getUTCMinutes())}:${two(local.getUTCSeconds())}` +
-    `.${millis < 10 ? `00${millis}` : millis < 100 ? `0${millis}` : millis}` +
-    `${offsetMinutes < 0 ? '-' : '+'}${two(Math.floor(abs / 60))}:${two(abs % 60)}`
+    dayText(day) +
+    TWO[Math.floor(seconds / 3600)] +
+    ':' +
+    TWO[Math.floor(seconds / 60) % 60] +
+    ':' +
+    TWO[seconds % 60] +
+    '.' +
+    THREE[inDay - seconds * 1000] +
+    offsetText(offset)
   )
 }

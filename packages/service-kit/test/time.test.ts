@@ -83,3 +83,18 @@ t.test('every 53 minutes and 13 ms across two years of transitions agrees with f
 t.test('an unknown zone is a RangeError', async (t) => {
   t.throws(() => formatTime(new Date(), 'Nowhere/Else'), RangeError)
 })
+
+t.test('before 1970 and before year 1000, the milliseconds and the padded year stay right', async (t) => {
+  t.equal(formatTime(new Date(-1), 'UTC'), '1969-12-31T23:59:59.999+00:00')
+  t.equal(formatTime(new Date(Date.UTC(999, 0, 1, 0, 0, 0, 5)), 'UTC'), '0999-01-01T00:00:00.005+00:00')
+  t.equal(
+    formatTime(new Date(Date.UTC(2019, 11, 13, 16, 8, 16, 967)), 'Asia/Shanghai'),
+    '2019-12-14T00:08:16.967+08:00'
+  )
+  // consecutive timestamps of a page that cross midnight take the next day's date
+  t.equal(
+    formatTime(new Date(Date.UTC(2019, 11, 14, 15, 59, 59, 999)), 'Asia/Shanghai'),
+    '2019-12-14T23:59:59.999+08:00'
+  )
+  t.equal(formatTime(new Date(Date.UTC(2019, 11, 14, 16, 0, 0, 0)), 'Asia/Shanghai'), '2019-12-15T00:00:00.000+08:00')
+})
