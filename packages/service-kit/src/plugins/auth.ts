@@ -79,7 +79,8 @@ function bearerToken(request: FastifyRequest): string {
  * tampering and refresh tokens are refused), checks the session against the revocation list in its
  * `trusted` hook, and enforces each route's `config.access`. An invalid token is refused even on a public
  * route, as DRF does. Verified tokens are cached per key until they expire (the gateway and then the
- * service verify each one), so a repeated token costs a hash and a lookup, not a signature check.
+ * service verify each one), so a repeated token costs a map lookup by its text and the revocation check
+ * (`VerifiedTokens`), not a signature check.
  * With `signingKey` (identity), `app.jwt.sign` signs tokens with it.
  */
 export const authPlugin = fp(
@@ -94,9 +95,10 @@ export const authPlugin = fp(
         claimsCheck.Check(claims) && claims.token_type === 'access' && !app.revocations.isRevoked(claims.sid)
     })
     app.decorateRequest('caller', null)
+    const verified = new VerifiedTokens()
 
     app.addHook('onRequest', async function authenticate(request) {
-      if (request.headers.authorization?.trim()) request.caller = await verifiedCaller(request)
+      if (request.headers.authorization?.trim()) request.caller = await verifiedCaller(request, verified, app)
       const access: Access =
         request.routeOptions.config?.access ?? (request.routeOptions.url?.startsWith('/api/') ? 'user' : 'public')
       if (access === 'public') return
@@ -107,8 +109,52 @@ export const authPlugin = fp(
   { name: 'roster-auth', dependencies: ['roster-revocation'] }
 )
 
+/**
+ * Callers of tokens that verified, by the token's exact text, until the token expires (at most
+ * `VERIFIED_TTL_MS`): the gateway and then the service see the same token on every request of a client, and
+ * a token byte for byte equal to one whose signature and claims were checked checks the same. A hit costs a
+ * map lookup (no decoding, hashing, key lookup or callback chain); the session is still checked against
+ * the revocation list every time. The oldest entry goes when the map is full.
+ */
+class VerifiedTokens {
+  private readonly entries = new Map<string, { caller: Caller; until: number }>()
+
+  constructor(private readonly max = 10_000) {}
+
+  get(token: string, now: number): Caller | undefined {
+    const entry = this.entries.get(token)
+    if (!entry) return undefined
+    if (entry.until > now) return entry.caller
+    this.entries.delete(token)
+    return undefined
+  }
+
+  set(token: string, caller: Caller, now: number): void {
+    const until = Math.min(caller.claims.exp * 1000, now + VERIFIED_TTL_MS)
+    if (until <= now) return
+    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!)
+    this.entries.set(token, { caller, until })
+  }
+}
+
+const VERIFIED_TTL_MS = 600_000
+
 /** Every refusal (bad signature, expiry, unknown key, wrong claims, revoked session) is DRF's `token_not_valid`. */
-async function verifiedCaller(request: FastifyRequest): Promise<Caller> {
+async function verifiedCaller(
+  request: FastifyRequest,
+  verified: VerifiedTokens,
+  app: FastifyInstance
+): Promise<Caller> {
+  const token = bearerToken(request)
+  const now = Date.now()
+  const known = verified.get(token, now)
+  if (known) {
+    if (app.revocations.isRevoked(known.sid)) {
+      request.log.info({ reason: 'session revoked' }, 'token refused')
+      throw new TokenInvalidError()
+    }
+    return known
+  }
   let claims: JwtClaims
   try {
     claims = await request.jwtVerify<JwtClaims>()
@@ -117,7 +163,9 @@ async function verifiedCaller(request: FastifyRequest): Promise<Caller> {
     request.log.info({ reason: (error as Error).message }, 'token refused')
     throw new TokenInvalidError()
   }
-  return { userId: claims.user_id, sid: claims.sid, isStaff: claims.is_staff === true, claims }
+  const caller = { userId: claims.user_id, sid: claims.sid, isStaff: claims.is_staff === true, claims }
+  verified.set(token, caller, now)
+  return caller
 }
 
 /** Admins, or the user the record belongs to; anyone else gets 403 whether or not it exists. */
