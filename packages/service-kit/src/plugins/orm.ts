@@ -185,7 +185,7 @@ const FORK = Symbol('roster.em')
  * ~230 µs, and its PostgreSQL's from ~110 to ~80 (`pnpm bench cpu`, same machine, alternate runs).
  */
 class ReadClients {
-  private readonly clients: { client: pg.Client; tail: Promise<unknown>; inFlight: number }[] = []
+  private readonly clients: { client: pg.Client; tail: Promise<unknown>; inFlight: number; broken: boolean }[] = []
   private readonly size: number
   private closed = false
 
@@ -202,6 +202,12 @@ class ReadClients {
     slot.inFlight++
     try {
       return (await run).rows as T[]
+    } catch (error) {
+      // Statements queued on a connection that broke fail with pg's "not queryable" errors, which carry no
+      // SQLSTATE: they are the database being unreachable (a 503 to the client), as the connection's own is.
+      const e = error as { code?: string }
+      if (slot.broken && typeof e === 'object' && e && !e.code) e.code = '08006'
+      throw error
     } finally {
       slot.inFlight--
     }
@@ -214,10 +220,13 @@ class ReadClients {
     const client = new pg.Client({
       connectionString: this.options.databaseUrl,
       // As the ORM's connections (createOrm): unqualified names are the service's schema, then public.
-      options: `-c search_path="${this.options.schema}",public`
+      options: `-c search_path="${this.options.schema}",public`,
+      // As unreachable as a refused connection after this long (a 503), rather than hanging requests.
+      connectionTimeoutMillis: 10_000
     })
-    const slot = { client, tail: client.connect() as Promise<unknown>, inFlight: 0 }
+    const slot = { client, tail: client.connect() as Promise<unknown>, inFlight: 0, broken: false }
     const drop = () => {
+      slot.broken = true
       const index = this.clients.indexOf(slot)
       if (index >= 0) this.clients.splice(index, 1)
     }
