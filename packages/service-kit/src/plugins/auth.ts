@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import fastifyJwt, { type TokenOrHeader } from '@fastify/jwt'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { JwtClaimsSchema, type JwtClaims } from '@roster/contracts'
 import { NotAuthenticatedError, PermissionDeniedError, TokenInvalidError } from '../errors.js'
@@ -97,13 +97,37 @@ export const authPlugin = fp(
     app.decorateRequest('caller', null)
     const verified = new VerifiedTokens()
 
-    app.addHook('onRequest', async function authenticate(request) {
-      if (request.headers.authorization?.trim()) request.caller = await verifiedCaller(request, verified, app)
+    /** The refusal of the route's `config.access` for the request's caller, or undefined. */
+    const refusal = (request: FastifyRequest): FastifyError | undefined => {
       const access: Access =
         request.routeOptions.config?.access ?? (request.routeOptions.url?.startsWith('/api/') ? 'user' : 'public')
-      if (access === 'public') return
-      if (!request.caller) throw new NotAuthenticatedError()
-      if (access === 'admin' && !request.caller.isStaff) throw new PermissionDeniedError()
+      if (access === 'public') return undefined
+      if (!request.caller) return new NotAuthenticatedError() as unknown as FastifyError
+      if (access === 'admin' && !request.caller.isStaff) return new PermissionDeniedError() as unknown as FastifyError
+      return undefined
+    }
+    // Callback style: a request with no token, or with a token verified before, is decided with no promise.
+    app.addHook('onRequest', function authenticate(request, _reply, done) {
+      if (!request.headers.authorization?.trim()) return done(refusal(request))
+      let token: string
+      let known: Caller | undefined
+      try {
+        token = bearerToken(request)
+        known = knownCaller(request, token, verified, app)
+      } catch (error) {
+        return done(error as FastifyError)
+      }
+      if (known) {
+        request.caller = known
+        return done(refusal(request))
+      }
+      verifiedCaller(request, token, verified).then(
+        (caller) => {
+          request.caller = caller
+          done(refusal(request))
+        },
+        (error: FastifyError) => done(error)
+      )
     })
   },
   { name: 'roster-auth', dependencies: ['roster-revocation'] }
@@ -139,22 +163,23 @@ class VerifiedTokens {
 
 const VERIFIED_TTL_MS = 600_000
 
-/** Every refusal (bad signature, expiry, unknown key, wrong claims, revoked session) is DRF's `token_not_valid`. */
-async function verifiedCaller(
+/** The caller of a token verified before, or undefined; a revoked session is refused. */
+function knownCaller(
   request: FastifyRequest,
+  token: string,
   verified: VerifiedTokens,
   app: FastifyInstance
-): Promise<Caller> {
-  const token = bearerToken(request)
-  const now = Date.now()
-  const known = verified.get(token, now)
-  if (known) {
-    if (app.revocations.isRevoked(known.sid)) {
-      request.log.info({ reason: 'session revoked' }, 'token refused')
-      throw new TokenInvalidError()
-    }
-    return known
+): Caller | undefined {
+  const known = verified.get(token, Date.now())
+  if (known && app.revocations.isRevoked(known.sid)) {
+    request.log.info({ reason: 'session revoked' }, 'token refused')
+    throw new TokenInvalidError()
   }
+  return known
+}
+
+/** Every refusal (bad signature, expiry, unknown key, wrong claims, revoked session) is DRF's `token_not_valid`. */
+async function verifiedCaller(request: FastifyRequest, token: string, verified: VerifiedTokens): Promise<Caller> {
   let claims: JwtClaims
   try {
     claims = await request.jwtVerify<JwtClaims>()
@@ -164,7 +189,7 @@ async function verifiedCaller(
     throw new TokenInvalidError()
   }
   const caller = { userId: claims.user_id, sid: claims.sid, isStaff: claims.is_staff === true, claims }
-  verified.set(token, caller, now)
+  verified.set(token, caller, Date.now())
   return caller
 }
 
