@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql'
 import type { IsolationLevel } from '@mikro-orm/core'
 import { ApiError, FieldErrors, NotFoundError, ValidationError } from './errors.js'
 import type { MessageKey } from './messages.js'
+import { preparedQuery } from './plugins/orm.js'
 
 /** `%text%` for `ilike`, with the pattern characters of `text` taken literally. */
 export function likePattern(text: string): string {
@@ -138,6 +139,26 @@ export async function sql<T = Record<string, unknown>>(
   params: unknown[] = []
 ): Promise<T[]> {
   return (await em.getConnection().execute(text, params, 'all', em.getTransactionContext())) as T[]
+}
+
+/**
+ * Runs one statement (`$1`… placeholders) where `em` is: outside a transaction as the named statement `name`
+ * on the ORM plugin's own connections (`preparedQuery`: parsed and planned once per connection, no knex),
+ * inside one on the transaction's connection (`sql`). For a repository's hot statements that run both ways.
+ */
+export async function namedSql<T = Record<string, unknown>>(
+  em: EntityManager,
+  name: string,
+  text: string,
+  values: unknown[] = []
+): Promise<T[]> {
+  if (!em.getTransactionContext()) return preparedQuery<T>(em, name, text, values)
+  const params: unknown[] = []
+  const positional = text.replace(/\$([1-9][0-9]*)/g, (_, n: string) => {
+    params.push(values[Number(n) - 1])
+    return '?'
+  })
+  return sql<T>(em, positional, params)
 }
 
 const afterCommitQueues = new WeakMap<object, (() => unknown)[]>()

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import fastifyJwt, { type TokenOrHeader } from '@fastify/jwt'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { JwtClaimsSchema, type JwtClaims } from '@roster/contracts'
 import { NotAuthenticatedError, PermissionDeniedError, TokenInvalidError } from '../errors.js'
@@ -79,7 +79,8 @@ function bearerToken(request: FastifyRequest): string {
  * tampering and refresh tokens are refused), checks the session against the revocation list in its
  * `trusted` hook, and enforces each route's `config.access`. An invalid token is refused even on a public
  * route, as DRF does. Verified tokens are cached per key until they expire (the gateway and then the
- * service verify each one), so a repeated token costs a hash and a lookup, not a signature check.
+ * service verify each one), so a repeated token costs a map lookup by its text and the revocation check
+ * (`VerifiedTokens`), not a signature check.
  * With `signingKey` (identity), `app.jwt.sign` signs tokens with it.
  */
 export const authPlugin = fp(
@@ -94,21 +95,91 @@ export const authPlugin = fp(
         claimsCheck.Check(claims) && claims.token_type === 'access' && !app.revocations.isRevoked(claims.sid)
     })
     app.decorateRequest('caller', null)
+    const verified = new VerifiedTokens()
 
-    app.addHook('onRequest', async function authenticate(request) {
-      if (request.headers.authorization?.trim()) request.caller = await verifiedCaller(request)
+    /** The refusal of the route's `config.access` for the request's caller, or undefined. */
+    const refusal = (request: FastifyRequest): FastifyError | undefined => {
       const access: Access =
         request.routeOptions.config?.access ?? (request.routeOptions.url?.startsWith('/api/') ? 'user' : 'public')
-      if (access === 'public') return
-      if (!request.caller) throw new NotAuthenticatedError()
-      if (access === 'admin' && !request.caller.isStaff) throw new PermissionDeniedError()
+      if (access === 'public') return undefined
+      if (!request.caller) return new NotAuthenticatedError() as unknown as FastifyError
+      if (access === 'admin' && !request.caller.isStaff) return new PermissionDeniedError() as unknown as FastifyError
+      return undefined
+    }
+    // Callback style: a request with no token, or with a token verified before, is decided with no promise.
+    app.addHook('onRequest', function authenticate(request, _reply, done) {
+      if (!request.headers.authorization?.trim()) return done(refusal(request))
+      let token: string
+      let known: Caller | undefined
+      try {
+        token = bearerToken(request)
+        known = knownCaller(request, token, verified, app)
+      } catch (error) {
+        return done(error as FastifyError)
+      }
+      if (known) {
+        request.caller = known
+        return done(refusal(request))
+      }
+      verifiedCaller(request, token, verified).then(
+        (caller) => {
+          request.caller = caller
+          done(refusal(request))
+        },
+        (error: FastifyError) => done(error)
+      )
     })
   },
   { name: 'roster-auth', dependencies: ['roster-revocation'] }
 )
 
+/**
+ * Callers of tokens that verified, by the token's exact text, until the token expires (at most
+ * `VERIFIED_TTL_MS`): the gateway and then the service see the same token on every request of a client, and
+ * a token byte for byte equal to one whose signature and claims were checked checks the same. A hit costs a
+ * map lookup (no decoding, hashing, key lookup or callback chain); the session is still checked against
+ * the revocation list every time. The oldest entry goes when the map is full.
+ */
+class VerifiedTokens {
+  private readonly entries = new Map<string, { caller: Caller; until: number }>()
+
+  constructor(private readonly max = 10_000) {}
+
+  get(token: string, now: number): Caller | undefined {
+    const entry = this.entries.get(token)
+    if (!entry) return undefined
+    if (entry.until > now) return entry.caller
+    this.entries.delete(token)
+    return undefined
+  }
+
+  set(token: string, caller: Caller, now: number): void {
+    const until = Math.min(caller.claims.exp * 1000, now + VERIFIED_TTL_MS)
+    if (until <= now) return
+    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!)
+    this.entries.set(token, { caller, until })
+  }
+}
+
+const VERIFIED_TTL_MS = 600_000
+
+/** The caller of a token verified before, or undefined; a revoked session is refused. */
+function knownCaller(
+  request: FastifyRequest,
+  token: string,
+  verified: VerifiedTokens,
+  app: FastifyInstance
+): Caller | undefined {
+  const known = verified.get(token, Date.now())
+  if (known && app.revocations.isRevoked(known.sid)) {
+    request.log.info({ reason: 'session revoked' }, 'token refused')
+    throw new TokenInvalidError()
+  }
+  return known
+}
+
 /** Every refusal (bad signature, expiry, unknown key, wrong claims, revoked session) is DRF's `token_not_valid`. */
-async function verifiedCaller(request: FastifyRequest): Promise<Caller> {
+async function verifiedCaller(request: FastifyRequest, token: string, verified: VerifiedTokens): Promise<Caller> {
   let claims: JwtClaims
   try {
     claims = await request.jwtVerify<JwtClaims>()
@@ -117,7 +188,9 @@ async function verifiedCaller(request: FastifyRequest): Promise<Caller> {
     request.log.info({ reason: (error as Error).message }, 'token refused')
     throw new TokenInvalidError()
   }
-  return { userId: claims.user_id, sid: claims.sid, isStaff: claims.is_staff === true, claims }
+  const caller = { userId: claims.user_id, sid: claims.sid, isStaff: claims.is_staff === true, claims }
+  verified.set(token, caller, Date.now())
+  return caller
 }
 
 /** Admins, or the user the record belongs to; anyone else gets 403 whether or not it exists. */

@@ -64,7 +64,7 @@ export class Sessions {
 
   /**
    * Starts a session inside the caller's transaction (the login's, so a login is one transaction): the
-   * session row, the last-login time and the login event.
+   * session row and the login event (the last-login time is written with the login's lock, `users.lockForLogin`).
    */
   async open(
     em: EntityManager,
@@ -82,7 +82,6 @@ export class Sessions {
       ip: client.ip,
       userAgent: client.userAgent
     })
-    await users.recordLogin(em, user.id)
     await this.app.outbox.emit(em, 'identity.session.login', {
       session_id: sid,
       user_id: user.id,

@@ -8,7 +8,13 @@ export async function insert(
   em: EntityManager,
   session: { id: string; user: number; refreshJti: string; expiresAt: Date; ip: string; userAgent: string }
 ): Promise<void> {
-  await em.insert(SessionEntity, { ...session, createdAt: new Date(), revokedAt: null })
+  // Raw: the login's hot path (MikroORM's insert builds a query each time).
+  await sql(
+    em,
+    `insert into session (id, user_id, refresh_jti, created_at, expires_at, revoked_at, ip, user_agent)
+     values (?, ?, ?, ?, ?, null, ?, ?)`,
+    [session.id, session.user, session.refreshJti, new Date(), session.expiresAt, session.ip, session.userAgent]
+  )
 }
 
 export async function find(em: EntityManager, id: string): Promise<SessionRow | null> {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { LockMode } from '@mikro-orm/core'
 import type { EventData, ProfileInput, ProfilePatch, User, UserListQuery } from '@roster/contracts'
-import { FieldErrors, formatTime, likePattern, lockRows, preparedQuery, sql, type Page } from '@roster/service-kit'
+import { FieldErrors, formatTime, likePattern, lockRows, namedSql, sql, type Page } from '@roster/service-kit'
 import { ProfileEntity, UserEntity, type ProfileRow, type UserRow } from '../entities/index.js'
 import { nameInitials, namePinyin } from '../domain/pinyin.js'
 
@@ -111,12 +111,11 @@ const JOINED = `select u.id, u.username, u.email, u.is_staff as "isStaff", u.is_
  */
 export async function loadUsers(em: EntityManager, ids: number[], timeZone: string): Promise<User[]> {
   if (ids.length === 0) return []
-  const list = `{${ids.join(',')}}`
-  // Raw: a named statement on pg directly (parsed and planned once per connection); identity's CPU per
-  // GET /api/users/{pk}/ fell by about a third against the ORM/knex path (see preparedQuery).
-  const rows = em.getTransactionContext()
-    ? await sql<JoinedRow>(em, `${JOINED} where u.id = any(?::int[])`, [list])
-    : await preparedQuery<JoinedRow>(em, 'identity_load_users', `${JOINED} where u.id = any($1::int[])`, [list])
+  // A named statement outside transactions (parsed and planned once per connection, no knex): identity's
+  // CPU per GET /api/users/{pk}/ fell by about a third against the ORM/knex path (see preparedQuery).
+  const rows = await namedSql<JoinedRow>(em, 'identity_load_users', `${JOINED} where u.id = any($1::int[])`, [
+    `{${ids.join(',')}}`
+  ])
   const byId = new Map(rows.map((r) => [r.id, r]))
   return ids.flatMap((id) => {
     const r = byId.get(id)
@@ -330,22 +329,32 @@ export async function taken(
 ): Promise<{ username: boolean; email: boolean }> {
   const email = check.email ?? ''
   if (check.usernameKey === undefined && email === '') return { username: false, email: false }
-  const [row] = await sql<{ username: boolean; email: boolean }>(
+  const [row] = await namedSql<{ username: boolean; email: boolean }>(
     em,
-    `select coalesce(bool_or(username_key = ?), false) as username,
-       coalesce(bool_or(? <> '' and lower(email) = lower(?)), false) as email
-     from app_user where id <> ? and (username_key = ? or (? <> '' and lower(email) = lower(?)))`,
-    [check.usernameKey ?? null, email, email, check.exceptId ?? 0, check.usernameKey ?? null, email, email]
+    'identity_taken',
+    `select coalesce(bool_or(username_key = $1), false) as username,
+       coalesce(bool_or($2 <> '' and lower(email) = lower($2)), false) as email
+     from app_user where id <> $3 and (username_key = $1 or ($2 <> '' and lower(email) = lower($2)))`,
+    [check.usernameKey ?? null, email, check.exceptId ?? 0]
   )
   return row
 }
 
-/** The account a login names: its id and password hash (null when no user has the key). */
+/**
+ * The account a login names: its id and password hash (null when no user has the key). Raw, as a named
+ * statement outside a transaction: the ORM's query building was a sixth of a login's CPU outside bcrypt.
+ */
 export async function findForLogin(
   em: EntityManager,
   usernameKey: string
 ): Promise<{ id: number; password: string } | null> {
-  return em.findOne(UserEntity, { usernameKey }, { fields: ['id', 'password'], disableIdentityMap: true })
+  const [row] = await namedSql<{ id: number; password: string }>(
+    em,
+    'identity_find_for_login',
+    'select id, password from app_user where username_key = $1',
+    [usernameKey]
+  )
+  return row ?? null
 }
 
 export async function findIdByUsernameKey(em: EntityManager, usernameKey: string): Promise<number | null> {
@@ -382,6 +391,27 @@ export async function lock(
   return em.findOne(UserEntity, { id }, { lockMode, refresh: true })
 }
 
+/** What a login re-checks of the account under its row lock (see `lock`). */
+export type LoginAccount = Pick<UserRow, 'id' | 'username' | 'password' | 'isStaff' | 'isActive'>
+
+/**
+ * The login's `lock`, in one statement with its write: the user's row locked until the end of the caller's
+ * transaction and re-read as plain columns, its last-login time set when the login will succeed (the row
+ * still has the `checkedHash` the password was checked against, and is active); null when the user no
+ * longer exists. An `update` locks the row `for no key update`: it waits for, and holds off, every `lock`
+ * (`for update` / `for share`) as `lock` would, and leaves foreign keys to it alone (`lockAgainstDeletion`).
+ */
+export async function lockForLogin(em: EntityManager, id: number, checkedHash: string): Promise<LoginAccount | null> {
+  if (!em.isInTransaction()) throw new Error('lockForLogin outside a transaction locks nothing')
+  const [row] = await sql<LoginAccount>(
+    em,
+    `update app_user set last_login = case when is_active and password = ? then now() else last_login end
+     where id = ? returning id, username, password, is_staff as "isStaff", is_active as "isActive"`,
+    [checkedHash, id]
+  )
+  return row ?? null
+}
+
 /** Locks these users against deletion (`for key share`) while rows referring to them are written; those found. */
 export function lockAgainstDeletion(em: EntityManager, ids: number[]): Promise<Set<number>> {
   return lockRows(em, 'app_user', ids, 'key share')
@@ -402,25 +432,59 @@ export function addProfile(
   return em.create(ProfileEntity, { ...PROFILE_DEFAULTS, ...fields } as ProfileRow)
 }
 
-/** Registration: the user (and its profile) inserted in the caller's transaction; the fact of its creation. */
+/**
+ * Registration: the user (and its profile) inserted in the caller's transaction, in one statement; the rows as
+ * inserted and the fact of its creation. Raw: MikroORM's unit of work (change sets, hooks, two flushes) cost
+ * more of a registration's CPU than everything else around bcrypt; nothing reads these rows as entities
+ * afterwards.
+ */
 export async function create(
   em: EntityManager,
   account: { username: string; usernameKey: string; email: string; password: string; isStaff: boolean },
   profile: ProfileInput | null | undefined,
   creator: number | null
 ): Promise<{ user: UserRow; profile: ProfileRow | null; fact: UserFact }> {
-  const user = em.create(UserEntity, {
-    ...account,
-    isActive: true,
-    dateJoined: new Date(),
-    lastLogin: null,
-    version: 1
-  })
-  await em.flush()
-  const created = profile ? addProfile(em, profile, { user: user.id, creator: creator ?? user.id }) : null
-  if (created) await em.flush()
+  const dateJoined = new Date()
+  const userValues = [account.username, account.usernameKey, account.email, account.password, account.isStaff]
+  const insertUser = `insert into app_user
+      (username, username_key, email, password, is_staff, is_active, date_joined, last_login, version)
+    values (?, ?, ?, ?, ?, true, ?, null, 1) returning id`
+  let id: number
+  let created: ProfileRow | null = null
+  if (!profile) {
+    ;[{ id }] = await sql<{ id: number }>(em, insertUser, [...userValues, dateJoined])
+  } else {
+    // The profile's creator is the caller, or the new user registering itself (known once inserted: `u.id`).
+    const fields = { ...PROFILE_DEFAULTS, ...profileFields({ modifier: null }, profile) } as ProfileRow
+    ;[{ id }] = await sql<{ id: number }>(
+      em,
+      `with u as (${insertUser})
+       insert into profile (user_id, name, name_pinyin, name_initials, gender, age, identify_id, phone, address,
+         occupation_id, creator_id, modifier_id, create_time, modify_time)
+       values ((select id from u), ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(?::int, (select id from u)), null, ?, ?)
+       returning user_id as id`,
+      [
+        ...userValues,
+        dateJoined,
+        fields.name,
+        fields.namePinyin,
+        fields.nameInitials,
+        fields.gender,
+        fields.age,
+        fields.identifyId,
+        fields.phone,
+        fields.address,
+        fields.occupation,
+        creator,
+        dateJoined,
+        dateJoined
+      ]
+    )
+    created = { ...fields, user: id, creator: creator ?? id, createTime: dateJoined, modifyTime: dateJoined }
+  }
+  const user: UserRow = { id, ...account, isActive: true, dateJoined, lastLogin: null, version: 1 }
   // The first version is the one inserted: nobody else can have changed an uncommitted row.
-  return { user, profile: created, fact: userFact(user, creator ?? user.id) }
+  return { user, profile: created, fact: userFact(user, creator ?? id) }
 }
 
 /**
@@ -448,11 +512,6 @@ export async function currentFact(em: EntityManager, id: number): Promise<UserFa
     { fields: ['id', 'username', 'isStaff', 'isActive', 'version'], disableIdentityMap: true }
   )
   return user ? userFact(user, null) : null
-}
-
-/** The last-login time of a login that succeeded. */
-export async function recordLogin(em: EntityManager, id: number): Promise<void> {
-  await em.nativeUpdate(UserEntity, { id }, { lastLogin: new Date() })
 }
 
 /** Deletes the user; the profile, sessions and memberships go with it (foreign keys `on delete cascade`). */

@@ -8,7 +8,8 @@ import {
   RefreshBodySchema,
   RefreshResponseSchema,
   TokenPairSchema,
-  publicPath
+  publicPath,
+  type TokenPair
 } from '@roster/contracts'
 import { ApiError, ThrottledError, message, transactional } from '@roster/service-kit'
 import { LoginThrottle } from '../../repositories/throttle.js'
@@ -61,7 +62,7 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
           user_agent: client.userAgent
         })
 
-      // 1. Reserve the attempt on both counters (a short transaction of its own). Attempts still being
+      // 1. Reserve the attempt on both counters (one statement of its own). Attempts still being
       //    checked may fill a counter for a moment: wait for them, bounded, rather than refuse.
       const keys = [
         { key: `ip:${client.ip}`, ...ipRule },
@@ -79,39 +80,39 @@ export const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes(a
       }
       const { reservation } = reserved
 
-      let settled = false
+      let outcome: TokenPair | null
       try {
         // 2. The password check, with no transaction and no connection held while bcrypt runs.
         const row = await users.findForLogin(em, identifierKey(username))
         const valid = await passwords.verify(password, row?.password ?? null)
 
         // 3. One short transaction under the user's row lock: the account as it is now (see Sessions).
-        const outcome = await transactional(em, async (t) => {
-          const user = valid && row ? await users.lock(t, row.id) : null
+        outcome = await transactional(em, async (t) => {
+          const user = valid && row ? await users.lockForLogin(t, row.id, row.password) : null
           // A password changed (or a user deleted) since the check makes the check worthless.
           const reason =
             !user || user.password !== row!.password ? 'bad_credentials' : !user.isActive ? 'inactive' : null
-          // The counters last: their rows are shared by every attempt from the address, so they are
-          // held locked only for the end of the transaction.
           if (reason) {
             await failed(t, row?.id ?? null, reason)
-            await throttle.settle(t, reservation, 'failure')
             return null
           }
-          const tokens = await sessions.open(t, user!, client)
-          await throttle.settle(t, reservation, 'success', userKey)
-          return tokens
+          return sessions.open(t, user!, client)
         })
-        settled = true
-        if (!outcome) throw new ApiError(401, 'login_failed')
-        return outcome
-      } finally {
+      } catch (error) {
         // Not checked (bcrypt busy, the database failing): the attempt counts for nothing.
-        if (!settled)
-          await throttle
-            .settle(em, reservation, 'none')
-            .catch((error) => request.log.warn({ err: error }, 'could not release a login reservation'))
+        await throttle
+          .settle(em, reservation, 'none')
+          .catch((e) => request.log.warn({ err: e }, 'could not release a login reservation'))
+        throw error
       }
+      // 4. The counters, once the outcome has committed (each key's row is locked by its own statement only,
+      //    as they are shared by every attempt from the address). Until then the attempt counts as pending;
+      //    should this fail, it does so until the key's window has passed.
+      await throttle
+        .settle(em, reservation, outcome ? 'success' : 'failure', userKey)
+        .catch((e) => request.log.warn({ err: e }, 'could not settle a login reservation'))
+      if (!outcome) throw new ApiError(401, 'login_failed')
+      return outcome
     }
   )
 
