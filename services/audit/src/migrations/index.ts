@@ -232,8 +232,30 @@ export class Migration20261201000300 extends Migration {
   }
 }
 
+/**
+ * `user_log_make_partitions` takes the partition lock before it reads the default partition. It read first and
+ * locked per month (inside `user_log_partition`): two makers at once (replicas starting together) each held the
+ * default partition's share lock from the read, one then waited for the other's advisory lock and the other
+ * for an exclusive lock on the table to attach a partition: a deadlock, one of them failing.
+ */
+export class Migration20261201000400 extends Migration {
+  override async up(): Promise<void> {
+    this.addSql(`create or replace function user_log_make_partitions(ahead integer) returns setof text
+      language plpgsql set search_path from current as $$
+      begin
+        perform pg_advisory_xact_lock(${PARTITION_LOCK}, hashtext(current_schema()));
+        return query select user_log_partition(month) from (
+          select date_trunc('month', now(), 'UTC') + make_interval(months => n) as month from generate_series(0, ahead) n
+          union
+          select distinct date_trunc('month', operate_time, 'UTC') from user_log_default
+        ) months order by month;
+      end $$`)
+  }
+}
+
 export const migrations = [
   { name: 'Migration20261123000300', class: Migration20261123000300 },
   { name: 'Migration20261124000300', class: Migration20261124000300 },
-  { name: 'Migration20261201000300', class: Migration20261201000300 }
+  { name: 'Migration20261201000300', class: Migration20261201000300 },
+  { name: 'Migration20261201000400', class: Migration20261201000400 }
 ]
