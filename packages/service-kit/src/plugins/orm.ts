@@ -196,14 +196,16 @@ class ReadClients {
     private readonly options: Pick<OrmOptions, 'databaseUrl' | 'schema' | 'poolMax'>,
     private readonly types?: pg.CustomTypesConfig
   ) {
-    this.size = Math.max(1, Math.min(4, options.poolMax))
+    // Up to 8 (or the pool's size): as many statements at once as a few busy clients send, so that a slow
+    // page (a deep offset at scale) rarely has a quick read waiting behind it on the same connection.
+    this.size = Math.max(1, Math.min(8, options.poolMax))
   }
 
-  async query<T>(name: string, text: string, values: unknown[]): Promise<T[]> {
+  async query<T>(name: string, text: string, values: unknown[], rowMode?: 'array'): Promise<T[]> {
     if (this.closed) throw new Error('the database connections are closed')
     const slot = this.pick()
     // One statement at a time per connection, in order (pg deprecates queueing on a busy client).
-    const run = slot.tail.then(() => slot.client.query({ name, text, values }))
+    const run = slot.tail.then(() => slot.client.query(statement(name, text, values, rowMode)))
     slot.tail = run.then(ignore, ignore)
     slot.inFlight++
     try {
@@ -254,6 +256,11 @@ class ReadClients {
 
 const ignore = () => undefined
 
+/** A named statement's config for pg, with `rowMode: 'array'` when asked (pg's types keep the two apart). */
+function statement(name: string, text: string, values: unknown[], rowMode?: 'array'): pg.QueryConfig {
+  return (rowMode === undefined ? { name, text, values } : { name, text, values, rowMode }) as pg.QueryConfig
+}
+
 /** The read connections of each ORM (by its driver, which every fork of its EntityManager shares). */
 const readClientsOf = new WeakMap<object, ReadClients>()
 
@@ -266,16 +273,40 @@ const readClientsOf = new WeakMap<object, ReadClients>()
  * runs it on one of its pool's connections instead.
  */
 export async function preparedQuery<T>(em: EntityManager, name: string, text: string, values: unknown[]): Promise<T[]> {
+  return runPrepared<T>(em, name, text, values)
+}
+
+/**
+ * `preparedQuery` with each row as an array, in the order of the statement's select list (pg's
+ * `rowMode: 'array'`): no object is built per row only to be copied into the representation. On a page of
+ * 100 user logs pg's own parsing fell from ~330 to ~230 µs of Node CPU (a bare pg client, alternated runs).
+ */
+export async function preparedRows(
+  em: EntityManager,
+  name: string,
+  text: string,
+  values: unknown[]
+): Promise<unknown[][]> {
+  return runPrepared<unknown[]>(em, name, text, values, 'array')
+}
+
+async function runPrepared<T>(
+  em: EntityManager,
+  name: string,
+  text: string,
+  values: unknown[],
+  rowMode?: 'array'
+): Promise<T[]> {
   if (em.getTransactionContext()) throw new Error(`preparedQuery(${name}) inside a transaction`)
   const reads = readClientsOf.get(em.getDriver())
-  if (reads) return reads.query<T>(name, text, values)
+  if (reads) return reads.query<T>(name, text, values, rowMode)
   const client = em.getConnection().getKnex().client as {
     acquireConnection(): Promise<pg.PoolClient>
     releaseConnection(connection: pg.PoolClient): Promise<void>
   }
   const connection = await client.acquireConnection()
   try {
-    return (await connection.query({ name, text, values })).rows as T[]
+    return (await connection.query(statement(name, text, values, rowMode))).rows as T[]
   } finally {
     await client.releaseConnection(connection)
   }

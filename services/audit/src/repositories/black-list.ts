@@ -1,8 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { LockMode } from '@mikro-orm/core'
-import type { Page } from '@roster/service-kit'
+import { preparedRows, type Page } from '@roster/service-kit'
 import { BlackListEntity, type BlackListRow } from '../entities/index.js'
-import { preparedRows } from './prepared.js'
 
 export interface BlackListFilter {
   patient?: number

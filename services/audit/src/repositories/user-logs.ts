@@ -1,8 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { OPERATION_LOGIN_FAILED } from '@roster/contracts'
-import { preparedQuery, sql, type Page } from '@roster/service-kit'
+import { preparedQuery, preparedRows, sql, type Page } from '@roster/service-kit'
 import { UserLogEntity, type UserLogRow } from '../entities/index.js'
-import { preparedRows } from './prepared.js'
 import { pgText } from './text.js'
 
 /** A log row as lists show it (the event id stays inside). */

@@ -1,8 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { LockMode, raw } from '@mikro-orm/core'
-import { likePattern, type Page } from '@roster/service-kit'
+import { likePattern, preparedRows, type Page } from '@roster/service-kit'
 import { GroupEntity, GroupProfileEntity, type GroupProfileRow, type GroupRow } from '../entities/index.js'
-import { preparedRows } from './prepared.js'
 
 /**
  * The group aggregate (`app_group` and its `group_profile`): the only module that touches those tables.

@@ -1,8 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { LockMode, raw } from '@mikro-orm/core'
-import { likePattern, sql, type Page } from '@roster/service-kit'
+import { likePattern, preparedRows, sql, type Page } from '@roster/service-kit'
 import { OccupationEntity, type OccupationRow } from '../entities/index.js'
-import { preparedRows } from './prepared.js'
 
 /**
  * The occupation aggregate (`occupation`): the only module that touches that table. Writes go through
