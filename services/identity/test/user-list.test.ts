@@ -98,6 +98,72 @@ t.test('search matches each field on its own', async (t) => {
   })
 })
 
+t.test('the search keys follow every change of a searched field', async (t) => {
+  const { app, admin, sql } = await setUp(t)
+  const search = async (term: string) => usernames(await list(app, admin, { search: term, limit: '1000' }))
+  // What the table holds against the keys recomputed from the fields: equal for every user, always.
+  const consistent = async (label: string) => {
+    const [drift] = await sql<{ n: number }>(`select count(*)::int as n from (
+      (select key, user_id from user_search_key
+       except select k, u.id from app_user u, user_search_keys(u.username) k
+       except select k, p.user_id from profile p, user_search_keys(p.name, p.name_pinyin, p.name_initials, p.phone) k)
+      union all
+      (select k, u.id from app_user u, user_search_keys(u.username) k
+       union select k, p.user_id from profile p, user_search_keys(p.name, p.name_pinyin, p.name_initials, p.phone) k
+       except select key, user_id from user_search_key)) d`)
+    t.equal(drift.n, 0, `${label}: user_search_key matches the fields`)
+  }
+  const patch = (id: number, payload: object) =>
+    app.inject({ method: 'PATCH', url: `/api/users/${id}/`, payload, headers: admin })
+
+  const wang = await create(app, 'wangli', { name: '王丽', phone: '13700001111' }) // pinyin wangli
+  const long = 'a'.repeat(20) + 'B'.repeat(20) + 'tail'
+  await create(app, long)
+  const rare = await create(app, 'rare', { name: '\u{10FFFF}\u{10FFFF}x' })
+  await consistent('created')
+  t.same(await search('wangli'), ['wangli'], 'username and pinyin both match: listed once')
+  t.equal((await list(app, admin, { search: 'wangli' })).headers['x-total-count'], '1')
+
+  t.equal((await patch(wang.id, { profile: { name: '李四', phone: '' } })).statusCode, 200)
+  await consistent('renamed')
+  t.same(await search('丽'), [], 'the old name is gone')
+  t.same(await search('李四'), ['wangli'], 'the new name is found')
+  t.same(await search('1111'), [], 'the old phone is gone')
+  t.same(await search('angl'), ['wangli'], 'the username still has what the old pinyin shared with it')
+
+  t.same(await search('a'.repeat(18) + 'bb'), [long], 'across the change of case')
+  t.same(await search('a'.repeat(20) + 'B'.repeat(20) + 'ta'), [long], 'longer than a key: checked against the field')
+  t.same(await search('a'.repeat(20) + 'B'.repeat(20) + 'tx'), [], 'longer than a key, first 32 characters alike')
+  t.same(await search('\u{10FFFF}'), ['rare'], 'the last code point')
+  t.same(await search('\u{10FFFF}\u{10FFFF}'), ['rare'])
+  t.same(await search('\u{10FFFF}x'), ['rare'])
+  t.same(await search('\u{10FFFF}\u{10FFFF}\u{10FFFF}'), [])
+  t.same(await search('\u{D7FF}'), [], 'the code point before the surrogates')
+
+  // Writers of one user take turns on its row: racing renames leave the keys of the last one.
+  const names = ['甲', '乙', '丙', '丁', '戊', '己']
+  const results = await Promise.all(names.map((name) => patch(rare.id, { profile: { name } })))
+  t.same(results.map((r) => r.statusCode), names.map(() => 200))
+  await consistent('after racing renames')
+  const shown = await Promise.all(names.map((name) => search(name)))
+  t.equal(shown.filter((found) => found.length === 1).length, 1, 'exactly one of the racing names is found')
+
+  // No route renames a user; the trigger is there for whatever writes the column (an operator, a migration).
+  await sql("update app_user set username = 'liwang' where id = ?", [wang.id])
+  await consistent('username changed')
+  t.same(await search('angl'), [], "the old username's keys are gone")
+  t.same(await search('liw'), ['liwang'])
+  await sql('delete from profile where user_id = ?', [wang.id])
+  await consistent('profile deleted')
+  t.same(await search('李四'), [])
+  t.same(await search('liw'), ['liwang'], 'the username keeps its keys')
+
+  t.equal((await app.inject({ method: 'DELETE', url: `/api/users/${wang.id}/`, headers: admin })).statusCode, 200)
+  await consistent('deleted')
+  const [left] = await sql<{ n: number }>('select count(*)::int as n from user_search_key where user_id = ?', [wang.id])
+  t.equal(left.n, 0, "a deleted user's keys go with it")
+})
+
 t.test('counts of filtered lists stay exact through every change', async (t) => {
   const { app, admin, sql } = await setUp(t)
   await sql("insert into occupation_replica (id, name, version) values (7, 'nurse', 1), (8, 'doctor', 1)")

@@ -41,14 +41,6 @@ export const UserEntity = new EntitySchema<UserRow>({
       name: 'app_user_email_uq',
       expression: `create unique index app_user_email_uq on app_user (lower(email)) where email <> ''`
     },
-    {
-      name: 'app_user_username_trgm',
-      expression: 'create index app_user_username_trgm on app_user using gin (username public.gin_trgm_ops)'
-    },
-    {
-      name: 'app_user_search_grams',
-      expression: `create index app_user_search_grams on app_user using gin (user_search_grams('u', username))`
-    },
     { name: 'app_user_active_idx', expression: 'create index app_user_active_idx on app_user (is_active, id)' }
   ]
 })
@@ -129,29 +121,6 @@ export const ProfileEntity = new EntitySchema<ProfileRow>({
     modifyTime: { type: 'datetime', defaultRaw: 'now()', onCreate: () => new Date() }
   },
   indexes: [
-    // Each searched field on its own (search matches each field, never their concatenation).
-    {
-      name: 'profile_name_trgm',
-      expression: 'create index profile_name_trgm on profile using gin (name public.gin_trgm_ops)'
-    },
-    {
-      name: 'profile_name_pinyin_trgm',
-      expression: 'create index profile_name_pinyin_trgm on profile using gin (name_pinyin public.gin_trgm_ops)'
-    },
-    {
-      name: 'profile_name_initials_trgm',
-      expression: 'create index profile_name_initials_trgm on profile using gin (name_initials public.gin_trgm_ops)'
-    },
-    {
-      name: 'profile_phone_trgm',
-      expression: 'create index profile_phone_trgm on profile using gin (phone public.gin_trgm_ops)'
-    },
-    {
-      name: 'profile_search_grams',
-      expression:
-        'create index profile_search_grams on profile ' +
-        `using gin (user_search_grams('npit', name, name_pinyin, name_initials, phone))`
-    },
     {
       name: 'profile_gender_user_idx',
       expression: 'create index profile_gender_user_idx on profile (gender, user_id)'
@@ -289,10 +258,29 @@ export const MembershipEntity = new EntitySchema<MembershipRow>({
   }
 })
 
+/** How many characters of each suffix `user_search_key` keeps: longer searches are checked against the fields. */
+export const SEARCH_KEY_LENGTH = 32
+
+/** Every suffix of each searched field of a user, lower case, kept by triggers (see the migrations). */
+export interface UserSearchKeyRow {
+  key: string
+  user: number
+}
+
+export const UserSearchKeyEntity = new EntitySchema<UserSearchKeyRow>({
+  name: 'UserSearchKey',
+  tableName: 'user_search_key',
+  properties: {
+    key: { type: 'text', primary: true },
+    user: { type: 'integer', primary: true, fieldName: 'user_id' }
+  }
+})
+
 export const entities = [
   UserEntity,
   UserTotalEntity,
   UserListCountEntity,
+  UserSearchKeyEntity,
   ProfileEntity,
   SessionEntity,
   LoginThrottleEntity,

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { LockMode } from '@mikro-orm/core'
 import type { EventData, ProfileInput, ProfilePatch, User, UserListQuery } from '@roster/contracts'
-import { FieldErrors, formatTime, likePattern, lockRows, namedSql, sql, type Page } from '@roster/service-kit'
-import { ProfileEntity, UserEntity, type ProfileRow, type UserRow } from '../entities/index.js'
+import { FieldErrors, formatTime, lockRows, namedSql, sql, type Page } from '@roster/service-kit'
+import { ProfileEntity, SEARCH_KEY_LENGTH, UserEntity, type ProfileRow, type UserRow } from '../entities/index.js'
 import { nameInitials, namePinyin } from '../domain/pinyin.js'
 
 /**
@@ -162,26 +162,26 @@ export function decodeCursor(text: string): UserCursor {
 
 /**
  * The ids of users whose username, name, name pinyin, pinyin initials or phone contains `search`
- * (case-insensitive, every character literal), each field matched on its own. Up to two characters (`zs`,
- * `张三`), no trigram exists to look up, so the `user_search_grams` indexes (every 1- and 2-character piece
- * of each field, tagged with the field) answer; from three on, each field's trigram index does.
+ * (case-insensitive, every character literal), each field matched on its own, as rows of `user_search_key`
+ * (every suffix of each field, lower case, cut to SEARCH_KEY_LENGTH characters): the keys from the search,
+ * lower case, up to the first string after those starting with it, an index-only range scan as long as
+ * the matches. A user matching by several suffixes is listed once per suffix. A longer search is looked
+ * up by its first SEARCH_KEY_LENGTH characters and then checked against the fields themselves.
  */
 function searchMatches(search: string, params: unknown[]): string {
-  if ([...search].length <= 2) {
-    params.push(search, search, search, search, search)
-    return `select u.id from app_user u where user_search_grams('u', u.username) @> array['u' || lower(?)]
-      union select p.user_id from profile p where ${PROFILE_GRAMS} &&
-        array['n' || lower(?), 'p' || lower(?), 'i' || lower(?), 't' || lower(?)]`
-  }
-  const pattern = likePattern(search)
-  params.push(pattern, pattern, pattern, pattern, pattern)
-  return `select u.id from app_user u where u.username ilike ?
-    union select p.user_id from profile p
-      where p.name ilike ? or p.name_pinyin ilike ? or p.name_initials ilike ? or p.phone ilike ?`
+  params.push(search, search)
+  const range = `select s.user_id from user_search_key s
+    where s.key >= left(lower(?), ${SEARCH_KEY_LENGTH}) collate "C"
+      and s.key < user_search_after(left(lower(?), ${SEARCH_KEY_LENGTH})) collate "C"`
+  if ([...search].length <= SEARCH_KEY_LENGTH / 2) return range
+  // lower() may lengthen a string; beyond the key's length the fields decide (cheap: the range is narrow).
+  params.push(search, ...Array<string>(5).fill(search))
+  return `${range} and (char_length(lower(?)) <= ${SEARCH_KEY_LENGTH} or exists (
+      select 1 from app_user u left join profile p on p.user_id = u.id
+      where u.id = s.user_id and (strpos(lower(u.username), lower(?)) > 0 or strpos(lower(p.name), lower(?)) > 0
+        or strpos(lower(p.name_pinyin), lower(?)) > 0 or strpos(lower(p.name_initials), lower(?)) > 0
+        or strpos(lower(p.phone), lower(?)) > 0)))`
 }
-
-/** The expression of the profile's search-grams index: it must be spelled exactly so to be used. */
-const PROFILE_GRAMS = `user_search_grams('npit', p.name, p.name_pinyin, p.name_initials, p.phone)`
 
 /**
  * One page of user ids matching the filters, ascending, and the total count. Each filter is a
@@ -232,7 +232,7 @@ export async function searchUserIds(
     const all = userConditions(filter)
     const matching =
       all.conditions.length === 1 && filter.search
-        ? `select id from (${all.search}) s(id)`
+        ? `select distinct id from (${all.search}) s(id)`
         : `select u.id from app_user u ${whereOf(all.conditions)}`
     const [row] = await connection.execute<{ total: string; ids: number[] }[]>(
       `with matching as materialized (${matching})
