@@ -250,7 +250,8 @@ export async function seedUsers(db: pg.Client, schema: string, count: number, pa
   await db.query('drop table bench_seed')
   await db.query("set maintenance_work_mem = '256MB'")
   for (const index of indexes) await db.query(index.definition)
-  for (const table of ['app_user', 'profile', 'membership']) await db.query(`vacuum analyze ${table}`)
+  for (const table of ['app_user', 'profile', 'membership', 'user_search_key'])
+    await db.query(`vacuum analyze ${table}`)
 }
 
 const SURNAME_INITIALS: Record<string, string> = { ouyang: 'oy', sima: 'sm' }

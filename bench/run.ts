@@ -518,8 +518,9 @@ async function main() {
           names.slice(i, i + 4).map((username) => post(`${gateway}/api/users/`, { username, password: 'password1' }))
         )
       }
-      const loginRun = async () => {
+      const loginRun = async (label: string) => {
         let turn = 0
+        const window = { label, start: monotonicMicros(), end: 0 }
         const run = await cannon({
           url: `${gateway}/api/auth/`,
           method: 'POST',
@@ -534,13 +535,15 @@ async function main() {
           ],
           connections: availableParallelism() * 4
         })
+        window.end = monotonicMicros()
+        profileWindows.push(window)
         return { ...run, breakdown: run.cpu ? showCpu(run.cpu, 'ms') : '' }
       }
 
       // 1. Everything on every core, as on a developer's machine: identity competes with the gateway,
       // audit, PostgreSQL and NATS for the CPU that bcrypt needs.
       const sharedLimit = await bcryptLimit()
-      const shared = await loginRun()
+      const shared = await loginRun('login-shared')
       const sharedRatio = shared.rps / sharedLimit
       results.push(
         { scenario: 'login', measure: `shared cores: bcrypt compares/s (cost ${COST})`, value: sharedLimit },
@@ -576,7 +579,7 @@ async function main() {
           pinning.pinNamed('postgres', rest)
           pinning.pinNamed('nats-server', rest)
           pinning.pin(system.pid('identity')!, own)
-          const pinned = await loginRun()
+          const pinned = await loginRun('login-pinned')
           const ratio = pinned.rps / limit
           results.push(
             { scenario: 'login', measure: `identity on cpu ${own}: bcrypt compares/s there`, value: limit },

@@ -143,7 +143,10 @@ t.test('the search keys follow every change of a searched field', async (t) => {
   // Writers of one user take turns on its row: racing renames leave the keys of the last one.
   const names = ['甲', '乙', '丙', '丁', '戊', '己']
   const results = await Promise.all(names.map((name) => patch(rare.id, { profile: { name } })))
-  t.same(results.map((r) => r.statusCode), names.map(() => 200))
+  t.same(
+    results.map((r) => r.statusCode),
+    names.map(() => 200)
+  )
   await consistent('after racing renames')
   const shown = await Promise.all(names.map((name) => search(name)))
   t.equal(shown.filter((found) => found.length === 1).length, 1, 'exactly one of the racing names is found')
