@@ -227,19 +227,21 @@ export async function searchUserIds(
     ids = rows.map((r) => r.id)
     total = Number(count.total)
   } else {
-    // The matching ids once, for both the count and the page: a search is not run twice. Searched alone,
-    // the union of the fields' matches is the set (every profile has its user; no join back to app_user).
+    // The count and the page in one statement, each reading the matches itself: twice an index-only range
+    // scan is cheaper than materializing the matches once (a search for `伟` at a million users: 5 ms of
+    // PostgreSQL against 14). Searched alone, the fields' matches are the set (every profile has its user:
+    // no join back to app_user), a user counted once however many of its suffixes match.
     const all = userConditions(filter)
-    const matching =
-      all.conditions.length === 1 && filter.search
-        ? `select distinct id from (${all.search}) s(id)`
-        : `select u.id from app_user u ${whereOf(all.conditions)}`
+    const alone = all.conditions.length === 1 && filter.search
+    const count = alone
+      ? `select count(distinct id) from (${all.search}) s(id)`
+      : `select count(*) from app_user u ${whereOf(all.conditions)}`
+    const page = alone
+      ? `select distinct id from (${all.search}) s(id) ${bound ? `where id ${bound.op} ?` : ''}`
+      : `select u.id from app_user u ${whereOf([...all.conditions, ...(bound ? [`u.id ${bound.op} ?`] : [])])}`
     const [row] = await connection.execute<{ total: string; ids: number[] }[]>(
-      `with matching as materialized (${matching})
-       select (select count(*) from matching) as total,
-              array(select u.id from matching u ${bound ? `where u.id ${bound.op} ?` : ''}
-                    order by ${order} limit ? offset ?) as ids`,
-      [...all.params, ...(bound ? [bound.id] : []), limit, offset]
+      `select (${count}) as total, array(${page} order by 1${cursor?.before !== undefined ? ' desc' : ''} limit ? offset ?) as ids`,
+      [...all.params, ...all.params, ...(bound ? [bound.id] : []), limit, offset]
     )
     ids = row.ids
     total = Number(row.total)
