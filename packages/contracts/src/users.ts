@@ -187,7 +187,8 @@ export const UserListQuerySchema = Type.Composite([
     search: Type.Optional(
       Type.String({
         maxLength: 150,
-        description: 'substring of username, name, name pinyin, pinyin initials or phone; case-insensitive'
+        description:
+          'substring of username, name, name pinyin, pinyin initials or phone (each field on its own); case-insensitive'
       })
     ),
     occupation: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647 })),
