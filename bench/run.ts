@@ -418,6 +418,7 @@ async function main() {
       NATS_PREFIX: iso.NATS_PREFIX,
       NODE_ENV: RUNTIME === 'dist' ? 'production' : undefined,
       MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX,
+      HEAP_GROWING_PERCENT: process.env.HEAP_GROWING_PERCENT,
       // info, as deployed: the access log is part of what a request costs.
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
       RATE_LIMIT_MAX: '0',

@@ -1,7 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { BaseConfigProperties, ConfigError, InternalUrlProperties, loadConfig } from '@roster/service-kit'
 
-const { HOST, LOG_LEVEL, NATS_URL, NATS_PREFIX, IDENTITY_URL, REVOCATION_TTL_SECONDS } = BaseConfigProperties
+const { HOST, LOG_LEVEL, NATS_URL, NATS_PREFIX, IDENTITY_URL, REVOCATION_TTL_SECONDS, HEAP_GROWING_PERCENT } =
+  BaseConfigProperties
 
 export const GatewayConfigSchema = Type.Object({
   HOST,
@@ -9,6 +10,7 @@ export const GatewayConfigSchema = Type.Object({
   /** `/metrics` and `/ready` of the gateway; never exposed. */
   INTERNAL_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9080 }),
   LOG_LEVEL,
+  HEAP_GROWING_PERCENT,
   NATS_URL,
   NATS_PREFIX,
   IDENTITY_URL,

@@ -34,6 +34,14 @@ export const BaseConfigProperties = {
   REVOCATION_TTL_SECONDS: Type.Integer({ minimum: 60, default: 7 * 24 * 3600 }),
   OUTBOX_POLL_MS: Type.Integer({ minimum: 10, maximum: 60000, default: 1000 }),
   CONSUMER_MAX_DELIVER: Type.Integer({ minimum: 1, maximum: 100, default: 5 }),
+  HEAP_GROWING_PERCENT: Type.Integer({
+    minimum: 0,
+    maximum: 300,
+    default: 50,
+    description:
+      "how far V8 lets the old generation grow past what survived its last full collection, in percent (V8's " +
+      '--heap-growing-percent); 0 leaves it to V8, which lets it grow up to 4 times when allocation is fast'
+  }),
   TRUST_PROXY: Type.String({
     default: '127.0.0.1/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16',
     description: 'addresses whose X-Forwarded-For is believed (the gateway)'

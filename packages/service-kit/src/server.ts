@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { listenInternal } from './internal.js'
@@ -8,6 +9,11 @@ export interface ListenOptions {
   port: number
   /** The internal listener (`/internal/*`, `/metrics`, `/ready`, a service's `/docs`); same interface. */
   internalPort: number
+}
+
+export interface RunOptions extends ListenOptions {
+  /** V8's `--heap-growing-percent` (HEAP_GROWING_PERCENT); 0 or absent: V8's own. */
+  heapGrowingPercent?: number
 }
 
 /** Listens on both ports and closes gracefully on SIGINT/SIGTERM; for `src/server.ts` of each service. */
@@ -27,8 +33,17 @@ export async function listen(app: FastifyInstance, options: ListenOptions): Prom
   }
 }
 
-/** Builds and starts a service; a failure is logged and leaves a non-zero exit code. */
-export async function run(build: () => Promise<FastifyInstance>, options: ListenOptions): Promise<void> {
+/**
+ * Builds and starts a service; a failure is logged and leaves a non-zero exit code.
+ *
+ * The heap's growth is bounded first. After each full collection V8 lets the old generation grow to up to
+ * 4 times what survived it when allocation is fast, as it is under load; a service whose live heap is
+ * 30–45 MB then sat at 100–150 MB of heap (170–220 MB resident) long after the load, the garbage uncollected.
+ * At 50 % it stays near 1.5 times the live heap, for a few more (mostly concurrent) full collections.
+ * Set before anything is allocated: V8 reads the factor each time it sets the next limit.
+ */
+export async function run(build: () => Promise<FastifyInstance>, options: RunOptions): Promise<void> {
+  if (options.heapGrowingPercent) setFlagsFromString(`--heap-growing-percent=${options.heapGrowingPercent}`)
   try {
     const app = await build()
     await listen(app, options)
