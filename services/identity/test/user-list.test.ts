@@ -165,6 +165,10 @@ t.test('the search keys follow every change of a searched field', async (t) => {
   await consistent('deleted')
   const [left] = await sql<{ n: number }>('select count(*)::int as n from user_search_key where user_id = ?', [wang.id])
   t.equal(left.n, 0, "a deleted user's keys go with it")
+  await sql('truncate profile')
+  await consistent('profiles emptied')
+  t.same(await search('wangli'), [])
+  t.same(await search('rare'), ['rare'], 'the usernames keep their keys')
 })
 
 t.test('counts of filtered lists stay exact through every change', async (t) => {

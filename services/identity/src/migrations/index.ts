@@ -322,7 +322,12 @@ export class Migration20261201000500 extends Migration {
               select k, new.id from user_search_keys(new.username) k order by k collate "C" on conflict do nothing;
           end if;
         else
-          if tg_op = 'INSERT' then
+          if tg_op = 'TRUNCATE' then
+            -- The usernames' keys are all that is left.
+            truncate user_search_key;
+            insert into user_search_key (key, user_id)
+              select k, u.id from app_user u, user_search_keys(u.username) k order by k collate "C", 2;
+          elsif tg_op = 'INSERT' then
             insert into user_search_key (key, user_id)
               select k, a.user_id from added a, ${profileKeys('a')} k order by k collate "C", 2 on conflict do nothing;
           elsif tg_op = 'DELETE' then
@@ -353,8 +358,9 @@ export class Migration20261201000500 extends Migration {
       this.addSql(`create trigger ${table}_search_removed after delete on ${table}
         referencing old table as removed for each statement execute function user_search_keys_changed()`)
     }
-    this.addSql(`create trigger app_user_search_emptied after truncate on app_user
-      for each statement execute function user_search_keys_changed()`)
+    for (const table of ['app_user', 'profile'])
+      this.addSql(`create trigger ${table}_search_emptied after truncate on ${table}
+        for each statement execute function user_search_keys_changed()`)
     this.addSql(`create trigger app_user_search_renamed after update of username on app_user for each row
       when (old.username is distinct from new.username) execute function user_search_keys_changed()`)
     this.addSql(`create trigger profile_search_changed after update of name, name_pinyin, name_initials, phone
