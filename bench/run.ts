@@ -419,6 +419,7 @@ async function main() {
       NODE_ENV: RUNTIME === 'dist' ? 'production' : undefined,
       MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX,
       HEAP_GROWING_PERCENT: process.env.HEAP_GROWING_PERCENT,
+      NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS,
       // info, as deployed: the access log is part of what a request costs.
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
       RATE_LIMIT_MAX: '0',
