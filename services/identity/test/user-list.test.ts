@@ -285,6 +285,23 @@ t.test('cursor pages', async (t) => {
         res = await follow(next)
       }
       t.same(seen.sort(), wanted, JSON.stringify(filter))
+      // And back from the last page to the first, by `prev` links.
+      const back: string[] = [...usernames(res)]
+      for (let prev = linkOf(res, 'prev'); prev; prev = linkOf(res, 'prev')) {
+        res = await follow(prev)
+        t.equal(res.statusCode, 200)
+        back.push(...usernames(res))
+      }
+      t.same(back.sort(), wanted, `${JSON.stringify(filter)}, backwards`)
+    }
+  })
+
+  t.test('a search at the largest offset is an empty page, not an overflow', async (t) => {
+    for (const search of ['五', '王五']) {
+      const res = await list(app, admin, { search, offset: '2147483647', limit: '1000' })
+      t.equal(res.statusCode, 200, search)
+      t.same(res.json(), [])
+      t.ok(Number(res.headers['x-total-count']) >= 3)
     }
   })
 
