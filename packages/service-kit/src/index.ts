@@ -29,6 +29,6 @@ export {
 export { authPlugin } from './plugins/auth.js'
 export { healthPlugin } from './plugins/health.js'
 export { metricsPlugin } from './plugins/metrics.js'
-export { preparedQuery, preparedRows } from './plugins/orm.js'
+export { preparedQuery, preparedRows, type Reads } from './plugins/orm.js'
 export * from './sql.js'
 export * from './read-through.js'

@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql'
 import type { IsolationLevel } from '@mikro-orm/core'
 import { ApiError, FieldErrors, NotFoundError, ValidationError } from './errors.js'
 import type { MessageKey } from './messages.js'
-import { preparedQuery } from './plugins/orm.js'
+import { preparedQuery, type Reads } from './plugins/orm.js'
 
 /** `%text%` for `ilike`, with the pattern characters of `text` taken literally. */
 export function likePattern(text: string): string {
@@ -133,11 +133,7 @@ export async function lockRows(
  * Runs one SQL statement (`?` placeholders) in `em`'s transaction when it has one, and answers its rows. The one
  * way a repository runs raw SQL; keep it for what MikroORM cannot say or measurably says slower.
  */
-export async function sql<T = Record<string, unknown>>(
-  em: EntityManager,
-  text: string,
-  params: unknown[] = []
-): Promise<T[]> {
+export async function sql<T = Record<string, unknown>>(em: Reads, text: string, params: unknown[] = []): Promise<T[]> {
   return (await em.getConnection().execute(text, params, 'all', em.getTransactionContext())) as T[]
 }
 
@@ -147,7 +143,7 @@ export async function sql<T = Record<string, unknown>>(
  * inside one on the transaction's connection (`sql`). For a repository's hot statements that run both ways.
  */
 export async function namedSql<T = Record<string, unknown>>(
-  em: EntityManager,
+  em: Reads,
   name: string,
   text: string,
   values: unknown[] = []

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { OPERATION_LOGIN_FAILED } from '@roster/contracts'
-import { preparedQuery, preparedRows, sql, type Page } from '@roster/service-kit'
+import { preparedQuery, preparedRows, sql, type Page, type Reads } from '@roster/service-kit'
 import { UserLogEntity, type UserLogRow } from '../entities/index.js'
 import { pgText } from './text.js'
 
@@ -126,7 +126,7 @@ function numbered(text: string): string {
  * Measured (scripts/read-cpu.ts, page of 100 and total): 1172 µs Node CPU; query builder 1750; em.find 4583.
  */
 export async function listUserLogs(
-  em: EntityManager,
+  em: Reads,
   filter: LogFilter,
   page: Page,
   cursor?: LogCursor | 'top'
@@ -207,7 +207,7 @@ const startOfUtcDay = (time: Date) => new Date(Math.floor(time.getTime() / DAY_M
  * days of the log at any table size.
  */
 async function countUserLogs(
-  em: EntityManager,
+  em: Reads,
   filter: LogFilter,
   page: Page,
   found: number,
@@ -251,8 +251,8 @@ async function countUserLogs(
 }
 
 /** A count, as a named statement outside a transaction (the list's hot path) or in the transaction `em` is in. */
-async function countOf(em: EntityManager, name: string, text: string, values: unknown[]): Promise<number> {
-  const rows = em.isInTransaction()
+async function countOf(em: Reads, name: string, text: string, values: unknown[]): Promise<number> {
+  const rows = em.getTransactionContext()
     ? await sql<{ n: string }>(em, text, values)
     : await preparedQuery<{ n: string }>(em, name, numbered(text), values)
   return Number(rows[0].n)

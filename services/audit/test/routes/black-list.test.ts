@@ -240,6 +240,15 @@ t.test('black list', async (t) => {
     t.notMatch(page.headers.link, /rel="next"/)
     const first = await get(audit, '/api/black-list/?limit=2', user.access)
     t.match(first.headers.link, /limit=2&offset=2>; rel="next"/)
+    // Past the last page no row carries the total: it is counted on its own, per filter.
+    const past = await get(audit, '/api/black-list/?limit=2&offset=1000', user.access)
+    t.same(past.json(), [])
+    t.equal(past.headers['x-total-count'], '4')
+    const pastOne = await get(audit, `/api/black-list/?patient=${entries[3].patient}&offset=5`, user.access)
+    t.same(pastOne.json(), [])
+    t.equal(pastOne.headers['x-total-count'], '1')
+    const pastAll = await get(audit, '/api/black-list/?include_deleted=true&offset=100000', user.access)
+    t.equal(pastAll.headers['x-total-count'], withDeleted.headers['x-total-count'])
 
     t.same((await get(audit, `/api/black-list/?patient=${entries[3].patient}`, user.access)).json(), [entries[3]])
     t.same((await get(audit, '/api/black-list/?patient=99999999', user.access)).json(), [])

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { LockMode, raw } from '@mikro-orm/core'
-import { likePattern, preparedRows, sql, type Page } from '@roster/service-kit'
+import { likePattern, preparedQuery, preparedRows, sql, type Page, type Reads } from '@roster/service-kit'
 import { OccupationEntity, type OccupationRow } from '../entities/index.js'
 
 /**
@@ -72,7 +72,7 @@ const LIST = `select id, name, (count(*) over ())::int as total from occupation
  * directory's by ~19% (alternated in-process runs).
  */
 export async function listOccupations(
-  em: EntityManager,
+  em: Reads,
   search: string | undefined,
   page: Page
 ): Promise<{ occupations: ListedOccupation[]; total: number }> {
@@ -84,6 +84,15 @@ export async function listOccupations(
     ? rows[0][2]
     : page.offset === 0
       ? 0
-      : await em.count(OccupationEntity, pattern ? { name: { $ilike: pattern } } : {})
+      : Number(
+          (
+            await preparedQuery<{ n: string }>(
+              em,
+              'directory_occupations_count',
+              'select count(*) as n from occupation where $1::text is null or name ilike $1',
+              [pattern]
+            )
+          )[0].n
+        )
   return { occupations: rows.map((r) => ({ id: r[0], name: r[1] })), total }
 }

@@ -337,6 +337,12 @@ t.test('group list: order, search and pagination', async (t) => {
   const searched = await app.inject({ method: 'GET', url: '/api/groups/?search=a&limit=1', headers: user.headers })
   t.equal(searched.headers['x-total-count'], '5')
   t.equal(searched.json().length, 1)
+  // Past the last page no row carries the total: it is counted on its own, with the search.
+  const past = await app.inject({ method: 'GET', url: '/api/groups/?offset=1000', headers: user.headers })
+  t.same(past.json(), [])
+  t.equal(past.headers['x-total-count'], '6')
+  const pastSearch = await app.inject({ method: 'GET', url: '/api/groups/?search=a&offset=7', headers: user.headers })
+  t.equal(pastSearch.headers['x-total-count'], '5')
 
   for (const q of ['limit=0', 'limit=1001', 'offset=-1', 'limit=abc']) {
     const bad = await app.inject({ method: 'GET', url: `/api/groups/?${q}`, headers: user.headers })

@@ -70,7 +70,7 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
       const { patient, include_deleted } = request.query
       const page = pageOf(request.query)
       const { rows, total } = await blackList.listBlackList(
-        request.em,
+        request.server.reads,
         { patient, includeDeleted: include_deleted },
         page
       )

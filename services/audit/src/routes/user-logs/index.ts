@@ -60,7 +60,7 @@ async function logPage(
     if (decoded === null) new FieldErrors().add('cursor', 'invalid').throwIfAny()
     cursor = decoded ?? undefined
   }
-  const { rows, total, next } = await listUserLogs(request.em, filter, page, cursor)
+  const { rows, total, next } = await listUserLogs(request.server.reads, filter, page, cursor)
   if (cursor === undefined) {
     setPageHeaders(request, reply, total, page)
   } else {

@@ -54,7 +54,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox = async function groupRoutes
     },
     async function listGroupsRoute(request, reply) {
       const page = pageOf(request.query)
-      const { groups: rows, total } = await groups.listGroups(request.em, request.query.search, page)
+      const { groups: rows, total } = await groups.listGroups(request.server.reads, request.query.search, page)
       setPageHeaders(request, reply, total, page)
       return rows.map((row) => renderGroup(row.group, row.profile, tz))
     }

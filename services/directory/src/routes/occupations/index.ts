@@ -54,7 +54,11 @@ export const occupationRoutes: FastifyPluginAsyncTypebox = async function occupa
     },
     async function listOccupations(request, reply) {
       const page = pageOf(request.query)
-      const { occupations: rows, total } = await occupations.listOccupations(request.em, request.query.search, page)
+      const { occupations: rows, total } = await occupations.listOccupations(
+        request.server.reads,
+        request.query.search,
+        page
+      )
       setPageHeaders(request, reply, total, page)
       return rows.map(renderOccupation)
     }

@@ -143,9 +143,8 @@ export const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes(a
     async function getUser(request) {
       const id = parsePk(request.params.pk)
       assertSelfOrAdmin(request, id)
-      // The ORM's own EntityManager, not a fork for the request: one named statement outside any
-      // transaction uses neither an identity map nor a transaction (the hot read: a fork is ~5 % of it).
-      const [user] = await users.loadUsers(app.orm.em, [id], tz)
+      // One named statement outside any transaction: no fork for the request (see `Reads`).
+      const [user] = await users.loadUsers(app.reads, [id], tz)
       if (!user) throw new NotFoundError()
       return user
     }
