@@ -2,6 +2,7 @@
  * `pnpm bench`: load scenarios against the real system (services and gateway as processes, on the
  * machine's PostgreSQL and NATS, fresh schemas), each with its target:
  *   cpu     CPU per request of each process, as a multiple of a bare node:http server in the same run
+ *   reads   the `cpu` rows without registration and login (no bcrypt): a quick A/B of the read path
  *   hop     GET /api/users/{pk}/ through the gateway vs. direct to identity: ratio ≥ 0.75
  *   login   POST /api/auth/ through the gateway vs. what bcrypt alone can do: all processes on all cores
  *           (information), then identity pinned to cores of its own and compared with bcrypt there: ≥ 0.9
@@ -129,6 +130,8 @@ async function cpuScenarios(ctx: {
   auth: Record<string, string>
   adminAuth: Record<string, string>
   admin: string
+  /** Registration and login against bcrypt too (`cpu`); `reads` leaves them out. */
+  bcryptRows: boolean
 }) {
   const { gateway, auth, adminAuth, meter } = ctx
   const record = await (await fetch(`${gateway}/api/users/${ctx.user.id}/`, { headers: auth })).text()
@@ -212,80 +215,82 @@ async function cpuScenarios(ctx: {
     detail: `${viaGateway.rps.toFixed(0)} vs ${direct.rps.toFixed(0)} req/s, 16 connections`
   })
 
-  // Registration and login: their CPU against one bcrypt hash (a compare costs the same).
-  // The same 4 at a time as the registrations and logins below, and alone for comparison.
-  const alone = await bcryptHashCpu(1)
-  const hash = await bcryptHashCpu(4)
-  bcryptHashMs = hash * 1000
-  results.push({
-    scenario: 'cpu',
-    measure: `one bcrypt hash (cost ${COST}), 4 at a time, ms CPU`,
-    value: hash * 1000,
-    detail: `alone: ${(alone * 1000).toFixed(1)} ms`
-  })
-  const registered: string[] = []
   const stamp = Date.now().toString(36)
-  let turn = 0
-  const registration = await measure(
-    {
-      url: `${gateway}/api/users/`,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      connections: 4,
-      requests: [
-        {
-          setupRequest: (request) => {
-            const username = `bench-r-${stamp}-${turn++}`
-            registered.push(username)
-            return {
-              ...request,
-              body: JSON.stringify({
-                username,
-                password: 'password1',
-                profile: { name: '李四', gender: 1, age: 40, identify_id: '100000190001010001' }
-              })
-            }
-          }
-        }
-      ]
-    },
-    'registration'
-  )
-  // The issue's measure: identity's CPU (where bcrypt runs) against one hash; the total is shown beside it.
-  const identityOf = (m: CpuPerRequest) => (m.perProcess.identity ?? 0) / 1e6
-  // One row per bcrypt-bound request: identity's CPU against one hash, the target the issue sets.
-  const bcryptRow = (key: string, title: string, m: typeof registration) => {
-    cpuRows.set(key, { title, cpu: m })
-    const multiple = identityOf(m) / hash
+  if (ctx.bcryptRows) {
+    // Registration and login: their CPU against one bcrypt hash (a compare costs the same).
+    // The same 4 at a time as the registrations and logins below, and alone for comparison.
+    const alone = await bcryptHashCpu(1)
+    const hash = await bcryptHashCpu(4)
+    bcryptHashMs = hash * 1000
     results.push({
       scenario: 'cpu',
-      measure: `${title}: identity's CPU / one bcrypt hash`,
-      value: multiple,
-      target: '≤ 1.15',
-      ok: multiple <= 1.15 && m.non2xx === 0,
-      detail: `${show(m)}; all processes / one hash ${(m.total / 1e6 / hash).toFixed(2)}; identity / one hash alone ${(identityOf(m) / alone).toFixed(2)}`
+      measure: `one bcrypt hash (cost ${COST}), 4 at a time, ms CPU`,
+      value: hash * 1000,
+      detail: `alone: ${(alone * 1000).toFixed(1)} ms`
     })
+    const registered: string[] = []
+    let turn = 0
+    const registration = await measure(
+      {
+        url: `${gateway}/api/users/`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        connections: 4,
+        requests: [
+          {
+            setupRequest: (request) => {
+              const username = `bench-r-${stamp}-${turn++}`
+              registered.push(username)
+              return {
+                ...request,
+                body: JSON.stringify({
+                  username,
+                  password: 'password1',
+                  profile: { name: '李四', gender: 1, age: 40, identify_id: '100000190001010001' }
+                })
+              }
+            }
+          }
+        ]
+      },
+      'registration'
+    )
+    // The issue's measure: identity's CPU (where bcrypt runs) against one hash; the total is shown beside it.
+    const identityOf = (m: CpuPerRequest) => (m.perProcess.identity ?? 0) / 1e6
+    // One row per bcrypt-bound request: identity's CPU against one hash, the target the issue sets.
+    const bcryptRow = (key: string, title: string, m: typeof registration) => {
+      cpuRows.set(key, { title, cpu: m })
+      const multiple = identityOf(m) / hash
+      results.push({
+        scenario: 'cpu',
+        measure: `${title}: identity's CPU / one bcrypt hash`,
+        value: multiple,
+        target: '≤ 1.15',
+        ok: multiple <= 1.15 && m.non2xx === 0,
+        detail: `${show(m)}; all processes / one hash ${(m.total / 1e6 / hash).toFixed(2)}; identity / one hash alone ${(identityOf(m) / alone).toFixed(2)}`
+      })
+    }
+    bcryptRow('registration', 'POST /api/users/ (registration)', registration)
+    let loginTurn = 0
+    const login = await measure(
+      {
+        url: `${gateway}/api/auth/`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        connections: 4,
+        requests: [
+          {
+            setupRequest: (request) => ({
+              ...request,
+              body: JSON.stringify({ username: registered[loginTurn++ % registered.length], password: 'password1' })
+            })
+          }
+        ]
+      },
+      'login'
+    )
+    bcryptRow('login', 'POST /api/auth/ (login)', login)
   }
-  bcryptRow('registration', 'POST /api/users/ (registration)', registration)
-  let loginTurn = 0
-  const login = await measure(
-    {
-      url: `${gateway}/api/auth/`,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      connections: 4,
-      requests: [
-        {
-          setupRequest: (request) => ({
-            ...request,
-            body: JSON.stringify({ username: registered[loginTurn++ % registered.length], password: 'password1' })
-          })
-        }
-      ]
-    },
-    'login'
-  )
-  bcryptRow('login', 'POST /api/auth/ (login)', login)
 
   // Lists: 20 groups with profiles, 40 occupations, 20 blacklist entries, the logins' user logs.
   const created = async (url: string, body: unknown) => {
@@ -474,8 +479,9 @@ async function main() {
     const idleRate = await meter.measureIdle()
     useCpuMeter(meter)
 
-    if (wanted.has('cpu')) {
+    if (wanted.has('cpu') || wanted.has('reads')) {
       await cpuScenarios({
+        bcryptRows: wanted.has('cpu'),
         gateway,
         identity,
         meter,
