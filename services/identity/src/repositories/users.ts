@@ -234,15 +234,17 @@ export async function searchUserIds(
     if (all.conditions.length === 1 && filter.search) {
       // Searched alone, the fields' matches are the set (every profile has its user: no join back to
       // app_user), a user once however many of its suffixes match. One range scan gives both the count and
-      // the page: the distinct ids, sorted (sort and unique, not a hash), aggregated in that order and sliced.
+      // the page: the distinct ids in order, aggregated in that order and sliced.
       // At a million users, `伟` (20 082 matches) and `angwe` (9 994) take ~5 ms of PostgreSQL this way; the
       // count and the page as two subqueries each reading the range took as long in the service (pgbench,
       // whose plan hashed the page's distinct, had `伟` at 16 ms that way).
-      // The aggregate takes its input in the subquery's order: it is a plain aggregate over a sorted subquery,
-      // which PostgreSQL neither parallelizes nor reorders (its documented way to order an aggregate's input).
+      // The aggregate reads the sorted subquery in its order (PostgreSQL's documented way to order an
+      // aggregate's input without sorting again inside it, as `array_agg(id order by id)` does before 16).
+      // The subquery's LIMIT, far above any count, keeps it so: a partial aggregate split across parallel
+      // workers (possible for array_agg from PostgreSQL 16) cannot sit above a Limit.
       text = `select count(*) as total,
           (array_agg(id)${bound ? ` filter (where id ${bound.op} ?)` : ''})[least(?::bigint + 1, ${INT_MAX})::int : least(?::bigint + ?, ${INT_MAX})::int] as ids
-        from (select distinct user_id from (${all.search}) s(user_id) order by 1${desc}) m(id)`
+        from (select distinct user_id from (${all.search}) s(user_id) order by 1${desc} limit ${INT_MAX}) m(id)`
       params = [...(bound ? [bound.id] : []), offset, offset, limit, ...all.params]
     } else {
       // Combined with other filters: the count and the page each read app_user under all the conditions.
