@@ -60,6 +60,7 @@ const results: Result[] = []
  * to windows.json beside the profiles: `node bench/profile-top.mjs <profile> <label>` keeps only that load.
  */
 const profileWindows: { label: string; start: number; end: number }[] = []
+if (process.env.BENCH_CPU_PROF) mkdirSync(process.env.BENCH_CPU_PROF, { recursive: true })
 const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n)
 
 /** The `cpu` scenario's figures by window label, for the before/after table. */
