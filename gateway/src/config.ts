@@ -1,8 +1,16 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { BaseConfigProperties, ConfigError, InternalUrlProperties, loadConfig } from '@roster/service-kit'
 
-const { HOST, LOG_LEVEL, NATS_URL, NATS_PREFIX, IDENTITY_URL, REVOCATION_TTL_SECONDS, HEAP_GROWING_PERCENT } =
-  BaseConfigProperties
+const {
+  HOST,
+  LOG_LEVEL,
+  NATS_URL,
+  NATS_PREFIX,
+  IDENTITY_URL,
+  REVOCATION_TTL_SECONDS,
+  HEAP_GROWING_PERCENT,
+  IDLE_COLLECT_SECONDS
+} = BaseConfigProperties
 
 export const GatewayConfigSchema = Type.Object({
   HOST,
@@ -11,6 +19,7 @@ export const GatewayConfigSchema = Type.Object({
   INTERNAL_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9080 }),
   LOG_LEVEL,
   HEAP_GROWING_PERCENT,
+  IDLE_COLLECT_SECONDS,
   NATS_URL,
   NATS_PREFIX,
   IDENTITY_URL,

@@ -42,6 +42,14 @@ export const BaseConfigProperties = {
       "how far V8 lets the old generation grow past what survived its last full collection, in percent (V8's " +
       '--heap-growing-percent); 0 leaves it to V8, which lets it grow up to 4 times when allocation is fast'
   }),
+  IDLE_COLLECT_SECONDS: Type.Integer({
+    minimum: 0,
+    maximum: 86400,
+    default: 10,
+    description:
+      'after this many seconds under 5 % of a core, one full garbage collection gives back the heap a load left ' +
+      '(V8 keeps it otherwise); again only once the heap has grown by 8 MB; 0: never'
+  }),
   TRUST_PROXY: Type.String({
     default: '127.0.0.1/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16',
     description: 'addresses whose X-Forwarded-For is believed (the gateway)'

@@ -2,6 +2,7 @@ import { setFlagsFromString } from 'node:v8'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { listenInternal } from './internal.js'
+import { collectWhenIdle } from './idle-collect.js'
 
 export interface ListenOptions {
   host: string
@@ -14,6 +15,8 @@ export interface ListenOptions {
 export interface RunOptions extends ListenOptions {
   /** V8's `--heap-growing-percent` (HEAP_GROWING_PERCENT); 0 or absent: V8's own. */
   heapGrowingPercent?: number
+  /** IDLE_COLLECT_SECONDS: a full collection after this long quiet (see `IdleCollector`); 0 or absent: never. */
+  idleCollectSeconds?: number
 }
 
 /** Listens on both ports and closes gracefully on SIGINT/SIGTERM; for `src/server.ts` of each service. */
@@ -41,12 +44,17 @@ export async function listen(app: FastifyInstance, options: ListenOptions): Prom
  * 30–45 MB then sat at 100–150 MB of heap (170–220 MB resident) long after the load, the garbage uncollected.
  * At 50 % it stays near 1.5 times the live heap, for a few more (mostly concurrent) full collections.
  * Set before anything is allocated: V8 reads the factor each time it sets the next limit.
+ * Once listening, a quiet spell gives back the heap a load (or the start-up) left (`idleCollectSeconds`).
  */
 export async function run(build: () => Promise<FastifyInstance>, options: RunOptions): Promise<void> {
   if (options.heapGrowingPercent) setFlagsFromString(`--heap-growing-percent=${options.heapGrowingPercent}`)
   try {
     const app = await build()
     await listen(app, options)
+    if (options.idleCollectSeconds) {
+      const stop = collectWhenIdle(options.idleCollectSeconds, (fact) => app.log.info(fact, 'quiet: heap collected'))
+      app.server.once('close', stop)
+    }
   } catch (error) {
     console.error(error)
     process.exitCode = 1

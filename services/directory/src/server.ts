@@ -7,5 +7,6 @@ await run(() => buildApp(config), {
   host: config.HOST,
   port: config.PORT,
   internalPort: config.INTERNAL_PORT,
-  heapGrowingPercent: config.HEAP_GROWING_PERCENT
+  heapGrowingPercent: config.HEAP_GROWING_PERCENT,
+  idleCollectSeconds: config.IDLE_COLLECT_SECONDS
 })
