@@ -64,6 +64,23 @@ export const UserLogTotalEntity = new EntitySchema<UserLogTotalRow>({
   }
 })
 
+/** The log's row count per operation and UTC hour, kept by the same triggers: the edges of a time filter's total. */
+export interface UserLogHourTotalRow {
+  operation: number
+  hour: Date
+  total: string
+}
+
+export const UserLogHourTotalEntity = new EntitySchema<UserLogHourTotalRow>({
+  name: 'UserLogHourTotal',
+  tableName: 'user_log_hour_total',
+  properties: {
+    operation: { type: 'smallint', primary: true, autoincrement: false },
+    hour: { type: 'datetime', primary: true },
+    total: { type: 'bigint', default: 0 }
+  }
+})
+
 /**
  * The user ids audit knows, fed by `identity.user.*` events (or a read-through on a miss). A deleted
  * user keeps its row as a tombstone (`deletedAt`): ids are never reused, and a late `updated` event
@@ -131,4 +148,4 @@ export const BlackListEntity = new EntitySchema<BlackListRow>({
   ]
 })
 
-export const entities = [UserLogEntity, UserLogTotalEntity, KnownUserEntity, BlackListEntity]
+export const entities = [UserLogEntity, UserLogTotalEntity, UserLogHourTotalEntity, KnownUserEntity, BlackListEntity]

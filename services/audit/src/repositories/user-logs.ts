@@ -196,15 +196,18 @@ export async function listUserLogs(
   return { rows, total, next }
 }
 
+const HOUR_MS = 3_600_000
 const DAY_MS = 86_400_000
-const startOfUtcDay = (time: Date) => new Date(Math.floor(time.getTime() / DAY_MS) * DAY_MS)
+const floorTo = (time: Date, unit: number) => new Date(Math.floor(time.getTime() / unit) * unit)
+const ceilTo = (time: Date, unit: number) => new Date(Math.ceil(time.getTime() / unit) * unit)
 
 /**
  * `X-Total-Count`. A page that is not full tells it without counting; `summed` is the sum of the per-day totals
  * when the list's statement read it (no user, `since` or `until`); one user's rows are counted (a few
- * thousand at most); otherwise the per-day totals (kept by triggers) give every whole UTC day in the range,
- * and only the rows of the two edge days (`since`'s and `until`'s) are counted, so a count reads at most two
- * days of the log at any table size.
+ * thousand at most), and so is a window shorter than two hours. Otherwise the totals kept by triggers give
+ * the window's whole UTC days (`user_log_total`) and the whole hours of its edge days (`user_log_hour_total`),
+ * and only the rows of the two edge hours (`since`'s and `until`'s) are counted: a count reads at most two
+ * hours of the log at any table size.
  */
 async function countUserLogs(
   em: Reads,
@@ -218,35 +221,41 @@ async function countUserLogs(
   // the list's statement read the per-day totals already (filtered by operation alone)
   if (summed !== undefined) return summed
   const { since, until } = filter
-  // One user's rows, or two days at most: counted outright.
-  if (filter.user !== undefined || (since && until && until.getTime() - startOfUtcDay(since).getTime() < 2 * DAY_MS)) {
+  if (filter.user !== undefined || (since && until && until.getTime() - since.getTime() < 2 * HOUR_MS)) {
     const { where, values, shape } = whereOf(filter)
     return countOf(em, `audit_user_logs_count_${shape}`, `select count(*) as n from user_log where ${where}`, values)
   }
-  // Whole days: from the day after `since`'s to the day before `until`'s; the edge days' rows are counted.
-  const operation = whereOf({ operation: filter.operation })
+  // The window [since, until] in pieces: rows of [since, h1), hours of [h1, d1), days of [d1, d2), hours of
+  // [d2, h2), rows of [h2, until]; an open end has no edge rows and no hours on its side. When no whole day
+  // lies between the edge hours, the hours of [h1, h2) alone.
+  const h1 = since && ceilTo(since, HOUR_MS)
+  const h2 = until && floorTo(until, HOUR_MS)
+  const d1 = h1 && ceilTo(h1, DAY_MS)
+  const d2 = h2 && floorTo(h2, DAY_MS)
+  const days = !d1 || !d2 || d1 < d2
   const parts: string[] = []
   const values: unknown[] = []
-  const count = (where: { where: string; values: unknown[] }) => {
-    parts.push(`select count(*) from user_log where ${where.where}`)
+  const add = (part: string, where: { where: string; values: unknown[] }) => {
+    parts.push(`select ${part} where ${where.where}`)
     values.push(...where.values)
   }
-  const dayConditions: { condition: string; values: unknown[] }[] = []
-  if (since) {
-    const firstWhole = new Date(startOfUtcDay(since).getTime() + DAY_MS)
-    dayConditions.push({ condition: 'day >= ?::date', values: [firstWhole.toISOString().slice(0, 10)] })
-    count(whereOf({ operation: filter.operation, since }, [{ condition: 'operate_time < ?', values: [firstWhole] }]))
+  const condition = (text: string, value: unknown) => ({ condition: text, values: [value] })
+  const sum = (table: string, conditions: { condition: string; values: unknown[] }[]) =>
+    add(`coalesce(sum(total), 0) from ${table}`, whereOf({ operation: filter.operation }, conditions))
+  if (days) {
+    sum('user_log_total', [
+      ...(d1 ? [condition("day >= (?::timestamptz at time zone 'UTC')::date", d1)] : []),
+      ...(d2 ? [condition("day < (?::timestamptz at time zone 'UTC')::date", d2)] : [])
+    ])
+    if (h1 && d1) sum('user_log_hour_total', [condition('hour >= ?', h1), condition('hour < ?', d1)])
+    if (h2 && d2) sum('user_log_hour_total', [condition('hour >= ?', d2), condition('hour < ?', h2)])
+  } else {
+    sum('user_log_hour_total', [condition('hour >= ?', h1), condition('hour < ?', h2)])
   }
-  if (until) {
-    const lastEdge = startOfUtcDay(until)
-    dayConditions.push({ condition: 'day < ?::date', values: [lastEdge.toISOString().slice(0, 10)] })
-    count(whereOf({ operation: filter.operation, since: lastEdge, until }))
-  }
-  const whole = [operation.where, ...dayConditions.map((d) => d.condition)].join(' and ')
-  parts.unshift(`select coalesce(sum(total), 0) from user_log_total where ${whole}`)
-  values.unshift(...operation.values, ...dayConditions.flatMap((d) => d.values))
-  const operationShape = filter.operation === undefined ? 'shown' : 'operation'
-  const shape = `${operationShape}${since ? '_since' : ''}${until ? '_until' : ''}`
+  if (since && h1)
+    add('count(*) from user_log', whereOf({ operation: filter.operation, since }, [condition('operate_time < ?', h1)]))
+  if (until && h2) add('count(*) from user_log', whereOf({ operation: filter.operation, since: h2, until }))
+  const shape = `${filter.operation === undefined ? 'shown' : 'operation'}${since ? '_since' : ''}${until ? '_until' : ''}${days ? '' : '_hours'}`
   return countOf(em, `audit_user_logs_total_${shape}`, `select ${parts.map((p) => `(${p})`).join(' + ')} as n`, values)
 }
 
