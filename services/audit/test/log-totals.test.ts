@@ -17,8 +17,14 @@ async function compare(app: ServiceApp, filter: LogFilter): Promise<{ shown: num
   const { total } = await listUserLogs(em(app), filter, { limit: 1, offset: 0 })
   const conditions = [filter.operation === undefined ? 'operation < 2' : 'operation = ?']
   const values: unknown[] = filter.operation === undefined ? [] : [filter.operation]
-  if (filter.since) conditions.push('operate_time >= ?') && values.push(filter.since)
-  if (filter.until) conditions.push('operate_time <= ?') && values.push(filter.until)
+  for (const [bound, condition] of [
+    [filter.since, 'operate_time >= ?'],
+    [filter.until, 'operate_time <= ?']
+  ] as const) {
+    if (bound === undefined) continue
+    conditions.push(condition)
+    values.push(bound)
+  }
   const [{ n }] = await sql<{ n: number }>(
     app,
     `select count(*)::int as n from user_log where ${conditions.join(' and ')}`,
