@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { INTERNAL_PATHS } from '@roster/contracts'
 import { readThrough } from '@roster/service-kit'
 import { applyUserFact, knownState } from '../repositories/known-users.js'
-import { hasLogs } from '../repositories/user-logs.js'
+import { knownOrLogged } from '../repositories/user-logs.js'
 
 const MAX_ID = 2147483647
 
@@ -32,8 +32,8 @@ export class KnownUsers {
    * history stays, so an admin can still read it).
    */
   async hasHistory(em: EntityManager, id: number): Promise<boolean> {
-    if ((await knownState(em, id)) !== 'unknown') return true
-    if (await hasLogs(em, id)) return true
+    if (!Number.isInteger(id) || id < 1 || id > MAX_ID) return false
+    if (await knownOrLogged(em, id)) return true
     return this.readThrough(em, id)
   }
 

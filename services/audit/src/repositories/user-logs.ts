@@ -63,14 +63,32 @@ export async function recordUserLog(em: EntityManager, log: NewUserLog): Promise
     .execute('run')
 }
 
-/** One log row by id, or null. */
-export async function findUserLog(em: EntityManager, id: number): Promise<UserLogRow | null> {
-  return em.findOne(UserLogEntity, { id }, { disableIdentityMap: true })
+/**
+ * One log row by id, or null: a named statement (the id is not the partition key, so each monthly partition's
+ * key is probed; unprepared, the statement was planned anew over every partition each time).
+ */
+export async function findUserLog(em: Reads, id: number): Promise<ListedUserLog | null> {
+  if (!Number.isInteger(id) || id < 1 || id > 2147483647) return null
+  const [row] = (await preparedRows(em, 'audit_user_log_by_id', `select ${LIST_COLUMNS} from user_log where id = $1`, [
+    id
+  ])) as RawLogRow[]
+  return row ? listedLog(row) : null
 }
 
-/** The user has at least one log row (a deleted user's history stays readable). */
-export async function hasLogs(em: EntityManager, user: number): Promise<boolean> {
-  return (await em.findOne(UserLogEntity, { user }, { fields: ['id'], disableIdentityMap: true })) !== null
+/**
+ * Audit knows the user (live or deleted) or holds a log row of theirs (a deleted user's history stays
+ * readable): one named statement outside a transaction. Unprepared, the look-up of a log row across the
+ * monthly partitions was planned anew every time (2.4 ms of PostgreSQL at 12 partitions), and one user's
+ * logs were served at a fifth of the rate of `?user` for it.
+ */
+export async function knownOrLogged(em: Reads, user: number): Promise<boolean> {
+  const [row] = await preparedQuery<{ found: boolean }>(
+    em,
+    'audit_known_or_logged',
+    'select exists (select 1 from known_user where id = $1) or exists (select 1 from user_log where user_id = $1) as found',
+    [user]
+  )
+  return row.found
 }
 
 // The list's columns, in this order (rows come as arrays). Times leave SQL as epoch microseconds (exact, for
@@ -88,6 +106,20 @@ type RawLogRow = [
   userAgent: string,
   total?: string
 ]
+
+/** A row of LIST_COLUMNS as the lists show it. */
+function listedLog(r: RawLogRow): ListedUserLog {
+  return {
+    id: r[0],
+    user: r[1],
+    username: r[2],
+    ip: r[3],
+    operation: r[4],
+    operator: r[5],
+    operateTime: new Date(Math.floor(Number(r[6]) / 1000)),
+    userAgent: r[7]
+  }
+}
 
 /** The largest page the contract allows (`limit` ≤ 1000). */
 const MAX_LIMIT = 1000
@@ -173,16 +205,7 @@ export async function listUserLogs(
       ...(fromTop ? [page.limit] : [page.limit, cursor === undefined ? page.offset : 0])
     ]
   )) as RawLogRow[]
-  const rows: ListedUserLog[] = raw.map((r) => ({
-    id: r[0],
-    user: r[1],
-    username: r[2],
-    ip: r[3],
-    operation: r[4],
-    operator: r[5],
-    operateTime: new Date(Math.floor(Number(r[6]) / 1000)),
-    userAgent: r[7]
-  }))
+  const rows = raw.map(listedLog)
   const last = raw.length === page.limit ? raw[raw.length - 1] : undefined
   const next = cursor !== undefined && last ? { micros: BigInt(last[6]), id: last[0] } : undefined
   // A cursor page counts the whole filtered list, as an offset page does.
