@@ -18,12 +18,12 @@ async function compare(app: ServiceApp, filter: LogFilter): Promise<{ shown: num
   const conditions = [filter.operation === undefined ? 'operation < 2' : 'operation = ?']
   const values: unknown[] = filter.operation === undefined ? [] : [filter.operation]
   for (const [bound, condition] of [
-    [filter.since, 'operate_time >= ?'],
-    [filter.until, 'operate_time <= ?']
+    [filter.since, 'operate_time >= to_timestamp(?::float8 / 1000)'],
+    [filter.until, 'operate_time <= to_timestamp(?::float8 / 1000)']
   ] as const) {
     if (bound === undefined) continue
     conditions.push(condition)
-    values.push(bound)
+    values.push(bound.getTime())
   }
   const [{ n }] = await sql<{ n: number }>(
     app,
@@ -105,6 +105,11 @@ t.test(
       ['before every row', { until: at(-DAY) }],
       ['after every row', { since: new Date(now + DAY) }],
       ['far future, either end', { since: at(DAY), until: new Date(Date.UTC(9999, 11, 31, 23, 59, 59)) }],
+      [
+        'past the year 9999 in UTC (the largest RFC 3339 time, at -23:59)',
+        { since: at(DAY), until: new Date('9999-12-31T23:59:59.999-23:59') }
+      ],
+      ['from past the year 9999', { since: new Date('9999-12-31T23:59:59.999-23:59') }],
       ['far past, either end', { since: new Date(Date.UTC(1, 0, 1)), until: at(8 * DAY + 11 * HOUR + 11) }]
     ]
     // Random windows, the same every run.
