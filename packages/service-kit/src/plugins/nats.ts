@@ -64,7 +64,11 @@ export async function connectNats(options: NatsOptions, log: FastifyInstance['lo
     name: options.name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
-    waitOnFirstConnect: true
+    waitOnFirstConnect: true,
+    // No Error made ahead of every request and publish to carry its caller's stack in case it times out:
+    // capturing it was ~4 % of identity's main thread per login (the outbox relay's JetStream publishes). A
+    // timeout is still a TimeoutError, which the relay and the consumers log with their own context.
+    noAsyncTraces: true
   })
   const reconnected = new Set<() => void>()
   let connected = true
