@@ -330,7 +330,14 @@ t.test("what is refused before routing answers in the API's shape, at the gatewa
       ['a Host with a path', get('/api/groups/', 'Host: a/b\r\n'), 400],
       ['no Host in HTTP/1.1', get('/api/groups/', ''), 400],
       ['invalid percent-encoding in the path', get('/api/users/%FF/'), 400],
-      ['a parameter over the length limit', get(`/api/users/${'1'.repeat(300)}/`), 404]
+      ['a parameter over the length limit', get(`/api/users/${'1'.repeat(300)}/`), 404],
+      // Node closes a CONNECT without a word when nothing listens for it; a tunnel is refused in the API's shape.
+      ['CONNECT to a host and port', 'CONNECT 127.0.0.1:5432 HTTP/1.1\r\nHost: 127.0.0.1:5432\r\n\r\n', 405],
+      [
+        'CONNECT to a path, with bytes for the tunnel',
+        'CONNECT /api/users/ HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n\r\n',
+        405
+      ]
     ]
     for (const [name, request, status] of cases) {
       const answer = await raw(target, request)

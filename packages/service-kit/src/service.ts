@@ -9,8 +9,9 @@ import Fastify, {
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { MigrationObject } from '@mikro-orm/core'
 import { randomUUID } from 'node:crypto'
-import { STATUS_CODES } from 'node:http'
+import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import type { FieldCheck, StreamKey } from '@roster/contracts'
 import { FieldErrorsSchema, DetailSchema } from '@roster/contracts'
 import type { BaseConfig } from './config.js'
@@ -86,6 +87,21 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, { detail: message('request_timeout', 'zh') }]
         : [400, malformed(error.message.replace(/^Parse Error: /, ''))]
+  answerRaw(socket, status, body)
+}
+
+/**
+ * A `CONNECT` request (a tunnel, as asked of a forward proxy): Node hands it to a `connect` listener or, with
+ * none, closes the connection without a word. Roster tunnels nothing: 405 in the API's shape, and the
+ * connection closed (whatever follows the request is the tunnel's, never a request of its own).
+ */
+export function refuseConnect(_request: IncomingMessage, socket: Duplex): void {
+  socket.on('error', () => socket.destroy())
+  answerRaw(socket, 405, { detail: message('method_not_allowed', 'zh', { method: 'CONNECT' }) })
+}
+
+/** An answer in the API's error shape written straight to the socket, which is then closed. */
+function answerRaw(socket: Duplex, status: number, body: object): void {
   const text = JSON.stringify(body)
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n` +
@@ -230,6 +246,7 @@ export async function baseServer(options: BaseServerOptions): Promise<ServiceApp
     trustProxy: options.trustProxy.length > 0 ? options.trustProxy : false
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.addHook('onRequest', refuseMalformed)
+  app.server.on('connect', refuseConnect)
   try {
     // First, so that answers a later hook refuses carry the headers too.
     await app.register(securityHeadersPlugin)

@@ -11,6 +11,7 @@ import {
   internalListenerPlugin,
   listenInternal,
   metricsPlugin,
+  refuseConnect,
   serverOptions
 } from '../src/index.js'
 import { swaggerPlugin } from '../src/plugins/swagger.js'
@@ -18,6 +19,7 @@ import { swaggerPlugin } from '../src/plugins/swagger.js'
 /** A kit app as `buildService` assembles it (without a database: these routes need none), listening on both ports. */
 async function twoListeners(t: { after(fn: () => unknown): void }) {
   const app = Fastify(serverOptions('kit-test', 'silent'))
+  app.server.on('connect', refuseConnect) // as baseServer does
   await app.register(internalListenerPlugin, { internalPrefixes: ['/docs'] })
   await app.register(errorsPlugin)
   await app.register(healthPlugin)
@@ -152,6 +154,9 @@ t.test('the internal listener shares the public one’s error answers and limits
   const bad = await raw(port(internalUrl), 'GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n')
   t.equal(statusOf(bad), 400, 'a request Node refuses is a 400')
   t.match(JSON.parse(bodyOf(bad)), { detail: /请求格式错误/ }, 'in the API shape')
+  const tunnel = await raw(port(internalUrl), 'CONNECT 127.0.0.1:5432 HTTP/1.1\r\nHost: 127.0.0.1:5432\r\n\r\n')
+  t.equal(statusOf(tunnel), 405, 'a CONNECT is refused there too')
+  t.same(JSON.parse(bodyOf(tunnel)), { detail: '方法 “CONNECT” 不被允许。' })
   const unknown = await fetch(`${internalUrl}/nothing-here`)
   t.equal(unknown.status, 404)
   t.same(await unknown.json(), { detail: '未找到。' })
