@@ -146,6 +146,15 @@ t.test(
       t.ok(dropped.length > 0, dropped.join())
       t.same(await sql(app, 'select 1 from user_log where user_id = 9'), [], 'the month is gone')
       t.same(await totalsAgainstRows(app), [], 'and nothing is left of it in either table of totals')
+      await sql(app, 'truncate user_log')
+      t.same(
+        await sql(
+          app,
+          'select (select count(*) from user_log_total)::int as days, (select count(*) from user_log_hour_total)::int as hours'
+        ),
+        [{ days: 0, hours: 0 }],
+        'a truncate empties both'
+      )
     })
   }
 )

@@ -254,10 +254,13 @@ export class Migration20261201000400 extends Migration {
 }
 
 /**
- * Totals per operation and UTC hour beside the per-day ones, kept by the same statement triggers: a time filter
- * sums whole days, then the whole hours of its edge days, and counts only the rows of its two edge hours (at most
- * two hours of the log, where two edge days were up to two days of it; a `since` in the morning counted the
- * rest of that day, some 40 000 rows at 10 million over 180 days). The table is locked while the hours are
+ * Totals per operation and UTC hour beside the per-day ones: a time filter sums whole days, then the whole hours
+ * of its edge days, and counts only the rows of its two edge hours (at most two hours of the log, where two edge
+ * days were up to two days of it; a `since` in the morning counted the rest of that day, some 40 000 rows at 10
+ * million over 180 days). Triggers of their own keep them, beside the per-day ones: an insert, a delete or a
+ * truncate of `user_log`, and the per-day totals a retention drops with their month (their hours go with them).
+ * The hour triggers sort before the day triggers, so every statement takes the hours' row locks, then the
+ * days', in key order within each: two statements cannot deadlock. The table is locked while the hours are
  * summed, so no insert or purge of a replica still running falls between the sum and the triggers.
  */
 export class Migration20261202000300 extends Migration {
@@ -271,61 +274,47 @@ export class Migration20261202000300 extends Migration {
     )`)
     this.addSql(`insert into user_log_hour_total (operation, hour, total)
       select operation, date_trunc('hour', operate_time, 'UTC'), count(*) from user_log group by 1, 2`)
-    // Days, then hours, each in key order: two statements adding to the same keys cannot deadlock.
-    this.addSql(`create or replace function user_log_total_added() returns trigger language plpgsql
+    this.addSql(`create function user_log_hour_total_added() returns trigger language plpgsql
       set search_path from current as $$
       begin
-        insert into user_log_total (operation, day, total)
-        select operation, (operate_time at time zone 'UTC')::date, count(*) from added group by 1, 2 order by 1, 2
-        on conflict (operation, day) do update set total = user_log_total.total + excluded.total;
         insert into user_log_hour_total (operation, hour, total)
         select operation, date_trunc('hour', operate_time, 'UTC'), count(*) from added group by 1, 2 order by 1, 2
         on conflict (operation, hour) do update set total = user_log_hour_total.total + excluded.total;
         return null;
       end $$`)
-    this.addSql(`create or replace function user_log_total_removed() returns trigger language plpgsql
+    this.addSql(`create trigger user_log_hour_total_added after insert on user_log
+      referencing new table as added for each statement execute function user_log_hour_total_added()`)
+    this.addSql(`create function user_log_hour_total_removed() returns trigger language plpgsql
       set search_path from current as $$
       begin
-        update user_log_total t set total = t.total - n.count
-        from (select operation, (operate_time at time zone 'UTC')::date as day, count(*) as count
-              from removed group by 1, 2) n
-        where t.operation = n.operation and t.day = n.day;
         update user_log_hour_total t set total = t.total - n.count
         from (select operation, date_trunc('hour', operate_time, 'UTC') as hour, count(*) as count
               from removed group by 1, 2) n
         where t.operation = n.operation and t.hour = n.hour;
         return null;
       end $$`)
-    this.addSql(`create or replace function user_log_total_emptied() returns trigger language plpgsql
+    this.addSql(`create trigger user_log_hour_total_removed after delete on user_log
+      referencing old table as removed for each statement execute function user_log_hour_total_removed()`)
+    this.addSql(`create function user_log_hour_total_emptied() returns trigger language plpgsql
       set search_path from current as $$
       begin
-        delete from user_log_total;
         delete from user_log_hour_total;
         return null;
       end $$`)
-    this.addSql(`create or replace function user_log_drop_partitions(cutoff timestamptz) returns setof text
-      language plpgsql set search_path from current as $$
-      declare
-        part record;
+    this.addSql(`create trigger user_log_hour_total_emptied after truncate on user_log
+      for each statement execute function user_log_hour_total_emptied()`)
+    // A day's total is deleted only with its month's partition (retention): that day's hours go too.
+    this.addSql(`create function user_log_day_total_dropped() returns trigger language plpgsql
+      set search_path from current as $$
       begin
-        perform pg_advisory_xact_lock(${PARTITION_LOCK}, hashtext(current_schema()));
-        for part in
-          select c.relname as name, to_date(substr(c.relname, 11), 'YYYYMM') as first_day
-            from pg_inherits i join pg_class c on c.oid = i.inhrelid
-           where i.inhparent = 'user_log'::regclass and c.relname ~ '^user_log_p[0-9]{6}$'
-           order by c.relname
-        loop
-          if (part.first_day + interval '1 month')::timestamp at time zone 'UTC' <= cutoff then
-            delete from user_log_total where day >= part.first_day and day < part.first_day + interval '1 month';
-            delete from user_log_hour_total
-             where hour >= part.first_day::timestamp at time zone 'UTC'
-               and hour < (part.first_day + interval '1 month')::timestamp at time zone 'UTC';
-            execute format('alter table user_log detach partition %I', part.name);
-            execute format('drop table %I', part.name);
-            return next part.name;
-          end if;
-        end loop;
+        delete from user_log_hour_total h
+        using (select distinct operation, day from dropped) d
+        where h.operation = d.operation
+          and h.hour >= d.day::timestamp at time zone 'UTC' and h.hour < (d.day + 1)::timestamp at time zone 'UTC';
+        return null;
       end $$`)
+    this.addSql(`create trigger user_log_day_total_dropped after delete on user_log_total
+      referencing old table as dropped for each statement execute function user_log_day_total_dropped()`)
   }
 }
 
