@@ -1,8 +1,10 @@
 import t from 'tap'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { isolate } from '@roster/service-kit/testing'
-import type { ServiceApp } from '@roster/service-kit'
+import { migrateService, type ServiceApp } from '@roster/service-kit'
 import { buildApp } from '../src/app.js'
+import { entities } from '../src/entities/index.js'
+import { migrations } from '../src/migrations/index.js'
 import { maintainLogPartitions } from '../src/repositories/log-partitions.js'
 import { listUserLogs, type LogFilter } from '../src/repositories/user-logs.js'
 import { sql, testConfig } from './helper.js'
@@ -158,3 +160,30 @@ t.test(
     })
   }
 )
+
+t.test('the migration that adds the hour totals sums the rows already there', async (t) => {
+  const iso = await isolate(t)
+  const config = testConfig(iso)
+  const definition = { name: 'audit', config, entities }
+  // The schema as the release before left it, with a log in it.
+  await migrateService({ ...definition, migrations: migrations.slice(0, -1) })
+  const app = await buildApp({ ...config, MIGRATE_ON_START: false })
+  t.after(() => app.close())
+  await app.ready()
+  t.same(await sql(app, "select to_regclass('user_log_hour_total') as t"), [{ t: null }], 'no hour totals yet')
+  await sql(
+    app,
+    `insert into user_log (event_id, user_id, operation, operate_time)
+     select gen_random_uuid(), 7, g % 3, now() - g * interval '17 minutes' from generate_series(0, 500) g`
+  )
+  const { applied } = await migrateService({ ...definition, migrations })
+  t.same(applied, [migrations[migrations.length - 1].name])
+  t.same(await totalsAgainstRows(app), [], 'every hour of the rows already there')
+  await sql(
+    app,
+    `insert into user_log (event_id, user_id, operation, operate_time) values (gen_random_uuid(), 7, 0, now())`
+  )
+  t.same(await totalsAgainstRows(app), [], 'and the triggers go on from there')
+  const { shown, counted } = await compare(app, { since: new Date(Date.now() - 3 * HOUR - 1234), until: new Date() })
+  t.equal(shown, counted)
+})
