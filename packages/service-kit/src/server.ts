@@ -19,7 +19,11 @@ export interface RunOptions extends ListenOptions {
   idleCollectSeconds?: number
 }
 
-/** Listens on both ports and closes gracefully on SIGINT/SIGTERM; for `src/server.ts` of each service. */
+/**
+ * Listens on both ports and closes gracefully on SIGTERM, SIGINT and close-with-grace's other signals (SIGHUP,
+ * SIGQUIT, SIGUSR2 among them: a heap snapshot is asked for with `--heapsnapshot-signal=SIGWINCH`, not the usual
+ * SIGUSR2, which would stop the process); for `src/server.ts` of each service.
+ */
 export async function listen(app: FastifyInstance, options: ListenOptions): Promise<void> {
   closeWithGrace({ delay: 10_000 }, async ({ err, signal }) => {
     if (err) app.log.error({ err }, 'closing after an error')
