@@ -57,9 +57,14 @@ export const LIST_HEADERS = {
   link: { type: 'string', description: 'RFC 8288 links to the next and previous pages' }
 }
 
+/** A value a row id (a `serial` primary key) can hold: a positive 32-bit integer. */
+export function isRowId(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 1 && (value as number) <= 2147483647
+}
+
 /** A path id, or 404 for anything that is not a positive 32-bit integer. */
 export function parsePk(value: string): number {
   const id = Number(value)
-  if (!/^[0-9]{1,10}$/.test(value) || !Number.isSafeInteger(id) || id < 1 || id > 2147483647) throw new NotFoundError()
+  if (!/^[0-9]{1,10}$/.test(value) || !isRowId(id)) throw new NotFoundError()
   return id
 }

@@ -1,11 +1,9 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
 import type { FastifyBaseLogger } from 'fastify'
 import { INTERNAL_PATHS } from '@roster/contracts'
-import { readThrough } from '@roster/service-kit'
+import { isRowId, readThrough } from '@roster/service-kit'
 import { applyUserFact, knownState } from '../repositories/known-users.js'
 import { knownOrLogged } from '../repositories/user-logs.js'
-
-const MAX_ID = 2147483647
 
 /**
  * The user ids audit knows, from `IDENTITY` events. On a miss (a user created a moment ago, whose event
@@ -21,7 +19,7 @@ export class KnownUsers {
 
   /** A user that exists now (blacklisting needs one). */
   async exists(em: EntityManager, id: number): Promise<boolean> {
-    if (!Number.isInteger(id) || id < 1 || id > MAX_ID) return false
+    if (!isRowId(id)) return false
     const state = await knownState(em, id)
     if (state !== 'unknown') return state === 'live'
     return this.readThrough(em, id)
@@ -32,7 +30,7 @@ export class KnownUsers {
    * history stays, so an admin can still read it).
    */
   async hasHistory(em: EntityManager, id: number): Promise<boolean> {
-    if (!Number.isInteger(id) || id < 1 || id > MAX_ID) return false
+    if (!isRowId(id)) return false
     if (await knownOrLogged(em, id)) return true
     return this.readThrough(em, id)
   }

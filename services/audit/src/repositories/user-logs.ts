@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { OPERATION_LOGIN_FAILED } from '@roster/contracts'
-import { preparedQuery, preparedRows, sql, type Page, type Reads } from '@roster/service-kit'
+import { isRowId, preparedQuery, preparedRows, sql, type Page, type Reads } from '@roster/service-kit'
 import { UserLogEntity, type UserLogRow } from '../entities/index.js'
 import { pgText } from './text.js'
 
@@ -68,7 +68,7 @@ export async function recordUserLog(em: EntityManager, log: NewUserLog): Promise
  * key is probed; unprepared, the statement was planned anew over every partition each time).
  */
 export async function findUserLog(em: Reads, id: number): Promise<ListedUserLog | null> {
-  if (!Number.isInteger(id) || id < 1 || id > 2147483647) return null
+  if (!isRowId(id)) return null
   const [row] = (await preparedRows(em, 'audit_user_log_by_id', `select ${LIST_COLUMNS} from user_log where id = $1`, [
     id
   ])) as RawLogRow[]

@@ -16,6 +16,7 @@ import {
   FieldErrors,
   LIST_HEADERS,
   fieldErrorsFromAjv,
+  isRowId,
   NotFoundError,
   formatTime,
   message,
@@ -104,8 +105,7 @@ export const blackListRoutes: FastifyPluginAsyncTypebox = async function blackLi
       const patient = body?.patient
       if (typeof patient === 'number' && !errors.has('patient')) {
         // An id no user can have (0, beyond the integer column) does not exist either, as DRF says it.
-        if (!Number.isSafeInteger(patient) || patient < 1 || patient > 2147483647)
-          errors.add('patient', 'does_not_exist', { input: patient })
+        if (!isRowId(patient)) errors.add('patient', 'does_not_exist', { input: patient })
         else if (!(await knownUsers.exists(em, patient))) errors.add('patient', 'does_not_exist', { input: patient })
         else if (await blackList.isListed(em, patient)) errors.add('patient', 'already_blacklisted')
       }
