@@ -14,6 +14,8 @@
  * connections as `<name> pg`, each process's idle rate taken off). The `cpu` scenario states them as multiples
  * of a bare node:http server measured in the same run: on this machine (2 shared cores) that reference is
  * ~13–26 µs per request when quiet, not the ~60 µs the issue measured elsewhere, so its multiples are strict.
+ * Beside `GET /api/users/{pk}/` it measures the floor (bench/floor.ts): the same read through a bare gateway to
+ * a bare service, so each run shows how much of Roster's CPU per request is its own.
  * At the end a table puts the `cpu` figures beside those of main before issue 10 (bench/before-68918af.json).
  * `pnpm bench hop login` runs some of them. BENCH_SECONDS sets the length of each run (default 10).
  */
@@ -32,6 +34,7 @@ import { CpuMeter, showCpu, type CpuPerRequest } from './cpu.js'
 import { cannon, useCpuMeter } from './load.js'
 import { Pinning } from './pin.js'
 import { startReference } from './reference.js'
+import { startFloor } from './floor.js'
 import { benchLogs } from './list-logs.js'
 import { listUsers } from './list-users.js'
 
@@ -215,6 +218,44 @@ async function cpuScenarios(ctx: {
     ok: hop >= 0.75,
     detail: `${viaGateway.rps.toFixed(0)} vs ${direct.rps.toFixed(0)} req/s, 16 connections`
   })
+
+  // The floor (bench/floor.ts): the same read through a bare gateway to a bare service, in this run.
+  const floor = await startFloor(TEST_DATABASE_URL, ctx.schema)
+  Object.assign(ctx.extraRoots, floor.roots)
+  try {
+    const path = `/api/users/${ctx.user.id}/`
+    const floorVia = await measure({ url: `${floor.gateway}${path}` }, 'floor-gateway')
+    const floorDirect = await measure({ url: `${floor.service}${path}` }, 'floor-direct')
+    const own = (m: typeof floorVia) =>
+      Object.entries(m.perProcess)
+        .filter(([name]) => name.startsWith('floor-'))
+        .reduce((sum, [, us]) => sum + us, 0)
+    const floorRow = (label: string, m: typeof floorVia, roster: typeof floorVia) =>
+      results.push({
+        scenario: 'cpu',
+        measure: `floor: ${label} (× reference)`,
+        value: own(m) / refUs,
+        detail:
+          `${own(m).toFixed(0)} µs/req (${showCpu({ ...m, perProcess: Object.fromEntries(Object.entries(m.perProcess).filter(([n]) => n.startsWith('floor-'))) })}) ` +
+          `at ${m.rps.toFixed(0)} req/s; Roster spends ${(roster.total / own(m)).toFixed(2)}× as much (${roster.total.toFixed(0)} µs)`
+      })
+    floorRow('GET /api/users/{pk}/ through a bare gateway (node:http + undici) to a bare service', floorVia, viaGateway)
+    floorRow(
+      "GET /api/users/{pk}/ direct to the bare service (node:http + pg, identity's statement)",
+      floorDirect,
+      direct
+    )
+    results.push({
+      scenario: 'cpu',
+      measure: 'floor: req/s through the bare gateway / direct to the bare service',
+      value: floorVia.rps / floorDirect.rps,
+      detail: `${floorVia.rps.toFixed(0)} vs ${floorDirect.rps.toFixed(0)} req/s, 16 connections (Roster: ${hop.toFixed(2)})`
+    })
+  } finally {
+    floor.stop()
+    delete ctx.extraRoots['floor-gateway']
+    delete ctx.extraRoots['floor-service']
+  }
 
   const stamp = Date.now().toString(36)
   if (ctx.bcryptRows) {
