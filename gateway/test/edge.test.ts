@@ -304,6 +304,14 @@ t.test('a method the table lacks is 405 with Allow, answered by the gateway', as
   const del = await raw(port, 'DELETE /api/auth/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
   t.equal(del.status, 405)
   t.equal(del.headers.allow, 'POST')
+  // Methods Node parses beyond the five the API uses: 405 too, never a 404 (TRACE is the documents' example).
+  for (const method of ['TRACE', 'PROPFIND', 'QUERY', 'M-SEARCH', 'PURGE']) {
+    const answer = await raw(port, `${method} /api/users/1/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+    t.equal(answer.status, 405, method)
+    t.same(answer.headers.allow?.split(', ').sort(), ['DELETE', 'GET', 'PATCH', 'PUT'], `${method}: Allow`)
+    isDrf(t, answer, method)
+    t.match(answer.body, method, `${method}: named`)
+  }
   t.same(received(), [])
 })
 
@@ -328,6 +336,15 @@ t.test("what is refused before routing answers in the API's shape, at the gatewa
       ['a Host with a space', get('/api/groups/', 'Host: a b\r\n'), 400],
       ['an empty Host', get('/api/groups/', 'Host:\r\n'), 400],
       ['a Host with a path', get('/api/groups/', 'Host: a/b\r\n'), 400],
+      ['two Hosts', get('/api/groups/', 'Host: a\r\nHost: b\r\n'), 400],
+      ['the same Host twice', get('/api/groups/', 'Host: a\r\nhost: a\r\n'), 400],
+      // Node answers any other expectation with an empty chunked 417 of its own and keeps the connection.
+      ['an Expect other than 100-continue', get('/api/groups/', 'Host: x\r\nExpect: bogus\r\n'), 417],
+      [
+        'an Expect other than 100-continue, with a body',
+        'POST /api/auth/ HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}',
+        417
+      ],
       ['no Host in HTTP/1.1', get('/api/groups/', ''), 400],
       ['invalid percent-encoding in the path', get('/api/users/%FF/'), 400],
       ['a parameter over the length limit', get(`/api/users/${'1'.repeat(300)}/`), 404],

@@ -115,7 +115,7 @@ export async function listenInternal(app: FastifyInstance, options: { host: stri
   }
   // What the kit or the gateway attached to the public server for odd and slow clients (never `request` or
   // `connection`: those are the server's own).
-  for (const event of ['clientError', 'timeout', 'connect'] as const) {
+  for (const event of ['clientError', 'timeout', 'connect', 'checkExpectation'] as const) {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Node's listener signatures differ by event
     for (const listener of source.listeners(event)) server.on(event, listener as (...args: any[]) => void)
   }

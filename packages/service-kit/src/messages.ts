@@ -98,6 +98,10 @@ const CATALOGUE = {
   malformed_request: { zh: '请求格式错误 - {reason}', en: 'Malformed request - {reason}' },
   headers_too_large: { zh: '请求头过大。', en: 'Request header fields too large.' },
   request_timeout: { zh: '请求超时。', en: 'Request timeout.' },
+  expectation_failed: {
+    zh: '无法满足 Expect 请求头：只支持 100-continue。',
+    en: 'The Expect header cannot be met: only 100-continue is supported.'
+  },
   gateway_timeout: { zh: '服务响应超时，请稍后再试。', en: 'The service took too long to answer, try again later.' },
   throttled: {
     zh: '请求超过了限速。预计 {wait} 秒后可用。',

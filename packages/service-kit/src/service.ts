@@ -9,7 +9,7 @@ import Fastify, {
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { MigrationObject } from '@mikro-orm/core'
 import { randomUUID } from 'node:crypto'
-import { STATUS_CODES, type IncomingMessage } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FieldCheck, StreamKey } from '@roster/contracts'
@@ -100,6 +100,25 @@ export function refuseConnect(_request: IncomingMessage, socket: Duplex): void {
   answerRaw(socket, 405, { detail: message('method_not_allowed', 'zh', { method: 'CONNECT' }) })
 }
 
+/**
+ * A request whose `Expect` is anything but `100-continue` (RFC 9110 §10.1.1): Node answers `417` with an
+ * empty chunked body and keeps the connection. Here the `417` is in the API's shape, in the language the
+ * request asks for, and the connection is closed (its body, if one follows, is never read).
+ */
+export function refuseExpectation(request: IncomingMessage, response: ServerResponse): void {
+  const text = JSON.stringify({
+    detail: message('expectation_failed', negotiateLanguage(request.headers['accept-language']))
+  })
+  response.writeHead(417, {
+    connection: 'close',
+    'content-type': 'application/json; charset=utf-8',
+    'x-content-type-options': 'nosniff',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(text)
+  })
+  response.end(text)
+}
+
 /** An answer in the API's error shape written straight to the socket, which is then closed. */
 function answerRaw(socket: Duplex, status: number, body: object): void {
   const text = JSON.stringify(body)
@@ -148,18 +167,31 @@ function wellFormedQuery(url: string): boolean {
   }
 }
 
+/** Whether the request names more than one Host (RFC 9112 §3.2: a 400); Node keeps the first and drops the rest. */
+function hostRepeated(rawHeaders: string[]): boolean {
+  let seen = false
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]
+    if (name.length !== 4 || name.toLowerCase() !== 'host') continue
+    if (seen) return true
+    seen = true
+  }
+  return false
+}
+
 // RFC 9110 Host: a reg-name, an IPv4 address or a bracketed IPv6 literal, and an optional port.
 const HOST = /^(?:(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?$/
 
 /**
- * `onRequest`, first of all: a request with a malformed or (in HTTP/1.1) missing `Host`, or a query that is
- * not valid percent-encoded UTF-8, is a `400` in the API's shape before anything reads them. A callback
- * hook (it runs on every request: no promise for the usual case, where nothing is wrong).
+ * `onRequest`, first of all: a request with a malformed, repeated or (in HTTP/1.1) missing `Host`, or a
+ * query that is not valid percent-encoded UTF-8, is a `400` in the API's shape before anything reads them.
+ * A callback hook (it runs on every request: no promise for the usual case, where nothing is wrong).
  */
 export function refuseMalformed(request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
   const host = request.headers.host
   let reason: string | null = null
-  if (host === undefined ? request.raw.httpVersion === '1.1' : !HOST.test(host)) reason = 'invalid Host header'
+  if (host === undefined ? request.raw.httpVersion === '1.1' : !HOST.test(host) || hostRepeated(request.raw.rawHeaders))
+    reason = 'invalid Host header'
   else if (!wellFormedQuery(request.raw.url ?? '')) reason = 'invalid percent-encoding in the query'
   if (reason === null) return done()
   request.log.info({ status: 400, reason }, 'request refused')
@@ -247,6 +279,7 @@ export async function baseServer(options: BaseServerOptions): Promise<ServiceApp
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.addHook('onRequest', refuseMalformed)
   app.server.on('connect', refuseConnect)
+  app.server.on('checkExpectation', refuseExpectation)
   try {
     // First, so that answers a later hook refuses carry the headers too.
     await app.register(securityHeadersPlugin)

@@ -12,6 +12,7 @@ import {
   listenInternal,
   metricsPlugin,
   refuseConnect,
+  refuseExpectation,
   serverOptions
 } from '../src/index.js'
 import { swaggerPlugin } from '../src/plugins/swagger.js'
@@ -20,6 +21,7 @@ import { swaggerPlugin } from '../src/plugins/swagger.js'
 async function twoListeners(t: { after(fn: () => unknown): void }) {
   const app = Fastify(serverOptions('kit-test', 'silent'))
   app.server.on('connect', refuseConnect) // as baseServer does
+  app.server.on('checkExpectation', refuseExpectation)
   await app.register(internalListenerPlugin, { internalPrefixes: ['/docs'] })
   await app.register(errorsPlugin)
   await app.register(healthPlugin)
@@ -157,6 +159,12 @@ t.test('the internal listener shares the public one’s error answers and limits
   const tunnel = await raw(port(internalUrl), 'CONNECT 127.0.0.1:5432 HTTP/1.1\r\nHost: 127.0.0.1:5432\r\n\r\n')
   t.equal(statusOf(tunnel), 405, 'a CONNECT is refused there too')
   t.same(JSON.parse(bodyOf(tunnel)), { detail: '方法 “CONNECT” 不被允许。' })
+  const expecting = await raw(
+    port(internalUrl),
+    'GET /metrics HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\nAccept-Language: en\r\n\r\n'
+  )
+  t.equal(statusOf(expecting), 417, 'an Expect it cannot meet is a 417 there too')
+  t.same(JSON.parse(bodyOf(expecting)), { detail: 'The Expect header cannot be met: only 100-continue is supported.' })
   const unknown = await fetch(`${internalUrl}/nothing-here`)
   t.equal(unknown.status, 404)
   t.same(await unknown.json(), { detail: '未找到。' })

@@ -1,3 +1,4 @@
+import { METHODS as NODE_METHODS } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import { ApiError, NotFoundError, PayloadTooLargeError, ValidationError } from '../errors.js'
@@ -11,7 +12,14 @@ declare module 'fastify' {
   }
 }
 
-const METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']
+/**
+ * The methods a known `/api` path answers `405` for when it lacks them: every method Node's parser takes
+ * (`TRACE`, `PROPFIND`, `QUERY`, …) but `HEAD` (a `GET` path answers it), `OPTIONS` (CORS preflights) and
+ * `CONNECT` (refused before routing, `refuseConnect`). A method no parser knows is a `400` (`clientErrorHandler`).
+ */
+/** The methods the API's routes use. */
+const API_METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])
+const METHODS = NODE_METHODS.filter((m) => m !== 'HEAD' && m !== 'OPTIONS' && m !== 'CONNECT') as HTTPMethods[]
 
 function send(request: FastifyRequest, reply: FastifyReply, error: ApiError) {
   const level = error.statusCode >= 500 ? 'error' : 'info'
@@ -126,6 +134,10 @@ export const errorsPlugin = fp(
       methodsByUrl.set(route.url, set)
     })
     app.decorate('registerMethodNotAllowed', function registerMethodNotAllowed(this: FastifyInstance) {
+      // Fastify routes only the methods it was told of (GET, POST, … TRACE, QUERY). Those the API does not use
+      // are made known as methods without a body: their 405 reads nothing (a QUERY was a 400 for its body).
+      for (const method of METHODS)
+        if (!API_METHODS.has(method)) this.addHttpMethod(method, { hasBody: false, overrideExisting: true })
       for (const [url, known] of methodsByUrl) {
         if (!url.startsWith('/api/')) continue
         const missing = METHODS.filter((m) => !known.has(m) && !(m === 'HEAD' && known.has('GET')))
