@@ -355,4 +355,24 @@ t.test('identity write paths under concurrency', async (t) => {
     t.same(statuses(results), { 200: 1, 404: PARALLEL - 1 })
     t.equal(await events('identity.membership.removed', `(payload->'data'->>'group_id')::int = 503`), 1)
   })
+
+  t.test('one session logged out many times at once', async (t) => {
+    const user = await register(app)
+    const tokens = await login(app, user.username, 'password1')
+    const { sid } = JSON.parse(Buffer.from(tokens.access.split('.')[1], 'base64url').toString())
+    const results = await Promise.all(
+      Array.from({ length: PARALLEL }, (_, i) =>
+        app.inject({ method: i % 2 ? 'GET' : 'POST', url: '/api/auth/logout/', headers: bearer(tokens.access) })
+      )
+    )
+    t.same(statuses(results), { 200: 1, 401: PARALLEL - 1 }, 'the session ends once; the others find it ended')
+    for (const r of results)
+      if (r.statusCode === 401)
+        t.same(r.json(), { detail: 'Given token not valid for any token type', code: 'token_not_valid' })
+    t.equal(
+      await events('identity.session.logout', `payload->'data'->>'session_id' = ?`, [sid]),
+      1,
+      'one logout event (one log row), not one per request'
+    )
+  })
 })

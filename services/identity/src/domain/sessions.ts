@@ -125,11 +125,15 @@ export class Sessions {
     return outcome
   }
 
-  /** Logout: ends the caller's session and records who ended it. */
+  /**
+   * Logout: ends the caller's session and records who ended it. A session ends once: of two logouts with
+   * one token at once, the second (it waits for the user's row lock) finds the session ended and is the
+   * `401` a logout after it is, with no second logout event (parallel logouts wrote one log row each).
+   */
   async end(em: EntityManager, sid: string, userId: number, client: Client, reply: FastifyReply): Promise<void> {
     await transactional(em, async (t) => {
       await users.lock(t, userId)
-      await this.revoke(t, { userId, only: sid }, reply)
+      if ((await this.revoke(t, { userId, only: sid }, reply)) === 0) throw new TokenInvalidError()
       await this.app.outbox.emit(t, 'identity.session.logout', {
         session_id: sid,
         user_id: userId,
@@ -144,18 +148,19 @@ export class Sessions {
    * Revokes sessions of a user inside the caller's transaction (all, all but one, or only one), under the
    * user's row lock the caller holds. Once the transaction has committed, the sessions are refused here at
    * once, named to the gateway carrying `reply` (null: no answer carries it), and written to the bucket for
-   * every other process, which `reply` waits for (bounded).
+   * every other process, which `reply` waits for (bounded). Answers how many sessions it ended.
    */
   async revoke(
     em: EntityManager,
     target: { userId: number; except?: string; only?: string },
     reply: FastifyReply | null
-  ): Promise<void> {
+  ): Promise<number> {
     const revoked: Revoked[] = []
     for (const { id, exp } of await sessions.revoke(em, target)) {
       revoked.push({ sid: id, exp, eventId: await this.app.outbox.enqueue(em, 'revocation', id, { exp }) })
     }
     if (revoked.length > 0) afterCommit(em, () => this.announce(revoked, reply))
+    return revoked.length
   }
 
   private announce(revoked: Revoked[], reply: FastifyReply | null): void {
