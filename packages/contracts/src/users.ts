@@ -111,12 +111,16 @@ export const ProfilePatchSchema = Type.Partial(ProfileInputSchema, {
 })
 export type ProfilePatch = Static<typeof ProfilePatchSchema>
 
+// Combining marks pass here so that a decomposed name (`e` + U+0301, as some keyboards and macOS send it)
+// is taken as its composed form: identity stores the NFKC form and checks the same grammar on it, without
+// marks (a mark that composes with nothing is refused there).
 const username = Type.String({
   minLength: 1,
   maxLength: 150,
-  pattern: '^[\\p{L}\\p{N}_.@+-]+$',
+  pattern: '^[\\p{L}\\p{M}\\p{N}_.@+-]+$',
   'x-messages': { pattern: 'username_invalid' },
-  description: 'letters, digits and @ . + - _ (unique, case-insensitive)'
+  description:
+    'letters, digits and @ . + - _ (unique, case-insensitive); stored in Unicode NFKC, so a decomposed é is é'
 })
 const password = Type.String({
   minLength: 1,
