@@ -31,7 +31,8 @@ async function app() {
       schema: {
         querystring: Type.Object({
           search: Type.Optional(Type.String({ maxLength: 10 })),
-          n: Type.Optional(Type.Integer({ maximum: 2147483647 }))
+          n: Type.Optional(Type.Integer({ maximum: 2147483647 })),
+          flag: Type.Optional(Type.Boolean())
         })
       }
     },
@@ -127,6 +128,47 @@ t.test('query values: NUL and lone surrogates are field errors, values trimmed, 
     const big = await server.inject({ url: `/api/things/?n=${n}` })
     t.equal(big.statusCode, 400, n)
   }
+})
+
+t.test('query integers are decimal, query booleans as django-filter reads them', async (t) => {
+  const server = await app()
+  for (const n of ['0x10', '0X10', '1e1', '1E1', '0b11', '0o7', '1.5', '1_000', '--1', '1 2', '', '１', '٣']) {
+    const res = await server.inject({ url: `/api/things/?n=${encodeURIComponent(n)}` })
+    t.equal(res.statusCode, 400, JSON.stringify(n))
+    t.same(res.json(), { n: ['请填写合法的整数值。'] }, JSON.stringify(n))
+  }
+  const twice = await server.inject({ url: '/api/things/?n=0x1&n=0x2' })
+  t.same(twice.json(), { n: ['请填写合法的整数值。'] }, 'one message for a repeated parameter')
+  for (const [n, value] of [
+    ['7', 7],
+    ['+7', 7],
+    ['-7', -7],
+    ['007', 7],
+    ['7.0', 7],
+    ['7.', 7],
+    [' 7 ', 7]
+  ] as const) {
+    const res = await server.inject({ url: `/api/things/?n=${encodeURIComponent(n)}` })
+    t.same(res.json(), { n: value }, JSON.stringify(n))
+  }
+  for (const [flag, value] of [
+    ['true', true],
+    ['True', true],
+    ['TRUE', true],
+    ['1', true],
+    ['false', false],
+    ['False', false],
+    ['0', false]
+  ] as const) {
+    const res = await server.inject({ url: `/api/things/?flag=${flag}` })
+    t.same(res.json(), { flag: value }, flag)
+  }
+  for (const flag of ['yes', 'on', '2', '', 'null', 'truee']) {
+    const res = await server.inject({ url: `/api/things/?flag=${flag}` })
+    t.equal(res.statusCode, 400, flag)
+    t.same(res.json(), { flag: ['必须是有效的布尔值。'] }, flag)
+  }
+  t.same((await server.inject({ url: '/api/things/?search=0x10' })).json(), { search: '0x10' }, 'text is text')
 })
 
 t.test('path parameters with NUL or lone surrogates are 404', async (t) => {

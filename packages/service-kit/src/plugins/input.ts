@@ -6,6 +6,41 @@ import { JsonParseError } from './errors.js'
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH'])
 
+/**
+ * A query integer as DRF's `IntegerField` reads one (`7`, `+7`, `007`, `7.0`). Ajv's coercion would also take
+ * `0x7`, `7e0` and `0b111` (path ids already refuse them: `isRowId`); here they are `400`, as `abc` is.
+ */
+const DECIMAL_INTEGER = /^[+-]?[0-9]+(?:\.0*)?$/
+
+/** A query boolean as django-filter's `BooleanWidget` reads one: `true`/`false`/`1`/`0`, any case. */
+const BOOLEANS: Record<string, string> = { true: 'true', '1': 'true', false: 'false', '0': 'false' }
+
+/** The query parameters of a route that are integers, and those that are booleans (from its schema). */
+interface QueryTypes {
+  integers: string[]
+  booleans: string[]
+}
+const QUERY_TYPES = Symbol('roster.queryTypes')
+
+function queryTypes(schema: unknown): QueryTypes | undefined {
+  const properties = (schema as { properties?: Record<string, { type?: unknown }> } | undefined)?.properties
+  if (!properties) return undefined
+  const named = (type: string) =>
+    Object.keys(properties).filter((name) => {
+      const declared = properties[name]?.type
+      return declared === type || (Array.isArray(declared) && declared.includes(type))
+    })
+  const types = { integers: named('integer'), booleans: named('boolean') }
+  return types.integers.length + types.booleans.length > 0 ? types : undefined
+}
+
+/** Each value of a query parameter (a repeated one is an array). */
+function eachValue(value: unknown, fn: (text: string) => string | null): unknown {
+  if (typeof value === 'string') return fn(value) ?? value
+  if (Array.isArray(value)) return value.map((v) => (typeof v === 'string' ? (fn(v) ?? v) : v))
+  return value
+}
+
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
 
 /**
@@ -38,6 +73,10 @@ export const inputPlugin = fp(
           : done(new ValidationError(errors.tree) as unknown as FastifyError, undefined)
       })
     })
+    app.addHook('onRoute', (route) => {
+      const types = queryTypes((route.schema as { querystring?: unknown } | undefined)?.querystring)
+      if (types) route.config = { ...route.config, [QUERY_TYPES]: types } as typeof route.config
+    })
     // Query strings and path parameters follow the same rule; a bad path parameter names nothing: 404. A
     // body-carrying request without a body is validated as `{}`, as DRF does. (Callback hooks, not async
     // ones: they run on every request, and a promise per hook is a measurable part of a cheap one.)
@@ -46,9 +85,19 @@ export const inputPlugin = fp(
       request.params = normalizeText((request.params ?? {}) as Record<string, unknown>, () => (badParam = true), false)
       if (badParam) return done(new NotFoundError())
       const errors = new FieldErrors()
-      request.query = normalizeText((request.query ?? {}) as Record<string, unknown>, (name, key) =>
+      const query = normalizeText((request.query ?? {}) as Record<string, unknown>, (name, key) =>
         errors.add(name, key)
       )
+      const types = (request.routeOptions.config as { [QUERY_TYPES]?: QueryTypes })[QUERY_TYPES]
+      if (types) {
+        // A spelling refused here is handed to validation as text no coercion takes, so that it is reported
+        // with every other bad field at once (`请填写合法的整数值。`).
+        for (const name of types.integers)
+          if (name in query) query[name] = eachValue(query[name], (text) => (DECIMAL_INTEGER.test(text) ? null : 'x'))
+        for (const name of types.booleans)
+          if (name in query) query[name] = eachValue(query[name], (text) => BOOLEANS[text.toLowerCase()] ?? null)
+      }
+      request.query = query
       if (!errors.empty) return done(new ValidationError(errors.tree))
       if (request.body === undefined && BODY_METHODS.has(request.method)) request.body = {}
       done()
