@@ -109,23 +109,28 @@ export function refuseExpectation(request: IncomingMessage, response: ServerResp
   const text = JSON.stringify({
     detail: message('expectation_failed', negotiateLanguage(request.headers['accept-language']))
   })
-  response.writeHead(417, {
+  response.writeHead(417, rawAnswerHeaders(text))
+  response.end(text)
+}
+
+/** The headers of an answer the kit writes outside Fastify: JSON, never cached or sniffed, the connection closed. */
+function rawAnswerHeaders(text: string): Record<string, string> {
+  return {
     connection: 'close',
     'content-type': 'application/json; charset=utf-8',
     'x-content-type-options': 'nosniff',
     'cache-control': 'no-store',
-    'content-length': Buffer.byteLength(text)
-  })
-  response.end(text)
+    'content-length': String(Buffer.byteLength(text))
+  }
 }
 
 /** An answer in the API's error shape written straight to the socket, which is then closed. */
 function answerRaw(socket: Duplex, status: number, body: object): void {
   const text = JSON.stringify(body)
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n` +
-      `Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`
-  )
+  const headers = Object.entries(rawAnswerHeaders(text))
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('')
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${headers}\r\n${text}`)
 }
 
 function malformed(reason: string, lang: Lang = 'zh') {

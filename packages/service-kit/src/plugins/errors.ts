@@ -12,13 +12,14 @@ declare module 'fastify' {
   }
 }
 
+/** The methods the API's routes use. */
+const API_METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])
+
 /**
  * The methods a known `/api` path answers `405` for when it lacks them: every method Node's parser takes
  * (`TRACE`, `PROPFIND`, `QUERY`, …) but `HEAD` (a `GET` path answers it), `OPTIONS` (CORS preflights) and
  * `CONNECT` (refused before routing, `refuseConnect`). A method no parser knows is a `400` (`clientErrorHandler`).
  */
-/** The methods the API's routes use. */
-const API_METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])
 const METHODS = NODE_METHODS.filter((m) => m !== 'HEAD' && m !== 'OPTIONS' && m !== 'CONNECT') as HTTPMethods[]
 
 function send(request: FastifyRequest, reply: FastifyReply, error: ApiError) {
